@@ -1,0 +1,89 @@
+/*
+ * config.h - INI configuration of the agent and the coordinator.
+ *
+ * Every known key is one row of a table (name, type, default, bounds); `[kafka]` keys pass
+ * unchanged to librdkafka; `[tenants]` maps tenant ids to libpq connection strings and
+ * `[tenant_tags]` gives each tenant comma-separated `key:value` tags. Errors name the file,
+ * the line and the key. Reload parses into a new struct and the caller swaps on success.
+ */
+#ifndef PGR_CONFIG_H
+#define PGR_CONFIG_H
+
+#include "pgr/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct pgr_kv {
+    char *key;
+    char *value;
+} pgr_kv;
+
+typedef struct pgr_tenant_conf {
+    char *id;
+    char *dsn;  /* may hold a password: never log it, use pgr_log_redact_dsn */
+    char *tags; /* "region:us-east,tier:gold" or NULL */
+} pgr_tenant_conf;
+
+typedef struct pgr_config {
+    char *path;
+    /* [agent] */
+    char *agent_id;
+    char *secret_key;
+    char *keyring;
+    char *state_dir;
+    int lock_timeout_ms;
+    int statement_timeout_ms;
+    int retries;
+    int heartbeat_ms;
+    int verify_interval_ms;
+    int max_job_bytes;
+    /* [coordinator] */
+    char *control_dsn;
+    char *agent_keyring;
+    char *coordinator_id;
+    /* [topics] */
+    char *topic_prefix;
+    /* [log] */
+    char *log_level;
+    char *log_format;
+    /* [kafka] pass-through, [tenants] */
+    pgr_kv *kafka;
+    size_t kafka_count;
+    pgr_tenant_conf *tenants;
+    size_t tenant_count;
+} pgr_config;
+
+typedef enum pgr_cf_type { PGR_CF_STRING, PGR_CF_INT, PGR_CF_ENUM } pgr_cf_type;
+
+/* One row per known key; `enum_values` is a '|'-separated list for PGR_CF_ENUM. */
+typedef struct pgr_config_key {
+    const char *name; /* "section.key" */
+    pgr_cf_type type;
+    size_t offset;
+    const char *default_value; /* NULL: no default (unset) */
+    long min;
+    long max;
+    const char *enum_values;
+    const char *help;
+} pgr_config_key;
+
+/* The table of every known key, terminated by a row whose name is NULL. */
+const pgr_config_key *pgr_config_keys(void);
+
+/* Allocates a config holding every default. */
+pgr_config *pgr_config_new(void);
+void pgr_config_free(pgr_config *cfg);
+
+/* Loads a file on top of defaults. On success *out is a new config owned by the caller.
+ * On failure nothing is allocated and err names "file:line: key: reason". */
+pgr_code pgr_config_load(const char *path, pgr_config **out, pgr_error *err) PGR_MUSTCHECK;
+
+/* Parses a buffer; `name` is used in messages. Fuzz-friendly entry point. */
+pgr_code pgr_config_parse(const char *buf, size_t len, const char *name, pgr_config **out,
+                          pgr_error *err) PGR_MUSTCHECK;
+
+/* Looks a tenant up by id; NULL if not configured. */
+const pgr_tenant_conf *pgr_config_tenant(const pgr_config *cfg, const char *id);
+
+#endif

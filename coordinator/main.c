@@ -1,0 +1,64 @@
+/*
+ * main.c - `pgrollout`, the coordinator CLI: dispatches to one function per command.
+ * Only main() exits; commands return exit codes (see coord_cli.h).
+ */
+#include "coord_cli.h"
+
+#include "pgr/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct coord_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} coord_command;
+
+static const coord_command commands[] = {
+    {"keygen", coord_keygen_main, "write an Ed25519 key pair (NAME.key 0600, NAME.pub)"},
+    {"lint", coord_lint_main, "check migration files against the safety rules"},
+    {"plan", coord_plan_main, "print the steps that would run, with locks and PHI flags"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "pgrollout %s - signed, staged PostgreSQL schema rollouts over Kafka\n\n"
+                 "usage: pgrollout COMMAND [OPTIONS]\n\ncommands:\n",
+            PGR_VERSION);
+    for (const coord_command *c = commands; c->name != NULL; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "\n  pgrollout COMMAND --help   shows the options of a command\n"
+                 "  pgrollout --version        prints the version\n\n"
+                 "exit codes: 0 success, 1 failure or findings, 2 usage or configuration error,\n"
+                 "            3 drift or lock held\n");
+}
+
+int main(int argc, char **argv)
+{
+    pgr_log_setup(PGR_LOG_INFO, PGR_LOG_TEXT, stderr);
+    if (argc < 2) {
+        usage(stderr);
+        return COORD_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return COORD_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("pgrollout %s\n", PGR_VERSION);
+        return COORD_EXIT_OK;
+    }
+    for (const coord_command *c = commands; c->name != NULL; c++) {
+        if (strcmp(argv[1], c->name) == 0)
+            return c->fn(argc - 1, argv + 1);
+    }
+    if (argv[1][0] == '-')
+        fprintf(stderr, "pgrollout: unknown option \"%s\"\n", argv[1]);
+    else
+        fprintf(stderr, "pgrollout: unknown command \"%s\"\n", argv[1]);
+    fprintf(stderr, "Try \"pgrollout --help\".\n");
+    return COORD_EXIT_USAGE;
+}

@@ -1,0 +1,152 @@
+/* plan.c - `pgrollout plan --migrations DIR`: the steps that would run, with locks and PHI. */
+#include "coord_cli.h"
+
+#include "pgr/migration.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct plan_opts {
+    const char *dir;
+    const char *from; /* exclusive: versions above it */
+    const char *to;   /* inclusive */
+    bool json;
+} plan_opts;
+
+static void plan_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: pgrollout plan --migrations DIR [--from VERSION] [--to VERSION] [--json]\n\n"
+            "Prints, without side effects, every up step that would run, in order, with its\n"
+            "kind, object, transaction mode, PHI flag and the lock it takes.\n\n"
+            "  --migrations DIR   migration files (default: migrations)\n"
+            "  --from VERSION     start after this version (the tenant's current version)\n"
+            "  --to VERSION       stop at this version (inclusive)\n"
+            "  --json             JSON output\n"
+            "  -h, --help         show this help\n");
+}
+
+static bool version_arg_valid(const char *v)
+{
+    if (v == NULL)
+        return true;
+    if (strcmp(v, "0") == 0)
+        return true;
+    if (strlen(v) != PGR_VERSION_LEN)
+        return false;
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+    }
+    return true;
+}
+
+static json_t *step_json(const pgr_migration *m, const pgr_step *s)
+{
+    char obj[512];
+    pgr_step_describe(s, obj, sizeof(obj));
+    return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:b, s:s}", "version", m->version,
+                     "migration", m->name, "step", s->index + 1, "kind",
+                     pgr_step_kind_name(s->kind), "object", obj, "transaction",
+                     pgr_step_transactional(s) ? "transaction" : "none", "phi", s->phi, "lock",
+                     pgr_step_lock(s));
+}
+
+static void print_step_text(const pgr_migration *m, const pgr_step *s)
+{
+    char obj[512];
+    pgr_step_describe(s, obj, sizeof(obj));
+    printf("  %2d  %-12s %-60s %-11s %-3s %s\n", s->index + 1, pgr_step_kind_name(s->kind), obj,
+           pgr_step_transactional(s) ? "transaction" : "none", s->phi ? "phi" : "-",
+           pgr_step_lock(s));
+    PGR_UNUSED(m);
+}
+
+static int plan_print(const pgr_migration_set *set, const plan_opts *o)
+{
+    json_t *steps = json_array();
+    size_t nmig = 0, nsteps = 0;
+
+    for (size_t i = 0; i < set->count; i++) {
+        const pgr_migration *m = set->items[i];
+        if ((o->from != NULL && strcmp(m->version, o->from) <= 0) ||
+            (o->to != NULL && strcmp(m->version, o->to) > 0))
+            continue;
+        nmig++;
+        if (!o->json)
+            printf("%s %s (checksum %.12s, %zu steps)\n", m->version, m->name, m->checksum,
+                   m->up_count);
+        for (size_t j = 0; j < m->up_count; j++, nsteps++) {
+            if (o->json)
+                json_array_append_new(steps, step_json(m, &m->up[j]));
+            else
+                print_step_text(m, &m->up[j]);
+        }
+    }
+    if (o->json) {
+        json_t *doc = json_pack("{s:i, s:i, s:o}", "migrations", (int)nmig, "step_count",
+                                (int)nsteps, "steps", steps);
+        char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s != NULL ? s : "{}");
+        free(s);
+        json_decref(doc);
+    } else {
+        json_decref(steps);
+        printf("%zu migration(s), %zu step(s)\n", nmig, nsteps);
+    }
+    return COORD_EXIT_OK;
+}
+
+int coord_plan_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"migrations", required_argument, NULL, 'm'}, {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},         {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    plan_opts o = {"migrations", NULL, NULL, false};
+    pgr_migration_set *set = NULL;
+    pgr_error err;
+    int c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            o.dir = optarg;
+            break;
+        case 'f':
+            o.from = optarg;
+            break;
+        case 't':
+            o.to = optarg;
+            break;
+        case 'j':
+            o.json = true;
+            break;
+        case 'h':
+            plan_usage(stdout);
+            return COORD_EXIT_OK;
+        default:
+            fprintf(stderr, "pgrollout plan: unknown or incomplete option \"%s\"\n",
+                    argv[optind - 1]);
+            plan_usage(stderr);
+            return COORD_EXIT_USAGE;
+        }
+    }
+    if (optind != argc || !version_arg_valid(o.from) || !version_arg_valid(o.to)) {
+        fprintf(stderr, "pgrollout plan: %s\n",
+                optind != argc ? "unexpected argument" : "a version is 14 digits (or 0)");
+        return COORD_EXIT_USAGE;
+    }
+    pgr_error_clear(&err);
+    if (pgr_migration_dir_load(o.dir, &set, &err) != PGR_OK) {
+        fprintf(stderr, "pgrollout plan: %s\n", err.msg);
+        return COORD_EXIT_USAGE;
+    }
+    int rc = plan_print(set, &o);
+    pgr_migration_set_free(set);
+    return rc;
+}

@@ -1,0 +1,565 @@
+#!/usr/bin/env bash
+# Throwaway local services for pgrollout development and tests:
+#   - a PostgreSQL 15 cluster (initdb'd into the state dir, trust auth, superuser "pgrollout")
+#   - a single-node Apache Kafka 3.9.1 broker in KRaft combined mode (broker+controller)
+# Both listen on 127.0.0.1 only, on free ports picked at start-up, so several state dirs
+# (dev + tests) can run side by side. Progress goes to stderr and only `export` lines go to
+# stdout, so `eval "$(deploy/local/services.sh up)"` works.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: deploy/local/services.sh COMMAND [ARGS]
+
+Commands:
+  up              Install missing packages, fetch the Kafka jars (cached), start PostgreSQL 15
+                  and Kafka 3.9.1 (KRaft) and print `export` lines for them. If they already run
+                  and answer, only prints the exports; stale state from a crash is cleaned up.
+                    eval "$(deploy/local/services.sh up)"
+  down [--save-logs DIR]
+                  Stop both services and delete the state dir (never fails if nothing runs).
+                  --save-logs copies the service logs to DIR first.
+  status          Say what runs; exit 0 if both services answer, else 1.
+  env             Print the `export` lines of the running services (exit 1 if not running).
+  deps [PKG...]   Only install missing Debian packages (plus PKG...) and fetch the Kafka jars.
+  -h, --help      This text.
+
+Environment:
+  PGR_STATE_DIR     state dir (default: <repo>/deploy/local/.state)
+  PGR_CACHE_DIR     download cache (default: $HOME/.cache/pgrollout); jars in kafka-3.9.1/
+  PGR_WAIT_TIMEOUT  seconds to wait for the services to answer (default: 90)
+  PGR_PG_BIN        PostgreSQL binaries (default: /usr/lib/postgresql/15/bin)
+
+Exports printed: PGHOST PGPORT PGUSER PGR_KAFKA_BOOTSTRAP (also written to <state>/env.sh).
+When run as root, PostgreSQL runs as the `postgres` OS user (initdb refuses root).
+EOF
+}
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly SCRIPT_DIR
+readonly KAFKA_VERSION=3.9.1
+readonly PG_ROLE=pgrollout
+readonly PG_BIN=${PGR_PG_BIN:-/usr/lib/postgresql/15/bin}
+readonly WAIT_TIMEOUT=${PGR_WAIT_TIMEOUT:-90}
+# Absolute, because the path ends up in server.properties and postgresql.conf.
+STATE_DIR=$(realpath -m -- "${PGR_STATE_DIR:-$SCRIPT_DIR/.state}")
+readonly STATE_DIR
+readonly CACHE_DIR=${PGR_CACHE_DIR:-${HOME:-/tmp}/.cache/pgrollout}
+readonly KAFKA_JARS=$CACHE_DIR/kafka-$KAFKA_VERSION
+readonly KAFKA_DIR=$STATE_DIR/kafka
+readonly LOG_DIR=$STATE_DIR/logs
+readonly RUN_CONF=$STATE_DIR/run.conf
+# Marks a dir as ours; `down` refuses to rm -rf a non-empty dir without it (PGR_STATE_DIR=$HOME typo).
+readonly STATE_MARKER=$STATE_DIR/.pgrollout-state
+# Where PostgreSQL lives when root runs us and the `postgres` user cannot reach STATE_DIR
+# (e.g. a checkout under /root, mode 700). Derived from STATE_DIR so `down` finds it again.
+PG_FALLBACK_BASE=/tmp/pgrollout-pg-$(printf '%s' "$STATE_DIR" | cksum | cut -d' ' -f1)
+readonly PG_FALLBACK_BASE
+if [[ -n ${JAVA_HOME:-} ]]; then JAVA=$JAVA_HOME/bin/java; else JAVA=java; fi
+readonly JAVA
+
+# Needed by the build and by the services. A fresh CI machine has none of them.
+readonly PACKAGES=(
+  libpq-dev librdkafka-dev libsodium-dev libjansson-dev libcmocka-dev libinih-dev
+  kcat clang-format pkg-config postgresql-15 postgresql-contrib
+)
+
+# Filled from run.conf by load_conf.
+PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE=''
+
+log() { printf 'services.sh: %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies
+
+# ensure_packages PKG... — install the Debian packages that are not installed yet.
+ensure_packages() {
+  local missing=() pkg out
+  for pkg in "$@"; do
+    # Capture instead of piping into grep -q: with pipefail an early grep exit could SIGPIPE dpkg
+    # and make an installed package look missing. "deinstall ok config-files" counts as missing.
+    out=$(dpkg -s "$pkg" 2>/dev/null) || true
+    [[ $out == *$'\nStatus: install ok installed'* ]] || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  if ((EUID != 0)); then
+    die "missing Debian packages: ${missing[*]}
+  install them with: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Once per run: a fresh CI image has empty package lists.
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# The package list for this machine: java/mvn are expected preinstalled, but install them when
+# absent so a bare Debian 12 image works too (mvn is only needed until the jars are cached).
+deps_packages() {
+  local pkgs=("${PACKAGES[@]}" "$@")
+  command -v "$JAVA" >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
+  [[ -f $KAFKA_JARS/.complete ]] || command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
+  ensure_packages "${pkgs[@]}"
+}
+
+# Fetch the broker's jars once (Maven resolves kafka_2.13 and its runtime deps, ~46 MB).
+# Downloaded into a temp dir and renamed, so a present dir with .complete is always complete.
+fetch_jars() {
+  [[ -f $KAFKA_JARS/.complete ]] && return 0
+  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch the Kafka jars)"
+  log "fetching Kafka $KAFKA_VERSION jars into $KAFKA_JARS (once)"
+  mkdir -p "$CACHE_DIR"
+  rm -rf "$KAFKA_JARS" # leftover without .complete: not trustworthy
+  local tmp
+  tmp=$(mktemp -d "$CACHE_DIR/.kafka-$KAFKA_VERSION.XXXXXX")
+  # Debian's Maven 3.8 emits ANSI resets even with -B; strip them (pipefail keeps mvn's status).
+  if ! (cd "$SCRIPT_DIR/kafka" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$tmp") 2>&1 |
+    sed 's/\x1b\[[0-9;]*m//g' >&2; then
+    rm -rf "$tmp"
+    die "mvn dependency:copy-dependencies failed (see output above)"
+  fi
+  if [[ ! -f $tmp/kafka_2.13-$KAFKA_VERSION.jar ]]; then
+    rm -rf "$tmp"
+    die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn copy-dependencies"
+  fi
+  touch "$tmp/.complete"
+  # -T: never move tmp *into* an existing dir if a concurrent run won the race.
+  mv -T "$tmp" "$KAFKA_JARS" 2>/dev/null || rm -rf "$tmp"
+  [[ -f $KAFKA_JARS/.complete ]] || die "could not populate $KAFKA_JARS"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes and ports
+
+# pid_alive PID — running and not a zombie (PID 1 in containers does not always reap orphans,
+# and a kill -9'd Kafka would otherwise look alive forever).
+pid_alive() {
+  local pid=$1 stat state
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  state=${stat##*) }
+  [[ ${state%% *} != Z ]]
+}
+
+# Read a pid file; empty output if missing.
+read_pid() {
+  local line=''
+  # read fails on a file without a trailing newline but still fills line.
+  if [[ -r $1 ]]; then IFS= read -r line <"$1" || true; fi
+  printf '%s' "$line"
+}
+
+# The Kafka pid from our pid file, only if that process is still our broker (pid reuse).
+kafka_pid() {
+  local pid cmdline
+  pid=$(read_pid "$KAFKA_DIR/kafka.pid")
+  pid_alive "$pid" || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *kafka.Kafka*"$KAFKA_DIR/server.properties"* ]] || return 1
+  printf '%s' "$pid"
+}
+
+# The postmaster pid of the cluster under BASE, only if it is still a postgres process.
+postmaster_pid() {
+  local pid comm
+  pid=$(read_pid "$1/data/postmaster.pid")
+  pid_alive "$pid" || return 1
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+  [[ $comm == postgres ]] || return 1
+  printf '%s' "$pid"
+}
+
+# A connect succeeding means something listens there. bash's /dev/tcp avoids needing ss/netstat.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pick_port [TAKEN...] — a free port on 127.0.0.1. 20000-31999 stays below Linux's ephemeral
+# range (32768+), so outgoing connections are unlikely to grab it before the service binds.
+pick_port() {
+  local port i
+  for ((i = 0; i < 500; i++)); do
+    port=$((20000 + RANDOM % 12000))
+    [[ " $* " == *" $port "* ]] && continue
+    port_in_use "$port" || {
+      printf '%s' "$port"
+      return 0
+    }
+  done
+  die "no free TCP port found on 127.0.0.1"
+}
+
+# Run a PostgreSQL binary as the cluster owner: initdb/postgres refuse to run as root, so root
+# (CI) uses the `postgres` OS user that the postgresql-common package creates; others run as
+# themselves. cd / because the caller's cwd may be unreadable for postgres.
+as_pg() {
+  if ((EUID == 0)); then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# State
+
+load_conf() {
+  PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE=''
+  [[ -f $RUN_CONF ]] || return 1
+  # shellcheck source=/dev/null # written by write_conf below
+  source "$RUN_CONF"
+}
+
+write_conf() {
+  {
+    printf '# written by services.sh up\n'
+    printf 'PG_PORT=%q\nKAFKA_PORT=%q\nCONTROLLER_PORT=%q\nPG_BASE=%q\n' \
+      "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$PG_BASE"
+  } >"$RUN_CONF"
+}
+
+print_env() {
+  printf 'export PGHOST=%q\n' 127.0.0.1
+  printf 'export PGPORT=%q\n' "$PG_PORT"
+  printf 'export PGUSER=%q\n' "$PG_ROLE"
+  printf 'export PGR_KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
+}
+
+pg_ready() {
+  [[ -n $PG_PORT ]] && "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" -d postgres -t 2
+}
+
+# Broker metadata answered by our broker (node 1). No -t: asking for a topic could auto-create it.
+kafka_ready() {
+  local out
+  [[ -n $KAFKA_PORT ]] || return 1
+  kafka_pid >/dev/null || return 1
+  out=$(kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null) || return 1
+  [[ $out == *"broker 1 at 127.0.0.1:$KAFKA_PORT"* ]]
+}
+
+healthy() { load_conf && pg_ready && kafka_ready; }
+
+# ---------------------------------------------------------------------------------------------
+# Stop
+
+stop_kafka() {
+  local pid i
+  pid=$(kafka_pid) || return 0
+  log "stopping Kafka (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  # Controlled shutdown of a single KRaft node normally takes a few seconds.
+  for ((i = 0; i < 300; i++)); do
+    pid_alive "$pid" || return 0
+    sleep 0.1
+  done
+  log "Kafka did not stop within 30 s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    pid_alive "$pid" || return 0
+    sleep 0.1
+  done
+  log "warning: Kafka pid $pid still alive after SIGKILL"
+}
+
+stop_postgres() {
+  local base=$1 pid
+  pid=$(postmaster_pid "$base") || return 0
+  log "stopping PostgreSQL (pid $pid)"
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$base/data" -m fast -w -t 30 stop >&2; then
+    log "pg_ctl stop failed; sending SIGKILL to $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+}
+
+stop_all() {
+  stop_kafka
+  # Both possible locations: run.conf may be missing if a crash hit early in `up`.
+  local base
+  for base in "$STATE_DIR/pg" "$PG_FALLBACK_BASE"; do
+    [[ -d $base ]] && stop_postgres "$base"
+  done
+  return 0
+}
+
+remove_state() {
+  if [[ -d $STATE_DIR ]]; then
+    if [[ -e $STATE_MARKER || -z $(ls -A "$STATE_DIR") ]]; then
+      rm -rf "$STATE_DIR"
+    else
+      die "refusing to delete $STATE_DIR: it lacks $(basename "$STATE_MARKER"), so it is not a services.sh state dir"
+    fi
+  fi
+  rm -rf "$PG_FALLBACK_BASE"
+}
+
+save_logs() {
+  local dest=$1 f
+  mkdir -p "$dest"
+  for f in "$LOG_DIR"/* "$STATE_DIR/pg/postgres.log" "$PG_FALLBACK_BASE/postgres.log"; do
+    [[ -f $f ]] && cp "$f" "$dest/"
+  done
+  return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Start
+
+start_postgres() {
+  PG_BASE=$STATE_DIR/pg
+  install -d -m 700 "$PG_BASE"
+  if ((EUID == 0)); then
+    id postgres >/dev/null 2>&1 || die "no 'postgres' OS user (it comes with the postgresql-15 package)"
+    chown postgres:postgres "$PG_BASE"
+    if ! runuser -u postgres -- test -w "$PG_BASE"; then
+      # A parent dir is not traversable for postgres; keep the cluster in /tmp instead.
+      log "postgres user cannot reach $PG_BASE; putting the cluster in $PG_FALLBACK_BASE"
+      rm -rf "$PG_BASE" "$PG_FALLBACK_BASE"
+      PG_BASE=$PG_FALLBACK_BASE
+      install -d -m 700 -o postgres -g postgres "$PG_BASE"
+    fi
+  fi
+  write_conf
+  log "initdb PostgreSQL 15 cluster in $PG_BASE/data"
+  # -N: no fsync of the new cluster, it is throwaway. -U makes the bootstrap superuser "pgrollout".
+  as_pg "$PG_BIN/initdb" -D "$PG_BASE/data" -U "$PG_ROLE" -A trust -E UTF8 --locale=C -N \
+    --no-instructions >"$PG_BASE/initdb.log" 2>&1 ||
+    {
+      cat "$PG_BASE/initdb.log" >&2
+      die "initdb failed"
+    }
+  as_pg mkdir -p "$PG_BASE/sock"
+  local sock=$PG_BASE/sock
+  # Unix socket paths are limited to 107 bytes; clients use TCP anyway, so drop the socket
+  # rather than fail when the state dir is deep.
+  if ((${#sock} > 90)); then
+    log "socket dir path too long for a unix socket; TCP only"
+    sock=''
+  fi
+  # Appended last, so these win over initdb's defaults. Durability is irrelevant here.
+  cat >>"$PG_BASE/data/postgresql.conf" <<EOF
+
+# --- services.sh: throwaway test cluster ---
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$sock'
+max_connections = 300          # load tests open many connections / databases
+shared_buffers = 32MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_BASE/data" -l "$PG_BASE/postgres.log" -w -t "$WAIT_TIMEOUT" start >&2 || {
+    tail -n 30 "$PG_BASE/postgres.log" >&2 || true
+    die "PostgreSQL did not start"
+  }
+}
+
+# Short-lived Kafka CLI tools: a client JIT and serial GC start noticeably faster.
+kafka_tool() {
+  "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$KAFKA_JARS/*" \
+    -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" kafka.tools.StorageTool "$@"
+}
+
+start_kafka() {
+  mkdir -p "$KAFKA_DIR/data"
+  cat >"$KAFKA_DIR/log4j.properties" <<EOF
+# WARN and above to a file; stdout stays quiet. KafkaRaftServer at INFO logs "Kafka Server started".
+log4j.rootLogger=WARN, file
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$LOG_DIR/kafka.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+  cat >"$KAFKA_DIR/server.properties" <<EOF
+# Single-node KRaft, broker and controller in one JVM (written by services.sh).
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=6
+auto.create.topics.enable=true
+# One node: internal topics cannot have more replicas than that.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+# Fewer internal partitions than the default 50: the first consumer group / transaction
+# creates them, and 50 partitions make that first join noticeably slower on a small CI box.
+offsets.topic.num.partitions=6
+transaction.state.log.num.partitions=6
+# Tests start consumers one after another; don't wait 3 s for more members.
+group.initial.rebalance.delay.ms=0
+EOF
+  local cluster_id
+  cluster_id=$(kafka_tool random-uuid 2>>"$LOG_DIR/storage-tool.log") || die "StorageTool random-uuid failed (see $LOG_DIR/storage-tool.log)"
+  log "formatting Kafka storage (cluster id $cluster_id)"
+  kafka_tool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" >>"$LOG_DIR/storage-tool.log" 2>&1 || {
+    cat "$LOG_DIR/storage-tool.log" >&2
+    die "StorageTool format failed"
+  }
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$CONTROLLER_PORT)"
+  # setsid: own session, so a Ctrl-C in the terminal that ran `up` does not reach the broker.
+  # The inner bash writes its own pid and execs java, so the pid file is java's pid whether or
+  # not setsid had to fork. All fds are redirected so `$(services.sh up)` does not hang on it.
+  # shellcheck disable=SC2016 # $$ and $@ are for the inner bash
+  nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_DIR/kafka.pid" \
+    "$JAVA" -Xms128m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -cp "$KAFKA_JARS/*" -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
+    kafka.Kafka "$KAFKA_DIR/server.properties" </dev/null >>"$LOG_DIR/kafka.out" 2>&1 &
+}
+
+# Poll (no fixed sleeps as the condition) until both services answer or WAIT_TIMEOUT passes.
+wait_ready() {
+  local deadline=$((SECONDS + WAIT_TIMEOUT)) pg_ok=0 kafka_ok=0
+  while ((SECONDS < deadline)); do
+    if ((!pg_ok)) && pg_ready; then
+      pg_ok=1
+      log "PostgreSQL is ready"
+    fi
+    if ((!kafka_ok)); then
+      if [[ -s $KAFKA_DIR/kafka.pid ]] && ! kafka_pid >/dev/null; then
+        tail -n 40 "$LOG_DIR/kafka.log" "$LOG_DIR/kafka.out" >&2 2>/dev/null || true
+        die "Kafka exited during start-up (logs in $LOG_DIR)"
+      fi
+      if kafka_ready; then
+        kafka_ok=1
+        log "Kafka is ready"
+      fi
+    fi
+    ((pg_ok && kafka_ok)) && return 0
+    sleep 0.3
+  done
+  ((pg_ok)) || die "PostgreSQL not ready after ${WAIT_TIMEOUT}s (log: $PG_BASE/postgres.log)"
+  tail -n 40 "$LOG_DIR/kafka.log" "$LOG_DIR/kafka.out" >&2 2>/dev/null || true
+  die "Kafka not ready after ${WAIT_TIMEOUT}s (logs in $LOG_DIR)"
+}
+
+# A failed `up` must not leave half-started services behind; the state dir (with logs) stays
+# for inspection and the next `up` treats it as stale.
+on_up_failure() {
+  local rc=$?
+  ((rc == 0)) && return 0
+  log "start-up failed; stopping what was started (logs kept in $STATE_DIR, 'down' removes them)"
+  stop_all
+  exit "$rc"
+}
+
+cmd_up() {
+  deps_packages
+  fetch_jars
+  if healthy; then
+    log "already running (state: $STATE_DIR)"
+    print_env
+    return 0
+  fi
+  if [[ -e $STATE_DIR || -e $PG_FALLBACK_BASE ]]; then
+    log "found stale state in $STATE_DIR (services not answering); cleaning up"
+    stop_all
+    remove_state
+  fi
+  local started=$SECONDS
+  mkdir -p "$STATE_DIR" "$LOG_DIR"
+  touch "$STATE_MARKER"
+  trap on_up_failure EXIT
+  PG_PORT=$(pick_port)
+  KAFKA_PORT=$(pick_port "$PG_PORT")
+  CONTROLLER_PORT=$(pick_port "$PG_PORT" "$KAFKA_PORT")
+  PG_BASE=$STATE_DIR/pg
+  write_conf
+  # Kafka first: its JVM boots in the background while initdb runs.
+  start_kafka
+  start_postgres
+  wait_ready
+  # psql & co. default the database name to the user name; make that work out of the box.
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" "$PG_ROLE" ||
+    die "createdb $PG_ROLE failed"
+  print_env >"$STATE_DIR/env.sh"
+  trap - EXIT
+  log "up in $((SECONDS - started)) s (state: $STATE_DIR; eval \"\$(cat $STATE_DIR/env.sh)\" or 'services.sh env')"
+  print_env
+}
+
+cmd_down() {
+  local save=''
+  while (($#)); do
+    case $1 in
+      --save-logs)
+        [[ $# -ge 2 ]] || die "--save-logs needs a directory"
+        save=$2
+        shift 2
+        ;;
+      *) die "down: unknown argument '$1'" ;;
+    esac
+  done
+  [[ -n $save ]] && save_logs "$save"
+  stop_all
+  remove_state
+  log "down (state dir $STATE_DIR removed)"
+}
+
+cmd_status() {
+  local rc=0 pid
+  load_conf || true
+  if pg_ready; then
+    pid=$(postmaster_pid "$PG_BASE" || true)
+    echo "postgresql: running on 127.0.0.1:$PG_PORT (pid ${pid:-?}, data $PG_BASE/data)"
+  else
+    echo "postgresql: down"
+    rc=1
+  fi
+  if kafka_ready; then
+    echo "kafka: running on 127.0.0.1:$KAFKA_PORT (pid $(kafka_pid), controller :$CONTROLLER_PORT)"
+  elif pid=$(kafka_pid); then
+    echo "kafka: process $pid alive but not answering on 127.0.0.1:$KAFKA_PORT"
+    rc=1
+  else
+    echo "kafka: down"
+    rc=1
+  fi
+  echo "state dir: $STATE_DIR"
+  return "$rc"
+}
+
+cmd_env() {
+  healthy || die "services are not running (state: $STATE_DIR); run 'services.sh up'"
+  print_env
+}
+
+main() {
+  local cmd=${1:-}
+  [[ $# -gt 0 ]] && shift
+  case $cmd in
+    up | status | env)
+      [[ $# -eq 0 ]] || die "$cmd takes no arguments"
+      "cmd_$cmd"
+      ;;
+    down) cmd_down "$@" ;;
+    deps)
+      deps_packages "$@"
+      fetch_jars
+      ;;
+    -h | --help | help) usage ;;
+    '')
+      usage >&2
+      exit 2
+      ;;
+    *)
+      log "unknown command '$cmd'"
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"
