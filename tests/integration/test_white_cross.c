@@ -26,6 +26,15 @@ static void run_fk(PGconn *c, const pgr_step *s)
     assert_int_equal(pgr_sqlgen_orphan_from(c, s, &q, NULL), PGR_OK);
     assert_int_equal(pgr_sqlgen_fk_add(c, s, &add, NULL), PGR_OK);
     assert_int_equal(pgr_sqlgen_fk_validate(c, s, &val, NULL), PGR_OK);
+    /* the exact generated statements: every identifier quoted */
+    assert_string_equal(add.data,
+                        "ALTER TABLE \"medication_logs\" ADD CONSTRAINT "
+                        "\"fk_medication_logs_medication_id\" FOREIGN KEY (\"medicationId\") "
+                        "REFERENCES \"medications\" (\"id\") ON UPDATE CASCADE ON DELETE "
+                        "RESTRICT NOT VALID");
+    assert_string_equal(q.data, "SELECT count(*) FROM \"medication_logs\" c WHERE "
+                                "c.\"medicationId\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                                "\"medications\" p WHERE p.\"id\" = c.\"medicationId\")");
     itest_exec(c, "BEGIN");
     itest_exec(c, add.data);
     assert_int_equal(itest_scalar(c, q.data), 0);

@@ -1,0 +1,84 @@
+/* pg.c - libpq helpers with SQLSTATE-aware errors that never copy DETAIL (row values). */
+#include "pgr/pg.h"
+#include "pgr/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+pgr_code pgr_pg_error(PGconn *conn, const PGresult *res, const char *what, pgr_error *err)
+{
+    const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char msg[200];
+
+    if (primary == NULL) {
+        /* connection-level failure: libpq's message, first line only */
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+        char *nl = strchr(msg, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        primary = msg;
+    }
+    pgr_error_set(err, PGR_ERR_DB, "%s: %s", what, primary);
+    if (state == NULL && PQstatus(conn) != CONNECTION_OK)
+        state = "08006";
+    pgr_error_set_sqlstate(err, state);
+    return PGR_ERR_DB;
+}
+
+pgr_code pgr_pg_execp(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                      PGresult **out, pgr_error *err)
+{
+    PGresult *res = nparams > 0 ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                                : PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+
+    if (out != NULL)
+        *out = NULL;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        pgr_pg_error(conn, res, "query failed", err);
+        PQclear(res);
+        return PGR_ERR_DB;
+    }
+    if (out != NULL)
+        *out = res;
+    else
+        PQclear(res);
+    return PGR_OK;
+}
+
+pgr_code pgr_pg_exec(PGconn *conn, const char *sql, PGresult **out, pgr_error *err)
+{
+    return pgr_pg_execp(conn, sql, 0, NULL, out, err);
+}
+
+pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, pgr_error *err)
+{
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {dsn, application, "10", NULL};
+    char redacted[512];
+
+    /* expand_dbname=1: dsn may be a connection string or URI; empty uses the PG* environment */
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c == NULL)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    if (PQstatus(c) != CONNECTION_OK) {
+        pgr_log_redact_dsn(dsn, redacted, sizeof(redacted));
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        char *nl = strchr(msg, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        pgr_error_set(err, PGR_ERR_DB, "could not connect to \"%s\": %s", redacted, msg);
+        pgr_error_set_sqlstate(err, "08001");
+        PQfinish(c);
+        return PGR_ERR_DB;
+    }
+    *out = c;
+    return PGR_OK;
+}
+
+bool pgr_pg_conn_lost(PGconn *conn)
+{
+    return conn == NULL || PQstatus(conn) != CONNECTION_OK;
+}
