@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const pgr_lint_rule lint_rules[] = {
     {"parse", "the file does not follow the migration format"},
@@ -49,8 +50,8 @@ void pgr_lint_report_free(pgr_lint_report *r)
     free(r);
 }
 
-void pgr_lint_add(pgr_lint_report *r, const char *file, int line, const char *rule,
-                  const char *fmt, ...)
+void pgr_lint_add(pgr_lint_report *r, const char *file, int line, const char *rule, const char *fmt,
+                  ...)
 {
     char msg[512];
     va_list ap;
@@ -69,29 +70,115 @@ void pgr_lint_add(pgr_lint_report *r, const char *file, int line, const char *ru
     r->count++;
 }
 
+/* Identifier characters as PostgreSQL's lexer sees them ('$' only after the first one). */
+static bool is_ident_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '$' || (unsigned char)c >= 0x80;
+}
+
+/* Index of the '/' that closes the block comment opened at sql[i]; comments nest, as in
+ * PostgreSQL. n when the comment is unterminated. */
+static size_t skip_block_comment(const char *sql, size_t n, size_t i)
+{
+    int depth = 0;
+
+    for (; i + 1 < n; i++) {
+        if (sql[i] == '/' && sql[i + 1] == '*') {
+            depth++;
+            i++;
+        } else if (sql[i] == '*' && sql[i + 1] == '/') {
+            depth--;
+            i++;
+            if (depth == 0)
+                return i;
+        }
+    }
+    return n;
+}
+
+/* True when the quote at sql[i] opens an E'' string, where backslash escapes a character. */
+static bool opens_escape_string(const char *sql, size_t i)
+{
+    return i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+           (i == 1 || !is_ident_char(sql[i - 2]));
+}
+
+/* Index of the quote that closes the literal opened at sql[i]: a doubled quote stands for
+ * itself and, in E'' strings, a backslash escapes the next character. n when unterminated. */
+static size_t skip_literal(const char *sql, size_t n, size_t i, bool backslash)
+{
+    for (i++; i < n; i++) {
+        if (backslash && sql[i] == '\\') {
+            i++;
+        } else if (sql[i] == '\'') {
+            if (i + 1 < n && sql[i + 1] == '\'')
+                i++;
+            else
+                return i;
+        }
+    }
+    return n;
+}
+
+/* Length of the dollar-quote delimiter ($$ or $tag$) at sql[i], 0 if there is none. A tag
+ * follows identifier rules, so "$1" (a parameter) is not one. */
+static size_t dollar_tag_len(const char *sql, size_t n, size_t i)
+{
+    size_t j = i + 1;
+
+    if (i > 0 && is_ident_char(sql[i - 1]))
+        return 0; /* "a$$" is part of an identifier */
+    if (j < n && !isdigit((unsigned char)sql[j])) {
+        while (j < n && is_ident_char(sql[j]) && sql[j] != '$')
+            j++;
+    }
+    return j < n && sql[j] == '$' ? j - i + 1 : 0;
+}
+
+/* Index of the last character of the delimiter that closes the dollar-quoted string opened at
+ * sql[i] by a delimiter of tag bytes. n when unterminated. */
+static size_t skip_dollar_quoted(const char *sql, size_t n, size_t i, size_t tag)
+{
+    for (size_t j = i + tag; j + tag <= n; j++) {
+        if (memcmp(sql + j, sql + i, tag) == 0)
+            return j + tag - 1;
+    }
+    return n;
+}
+
+/* Literals (standard, E'' and dollar-quoted) become '' or $$ and comments a blank; quoted
+ * identifiers keep their text but cannot open a comment or literal. The output is at most one
+ * byte longer than the input (an unterminated literal still gets its closing quote). */
 char *pgr_lint_normalize_sql(const char *sql)
 {
     size_t n = strlen(sql);
-    char *out = malloc(n + 1);
+    char *out = malloc(n + 2);
     size_t o = 0;
+    bool in_ident = false;
 
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         char ch = sql[i];
-        if (ch == '-' && sql[i + 1] == '-') {
+        size_t tag = ch == '$' && !in_ident ? dollar_tag_len(sql, n, i) : 0;
+        if (ch == '"') {
+            in_ident = !in_ident; /* "a""b" toggles twice: the doubled quote needs no care */
+        } else if (in_ident) {
+            /* identifier text is kept: index-mismatch looks names up */
+        } else if (ch == '-' && sql[i + 1] == '-') {
             while (i < n && sql[i] != '\n')
                 i++;
+            ch = ' ';
+        } else if (ch == '/' && sql[i + 1] == '*') {
+            i = skip_block_comment(sql, n, i);
             ch = ' ';
         } else if (ch == '\'') {
             /* keep the quotes, drop the contents: literals never hold keywords */
             out[o++] = '\'';
-            i++;
-            while (i < n && !(sql[i] == '\'' && sql[i + 1] != '\'')) {
-                if (sql[i] == '\'')
-                    i++;
-                i++;
-            }
+            i = skip_literal(sql, n, i, opens_escape_string(sql, i));
+        } else if (tag > 0) {
+            out[o++] = '$';
+            i = skip_dollar_quoted(sql, n, i, tag);
         }
         if (isspace((unsigned char)ch)) {
             if (o > 0 && out[o - 1] != ' ')
@@ -122,20 +209,31 @@ static const char *find_word(const char *s, const char *kw)
 static void lint_indexes(pgr_lint_report *r, const pgr_migration *m, const pgr_step *s,
                          const char *sql)
 {
-    static const char *const volatile_fns[] = {
-        "NOW(",          "CURRENT_TIMESTAMP", "CURRENT_DATE",     "CURRENT_TIME",
-        "LOCALTIMESTAMP", "LOCALTIME",        "CLOCK_TIMESTAMP(", "STATEMENT_TIMESTAMP(",
-        "TIMEOFDAY(",    "RANDOM(",           "UNACCENT(",        "GEN_RANDOM_UUID(",
-        "TRANSACTION_TIMESTAMP(", NULL};
-    bool creates = find_word(sql, "CREATE INDEX") != NULL ||
-                   find_word(sql, "CREATE UNIQUE INDEX") != NULL;
+    static const char *const volatile_fns[] = {"NOW(",
+                                               "CURRENT_TIMESTAMP",
+                                               "CURRENT_DATE",
+                                               "CURRENT_TIME",
+                                               "LOCALTIMESTAMP",
+                                               "LOCALTIME",
+                                               "CLOCK_TIMESTAMP(",
+                                               "STATEMENT_TIMESTAMP(",
+                                               "TIMEOFDAY(",
+                                               "RANDOM(",
+                                               "UNACCENT(",
+                                               "GEN_RANDOM_UUID(",
+                                               "TRANSACTION_TIMESTAMP(",
+                                               NULL};
+    bool creates =
+        find_word(sql, "CREATE INDEX") != NULL || find_word(sql, "CREATE UNIQUE INDEX") != NULL;
+    bool concurrent = find_word(sql, "CREATE INDEX CONCURRENTLY") != NULL ||
+                      find_word(sql, "CREATE UNIQUE INDEX CONCURRENTLY") != NULL;
 
-    if (creates && strstr(sql, "INDEX CONCURRENTLY") == NULL)
+    if (creates && !concurrent)
         pgr_lint_add(r, m->filename, s->line, "index-concurrently",
                      "CREATE INDEX without CONCURRENTLY blocks writes to the table");
     if (creates && strstr(sql, "IF NOT EXISTS") == NULL)
         pgr_lint_add(r, m->filename, s->line, "if-exists", "CREATE INDEX without IF NOT EXISTS");
-    if (find_word(sql, "DROP INDEX") != NULL && strstr(sql, "DROP INDEX CONCURRENTLY") == NULL)
+    if (find_word(sql, "DROP INDEX") != NULL && find_word(sql, "DROP INDEX CONCURRENTLY") == NULL)
         pgr_lint_add(r, m->filename, s->line, "drop-index-concurrently",
                      "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table");
     for (int i = 0; creates && volatile_fns[i] != NULL; i++) {
@@ -167,7 +265,7 @@ static void lint_if_exists(pgr_lint_report *r, const pgr_migration *m, const pgr
             pgr_lint_add(r, m->filename, s->line, "if-exists", "%s without IF %sEXISTS",
                          pairs[i][0], strstr(pairs[i][1], "NOT") != NULL ? "NOT " : "");
     }
-    if (find_word(sql, "DROP INDEX") != NULL && strstr(sql, "DROP INDEX CONCURRENTLY") == NULL &&
+    if (find_word(sql, "DROP INDEX") != NULL && find_word(sql, "DROP INDEX CONCURRENTLY") == NULL &&
         strstr(sql, "DROP INDEX IF EXISTS") == NULL)
         pgr_lint_add(r, m->filename, s->line, "if-exists", "DROP INDEX without IF EXISTS");
 }
@@ -195,6 +293,38 @@ static void lint_foreign_keys(pgr_lint_report *r, const pgr_migration *m, const 
                  "foreign key in an sql step has no orphan check: use a foreign_key step");
 }
 
+/* True when one normalized statement uses CONCURRENTLY in a command PostgreSQL refuses inside a
+ * transaction block. REFRESH MATERIALIZED VIEW CONCURRENTLY is allowed there, so it is not one. */
+static bool statement_needs_no_transaction(const char *stmt)
+{
+    while (*stmt == ' ')
+        stmt++;
+    if (find_word(stmt, "CONCURRENTLY") == NULL)
+        return false;
+    return find_word(stmt, "CREATE INDEX CONCURRENTLY") != NULL ||
+           find_word(stmt, "CREATE UNIQUE INDEX CONCURRENTLY") != NULL ||
+           find_word(stmt, "DROP INDEX CONCURRENTLY") != NULL ||
+           find_word(stmt, "REINDEX") == stmt || find_word(stmt, "DETACH PARTITION") != NULL;
+}
+
+/* Checks each statement of a normalized body (literals are empty, so ';' ends statements). */
+static bool has_no_transaction_statement(const char *sql)
+{
+    char *copy = strdup(sql);
+    bool found = false;
+
+    if (copy == NULL)
+        return false;
+    for (char *stmt = copy, *end = NULL; stmt != NULL && !found; stmt = end) {
+        end = strchr(stmt, ';');
+        if (end != NULL)
+            *end++ = '\0';
+        found = statement_needs_no_transaction(stmt);
+    }
+    free(copy);
+    return found;
+}
+
 static void lint_step(pgr_lint_report *r, const pgr_migration *m, const pgr_step *s,
                       bool part_validates)
 {
@@ -204,7 +334,7 @@ static void lint_step(pgr_lint_report *r, const pgr_migration *m, const pgr_step
     lint_indexes(r, m, s, sql);
     lint_if_exists(r, m, s, sql);
     lint_foreign_keys(r, m, s, sql, part_validates);
-    if (pgr_step_transactional(s) && strstr(sql, "CONCURRENTLY") != NULL)
+    if (pgr_step_transactional(s) && has_no_transaction_statement(sql))
         pgr_lint_add(r, m->filename, s->line, "concurrently-in-transaction",
                      "CONCURRENTLY cannot run in a transaction: use an index or drop_index step, "
                      "or mark the step no_transaction");
@@ -253,14 +383,23 @@ void pgr_lint_migration(pgr_lint_report *r, const pgr_migration *m)
                      "no down part: add \"-- pgrollout:down\" with steps that undo the up part");
 }
 
-/* YYYYMMDDHHMMSS with plausible ranges (a UTC timestamp, as the file naming convention says). */
+static int days_in_month(int y, int mo)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
+/* YYYYMMDDHHMMSS naming a real instant (a UTC timestamp, as the file naming convention says). */
 static bool version_is_timestamp(const char *v)
 {
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
     if (sscanf(v, "%4d%2d%2d%2d%2d%2d", &y, &mo, &d, &h, &mi, &s) != 6)
         return false;
-    return y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 &&
-           s <= 59;
+    if (y < 1970 || mo < 1 || mo > 12)
+        return false;
+    return d >= 1 && d <= days_in_month(y, mo) && h >= 0 && h <= 23 && mi >= 0 && mi <= 59 &&
+           s >= 0 && s <= 59;
 }
 
 static void lint_versions(pgr_lint_report *r, pgr_migration *const *ms, size_t count)
@@ -272,8 +411,7 @@ static void lint_versions(pgr_lint_report *r, pgr_migration *const *ms, size_t c
         for (size_t j = 0; j < i; j++) {
             if (strcmp(ms[j]->version, ms[i]->version) == 0)
                 pgr_lint_add(r, ms[i]->filename, 1, "version-order",
-                             "version %s is also used by \"%s\"", ms[i]->version,
-                             ms[j]->filename);
+                             "version %s is also used by \"%s\"", ms[i]->version, ms[j]->filename);
         }
         if (i > 0 && strcmp(ms[i - 1]->version, ms[i]->version) > 0)
             pgr_lint_add(r, ms[i]->filename, 1, "version-order",
@@ -295,7 +433,7 @@ void pgr_lint_across(pgr_lint_report *r, pgr_migration *const *ms, size_t count)
                 size_t limit = j == i ? a : ms[j]->up_count;
                 for (size_t b = 0; b < limit; b++) {
                     const pgr_step *t = &ms[j]->up[b];
-                    if (t->kind == PGR_STEP_INDEX && strcmp(t->name, s->name) == 0)
+                    if (t->kind == PGR_STEP_INDEX && strcasecmp(t->name, s->name) == 0)
                         pgr_lint_add(r, ms[i]->filename, s->line, "duplicate-index",
                                      "index \"%s\" is also created at %s:%d", s->name,
                                      ms[j]->filename, t->line);

@@ -33,6 +33,16 @@ static pgr_code append_qualified(PGconn *conn, pgr_buf *out, const char *name, p
     return rc;
 }
 
+pgr_code pgr_sqlgen_qualified(PGconn *conn, pgr_buf *out, const char *name, pgr_error *err)
+{
+    return append_qualified(conn, out, name, err);
+}
+
+pgr_code pgr_sqlgen_ident(PGconn *conn, pgr_buf *out, const char *ident, pgr_error *err)
+{
+    return append_ident(conn, out, ident, strlen(ident), err);
+}
+
 pgr_code pgr_sqlgen_idents(PGconn *conn, pgr_buf *out, const char *list, const char *alias,
                            pgr_error *err)
 {

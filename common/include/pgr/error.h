@@ -15,6 +15,13 @@
 #define PGR_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))
 #define PGR_MUSTCHECK                __attribute__((warn_unused_result))
 #define PGR_UNUSED(x)                ((void)(x))
+/* Deliberately ignores a PGR_MUSTCHECK result (best-effort cleanup paths); gcc does not accept
+ * a (void) cast for that. */
+#define PGR_IGNORE(e)                                                                              \
+    do {                                                                                           \
+        if ((e) != 0) {                                                                            \
+        }                                                                                          \
+    } while (0)
 
 #ifdef PGR_UNIT_TESTS
 #define PGR_STATIC

@@ -15,6 +15,14 @@
 pgr_code pgr_sqlgen_idents(PGconn *conn, pgr_buf *out, const char *list, const char *alias,
                            pgr_error *err) PGR_MUSTCHECK;
 
+/* Appends a quoted "schema"."table" (or "table") name. */
+pgr_code pgr_sqlgen_qualified(PGconn *conn, pgr_buf *out, const char *name,
+                              pgr_error *err) PGR_MUSTCHECK;
+
+/* Appends one quoted identifier. */
+pgr_code pgr_sqlgen_ident(PGconn *conn, pgr_buf *out, const char *ident,
+                          pgr_error *err) PGR_MUSTCHECK;
+
 /* ALTER TABLE child ADD CONSTRAINT name FOREIGN KEY (...) REFERENCES parent (...)
  *   ON UPDATE x ON DELETE y NOT VALID */
 pgr_code pgr_sqlgen_fk_add(PGconn *conn, const pgr_step *s, pgr_buf *out,

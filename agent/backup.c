@@ -1,0 +1,119 @@
+/*
+ * backup.c - optional pre-migration backup: pg_dump -Fc of the tenant database into a new
+ * file of mode 0600, verified with pg_restore --list, its size and SHA-256 in the audit trail.
+ */
+#include "executor_int.h"
+
+#include "pgr/crypto.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Runs argv (no shell), stdout and stderr to /dev/null; returns the exit status or -1. */
+static int run_quiet(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDOUT_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        umask(077); /* the dump holds PHI: never readable by others, even for a moment */
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static pgr_code file_sha256(const char *path, char hex[PGR_SHA256_HEX_LEN], long long *size,
+                            pgr_error *err)
+{
+    crypto_hash_sha256_state st;
+    uint8_t d[PGR_SHA256_LEN], buf[65536];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return pgr_error_set(err, PGR_ERR_IO, "could not read backup \"%s\": %s", path,
+                             strerror(errno));
+    crypto_hash_sha256_init(&st);
+    *size = 0;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        crypto_hash_sha256_update(&st, buf, n);
+        *size += (long long)n;
+    }
+    fclose(f);
+    crypto_hash_sha256_final(&st, d);
+    pgr_hex_encode(d, sizeof(d), hex);
+    return PGR_OK;
+}
+
+static pgr_code dump_and_check(agent_exec *x, const char *path, pgr_error *err)
+{
+    char fileopt[4200], dbopt[4200];
+    snprintf(fileopt, sizeof(fileopt), "--file=%s", path);
+    snprintf(dbopt, sizeof(dbopt), "--dbname=%s", x->o->dsn);
+    char *dump[] = {"pg_dump", "-Fc", "--no-password", fileopt, x->o->dsn[0] != '\0' ? dbopt : NULL,
+                    NULL};
+    int st = run_quiet(dump);
+    if (st != 0) {
+        unlink(path);
+        return pgr_error_set(err, PGR_ERR_IO,
+                             "backup of tenant \"%s\" failed: pg_dump exited with status %d "
+                             "(disk full, permissions or connection); nothing was migrated",
+                             x->tenant, st);
+    }
+    char *list[] = {"pg_restore", "--list", (char *)(uintptr_t)path, NULL};
+    if (run_quiet(list) != 0)
+        return pgr_error_set(err, PGR_ERR_IO,
+                             "backup \"%s\" is unreadable (pg_restore --list failed); nothing "
+                             "was migrated",
+                             path);
+    if (chmod(path, 0600) != 0)
+        return pgr_error_set(err, PGR_ERR_IO, "could not chmod backup \"%s\"", path);
+    return PGR_OK;
+}
+
+pgr_code agent_backup_run(agent_exec *x, pgr_error *err)
+{
+    char path[4096], stamp[32], sha[PGR_SHA256_HEX_LEN];
+    long long size = 0, t0 = agent_now_ms();
+    struct stat st;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (stat(x->o->backup_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pgr_error_set(err, PGR_ERR_IO, "backup directory \"%s\" does not exist",
+                             x->o->backup_dir);
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(path, sizeof(path), "%s/%s-%s-%.8s.dump", x->o->backup_dir, x->tenant, stamp,
+             x->job_id);
+    pgr_code rc = dump_and_check(x, path, err);
+    if (rc == PGR_OK)
+        rc = file_sha256(path, sha, &size, err);
+    if (rc != PGR_OK)
+        return rc;
+    json_t *rec = agent_audit_new(x, "backup");
+    json_object_set_new(rec, "file", json_string(path));
+    json_object_set_new(rec, "bytes", json_integer(size));
+    json_object_set_new(rec, "sha256", json_string(sha));
+    json_object_set_new(rec, "duration_ms", json_integer(agent_now_ms() - t0));
+    return agent_audit_append(x, rec, err);
+}

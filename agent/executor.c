@@ -1,0 +1,509 @@
+/*
+ * executor.c - orchestration of apply and rollback on one tenant database: connect, lock,
+ * check drift, back up, run each migration's steps in order, keep history and audit records.
+ */
+#include "executor_int.h"
+
+#include "pgr/crypto.h"
+#include "pgr/log.h"
+#include "pgr/pg.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pwd.h>
+#include <time.h>
+#include <unistd.h>
+
+void agent_exec_opts_init(agent_exec_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->dsn = "";
+    o->lock_timeout_ms = 5000;
+    o->statement_timeout_ms = 0;
+    o->retries = 5;
+    o->retry_base_ms = 200;
+}
+
+long long agent_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void agent_exec_emit(agent_exec *x, agent_event *ev)
+{
+    ev->tenant_id = x->tenant;
+    ev->job_id = x->job_id;
+    if (x->o->cb != NULL)
+        x->o->cb(ev, x->o->cb_user);
+}
+
+/* Random (version 4) UUID for jobs started from the command line. */
+static void uuid4(char out[AGENT_UUID_LEN])
+{
+    uint8_t b[16];
+    randombytes_buf(b, sizeof(b));
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, AGENT_UUID_LEN,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+static void flush_audit(agent_exec *x, bool emit)
+{
+    for (size_t i = 0; i < x->pending_count; i++) {
+        if (emit) {
+            agent_event ev = {.kind = AGENT_EV_AUDIT, .audit_json = x->pending_audit[i]};
+            agent_exec_emit(x, &ev);
+        }
+        free(x->pending_audit[i]);
+    }
+    x->pending_count = 0;
+}
+
+pgr_code agent_exec_begin(agent_exec *x, pgr_error *err)
+{
+    return pgr_pg_exec(x->conn, "BEGIN", NULL, err);
+}
+
+pgr_code agent_exec_commit(agent_exec *x, pgr_error *err)
+{
+    pgr_code rc = pgr_pg_exec(x->conn, "COMMIT", NULL, err);
+    /* Audit records become real (and are announced) only once their transaction committed. */
+    flush_audit(x, rc == PGR_OK);
+    return rc;
+}
+
+void agent_exec_rollback_txn(agent_exec *x)
+{
+    if (!pgr_pg_conn_lost(x->conn) && PQtransactionStatus(x->conn) != PQTRANS_IDLE)
+        PGR_IGNORE(pgr_pg_exec(x->conn, "ROLLBACK", NULL, NULL));
+    flush_audit(x, false);
+}
+
+/* Session settings every migration session carries (DESIGN.md 6): bounded lock waits. */
+static pgr_code session_setup(agent_exec *x, pgr_error *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SET lock_timeout = %d; SET statement_timeout = %d; "
+             "SET idle_in_transaction_session_timeout = 0; SET client_min_messages = warning",
+             x->o->lock_timeout_ms, x->o->statement_timeout_ms);
+    pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);
+    /* A role named "pgrollout" would put our state schema first in search_path ("$user"), and
+     * unqualified names in migrations would resolve there. Keep tenant objects where they are. */
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn,
+                         "SELECT set_config('search_path', coalesce((SELECT string_agg("
+                         "quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
+                         "'pgrollout'), ''), false) WHERE current_schema() = 'pgrollout'",
+                         NULL, err);
+    return rc;
+}
+
+static pgr_code exec_connect(agent_exec *x, pgr_error *err)
+{
+    pgr_code rc = pgr_pg_connect(x->o->dsn, "pgrollout-agent", &x->conn, err);
+    if (rc == PGR_OK)
+        rc = session_setup(x, err);
+    return rc;
+}
+
+pgr_code agent_exec_reconnect(agent_exec *x, pgr_error *err)
+{
+    PQfinish(x->conn);
+    x->conn = NULL;
+    PQfinish(x->progress_conn);
+    x->progress_conn = NULL;
+    flush_audit(x, false);
+    pgr_code rc = exec_connect(x, err);
+    /* The session-level advisory lock died with the old session: take it again. */
+    if (rc == PGR_OK)
+        rc = agent_state_lock(x, err);
+    return rc;
+}
+
+static void exec_init(agent_exec *x, const agent_exec_opts *o)
+{
+    memset(x, 0, sizeof(*x));
+    x->o = o;
+    if (o->job_id != NULL)
+        snprintf(x->job_id, sizeof(x->job_id), "%s", o->job_id);
+    else
+        uuid4(x->job_id);
+    const char *op = o->operator_name != NULL ? o->operator_name : getenv("USER");
+    struct passwd *pw = op == NULL ? getpwuid(geteuid()) : NULL;
+    if (pw != NULL)
+        op = pw->pw_name;
+    snprintf(x->operator_name, sizeof(x->operator_name), "%s", op != NULL ? op : "unknown");
+}
+
+/* Connects, takes the lock, installs tenant state. */
+pgr_code agent_exec_open(agent_exec *x, const agent_exec_opts *o, bool lock, pgr_error *err)
+{
+    exec_init(x, o);
+    if (pgr_crypto_init(err) != PGR_OK)
+        return PGR_ERR_CRYPTO;
+    pgr_code rc = exec_connect(x, err);
+    if (rc != PGR_OK)
+        return rc;
+    snprintf(x->tenant, sizeof(x->tenant), "%s",
+             o->tenant_id != NULL ? o->tenant_id : PQdb(x->conn));
+    if (lock)
+        rc = agent_state_lock(x, err);
+    if (rc == PGR_OK && lock)
+        rc = agent_state_ensure(x, err);
+    return rc;
+}
+
+void agent_exec_close(agent_exec *x, bool locked)
+{
+    if (locked)
+        agent_state_unlock(x);
+    flush_audit(x, false);
+    free(x->pending_audit);
+    PQfinish(x->progress_conn);
+    PQfinish(x->conn);
+}
+
+/* --- history -------------------------------------------------------------------------------- */
+
+typedef struct hist_row {
+    char version[PGR_VERSION_LEN + 1];
+    char checksum[PGR_SHA256_HEX_LEN];
+    char status[16];
+} hist_row;
+
+typedef struct history {
+    hist_row *rows;
+    size_t count;
+} history;
+
+static pgr_code history_load(agent_exec *x, history *h, pgr_error *err)
+{
+    PGresult *r = NULL;
+    h->rows = NULL;
+    h->count = 0;
+    if (pgr_pg_exec(x->conn,
+                    "SELECT version, checksum, status FROM pgrollout.schema_migrations "
+                    "ORDER BY version",
+                    &r, err) != PGR_OK)
+        return PGR_ERR_DB;
+    h->count = (size_t)PQntuples(r);
+    h->rows = calloc(h->count + 1, sizeof(hist_row));
+    for (size_t i = 0; h->rows != NULL && i < h->count; i++) {
+        snprintf(h->rows[i].version, sizeof(h->rows[i].version), "%s", PQgetvalue(r, (int)i, 0));
+        snprintf(h->rows[i].checksum, sizeof(h->rows[i].checksum), "%s", PQgetvalue(r, (int)i, 1));
+        snprintf(h->rows[i].status, sizeof(h->rows[i].status), "%s", PQgetvalue(r, (int)i, 2));
+    }
+    PQclear(r);
+    return h->rows != NULL ? PGR_OK : pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+}
+
+static const hist_row *history_find(const history *h, const char *version)
+{
+    for (size_t i = 0; i < h->count; i++) {
+        if (strcmp(h->rows[i].version, version) == 0)
+            return &h->rows[i];
+    }
+    return NULL;
+}
+
+static bool hist_active(const hist_row *r)
+{
+    return r != NULL && strcmp(r->status, "rolled_back") != 0;
+}
+
+/* Drift: an applied (or half-applied) migration whose file changed, or whose file is gone. */
+static pgr_code check_drift(const pgr_migration_set *set, const history *h, pgr_error *err)
+{
+    for (size_t i = 0; i < h->count; i++) {
+        if (!hist_active(&h->rows[i]))
+            continue;
+        const pgr_migration *m = pgr_migration_set_find(set, h->rows[i].version);
+        if (m == NULL)
+            return pgr_error_set(err, PGR_ERR_DRIFT,
+                                 "migration %s is recorded as %s on the tenant but no file has "
+                                 "that version",
+                                 h->rows[i].version, h->rows[i].status);
+        if (strcmp(m->checksum, h->rows[i].checksum) != 0)
+            return pgr_error_set(err, PGR_ERR_DRIFT,
+                                 "drift: migration %s (%s) was %s with checksum %.12s but the "
+                                 "file now has checksum %.12s",
+                                 m->version, m->name, h->rows[i].status, h->rows[i].checksum,
+                                 m->checksum);
+    }
+    return PGR_OK;
+}
+
+/* --- one migration -------------------------------------------------------------------------- */
+
+static pgr_code migration_mark(agent_exec *x, const pgr_migration *m, const char *status,
+                               long long duration_ms, pgr_error *err)
+{
+    char dur[32];
+    snprintf(dur, sizeof(dur), "%lld", duration_ms);
+    const char *params[] = {m->version, m->name,          m->checksum, status,
+                            dur,        x->operator_name, x->job_id};
+    return pgr_pg_execp(
+        x->conn,
+        "INSERT INTO pgrollout.schema_migrations (version, name, checksum, status, duration_ms, "
+        "operator, job_id, applied_at) VALUES ($1, $2, $3, $4, $5::bigint, $6, $7, "
+        "CASE WHEN $4 = 'applied' THEN now() END) ON CONFLICT (version) DO UPDATE SET "
+        "name = EXCLUDED.name, checksum = EXCLUDED.checksum, status = EXCLUDED.status, "
+        "duration_ms = EXCLUDED.duration_ms, operator = EXCLUDED.operator, "
+        "job_id = EXCLUDED.job_id, applied_at = COALESCE(EXCLUDED.applied_at, "
+        "schema_migrations.applied_at), updated_at = now()",
+        7, params, NULL, err);
+}
+
+/* Marks the migration (and forgets step records of an earlier, finished attempt in the other
+ * direction) and writes its audit record, in one transaction. */
+static pgr_code migration_transition(agent_exec *x, const pgr_migration *m, const char *status,
+                                     const char *clear_part, const char *action,
+                                     long long duration_ms, pgr_error *err)
+{
+    pgr_code rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK && clear_part != NULL) {
+        const char *params[] = {m->version, clear_part};
+        rc = pgr_pg_execp(x->conn, "DELETE FROM pgrollout.steps WHERE version = $1 AND part = $2",
+                          2, params, NULL, err);
+    }
+    if (rc == PGR_OK)
+        rc = migration_mark(x, m, status, duration_ms, err);
+    if (rc == PGR_OK) {
+        json_t *rec = agent_audit_new(x, action);
+        json_object_set_new(rec, "version", json_string(m->version));
+        json_object_set_new(rec, "migration", json_string(m->name));
+        json_object_set_new(rec, "checksum", json_string(m->checksum));
+        json_object_set_new(rec, "duration_ms", json_integer(duration_ms));
+        rc = agent_audit_append(x, rec, err);
+    }
+    if (rc == PGR_OK)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
+static bool cancelled(const agent_exec *x)
+{
+    return x->o->cancel != NULL && *x->o->cancel != 0;
+}
+
+/* Runs the steps of one part; records and reports each. */
+static pgr_code run_part(agent_exec *x, const pgr_migration *m, bool down, pgr_error *err)
+{
+    size_t n = down ? m->down_count : m->up_count;
+    for (size_t k = 0; k < n; k++) {
+        if (cancelled(x))
+            return pgr_error_set(err, PGR_ERR_INVALID, "cancelled before step %zu of migration %s",
+                                 k + 1, m->version);
+        const pgr_step *s = down ? &m->down[k] : &m->up[k];
+        pgr_code rc = agent_step_run(x, m, s, (int)n, err);
+        if (rc != PGR_OK)
+            return rc;
+    }
+    return PGR_OK;
+}
+
+static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, bool resume,
+                              pgr_error *err)
+{
+    long long t0 = agent_now_ms();
+    agent_event ev = {.kind = AGENT_EV_MIGRATION_START,
+                      .version = m->version,
+                      .name = m->name,
+                      .step_count = (int)(down ? m->down_count : m->up_count),
+                      .percent = -1};
+    agent_exec_emit(x, &ev);
+    /* A fresh attempt forgets the step records of the other direction; a resumed one keeps its
+     * own so that finished steps are not run twice. */
+    pgr_code rc = migration_transition(x, m, down ? "rolling_back" : "running",
+                                       resume ? NULL : (down ? "down" : "up"),
+                                       down ? "rollback_start" : "migration_start", 0, err);
+    if (rc == PGR_OK)
+        rc = run_part(x, m, down, err);
+    if (rc != PGR_OK) {
+        pgr_error keep = *err;
+        if (pgr_pg_conn_lost(x->conn))
+            PGR_IGNORE(agent_exec_reconnect(x, NULL));
+        agent_exec_rollback_txn(x);
+        if (!pgr_pg_conn_lost(x->conn))
+            (void)migration_transition(x, m, down ? "rolling_back" : "failed", NULL,
+                                       down ? "rollback_failed" : "migration_failed",
+                                       agent_now_ms() - t0, NULL);
+        *err = keep;
+        return rc;
+    }
+    rc = migration_transition(x, m, down ? "rolled_back" : "applied", down ? "up" : "down",
+                              down ? "rollback_done" : "migration_applied", agent_now_ms() - t0,
+                              err);
+    ev.kind = AGENT_EV_MIGRATION_DONE;
+    ev.message = down ? "rolled back" : "applied";
+    ev.duration_ms = agent_now_ms() - t0;
+    if (rc == PGR_OK)
+        agent_exec_emit(x, &ev);
+    return rc;
+}
+
+static void emit_job(agent_exec *x, agent_event_kind kind, const char *msg, long long dur)
+{
+    agent_event ev = {.kind = kind, .message = msg, .duration_ms = dur, .percent = -1};
+    agent_exec_emit(x, &ev);
+}
+
+/* Job bookkeeping around a run: jobs row and audit records for start and end. */
+static pgr_code job_start(agent_exec *x, const char *type, pgr_error *err)
+{
+    emit_job(x, AGENT_EV_JOB_START, type, 0);
+    pgr_code rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK)
+        rc = agent_state_job(x, type, "running", NULL, err);
+    if (rc == PGR_OK) {
+        json_t *rec = agent_audit_new(x, "job_start");
+        json_object_set_new(rec, "type", json_string(type));
+        rc = agent_audit_append(x, rec, err);
+    }
+    if (rc == PGR_OK)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
+static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_error *err,
+                    long long t0)
+{
+    const char *msg = rc == PGR_OK ? NULL : err->msg;
+    if (pgr_pg_conn_lost(x->conn) && agent_exec_reconnect(x, NULL) != PGR_OK)
+        return;
+    agent_exec_rollback_txn(x);
+    if (agent_exec_begin(x, NULL) == PGR_OK) {
+        json_t *rec = agent_audit_new(x, "job_end");
+        json_object_set_new(rec, "type", json_string(type));
+        json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
+        json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
+        json_object_set_new(rec, "duration_ms", json_integer(agent_now_ms() - t0));
+        if (agent_state_job(x, type, rc == PGR_OK ? "succeeded" : "failed", msg, NULL) == PGR_OK &&
+            agent_audit_append(x, rec, NULL) == PGR_OK)
+            PGR_IGNORE(agent_exec_commit(x, NULL));
+        else
+            agent_exec_rollback_txn(x);
+    }
+    emit_job(x, AGENT_EV_JOB_DONE, msg, agent_now_ms() - t0);
+}
+
+/* --- apply and rollback --------------------------------------------------------------------- */
+
+static pgr_code apply_pending(agent_exec *x, const pgr_migration_set *set, const history *h,
+                              pgr_error *err)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        const pgr_migration *m = set->items[i];
+        const hist_row *row = history_find(h, m->version);
+        if (x->o->target != NULL && strcmp(m->version, x->o->target) > 0)
+            break;
+        if (row != NULL && strcmp(row->status, "applied") == 0)
+            continue;
+        if (row != NULL && strcmp(row->status, "rolling_back") == 0)
+            return pgr_error_set(err, PGR_ERR_INVALID,
+                                 "migration %s has an unfinished rollback: run rollback again "
+                                 "to finish it before applying",
+                                 m->version);
+        bool resume = row != NULL &&
+                      (strcmp(row->status, "running") == 0 || strcmp(row->status, "failed") == 0);
+        pgr_code rc = run_migration(x, m, false, resume, err);
+        if (rc != PGR_OK)
+            return rc;
+    }
+    return PGR_OK;
+}
+
+static bool target_valid(const pgr_migration_set *set, const char *target)
+{
+    return target == NULL || strcmp(target, "0") == 0 ||
+           pgr_migration_set_find(set, target) != NULL;
+}
+
+pgr_code agent_exec_apply(const pgr_migration_set *set, const agent_exec_opts *o, pgr_error *err)
+{
+    agent_exec x;
+    history h = {NULL, 0};
+    long long t0 = agent_now_ms();
+
+    if (!target_valid(set, o->target))
+        return pgr_error_set(err, PGR_ERR_INVALID, "target version %s is not a known migration",
+                             o->target);
+    pgr_code rc = agent_exec_open(&x, o, true, err);
+    bool locked = rc == PGR_OK;
+    if (rc == PGR_OK)
+        rc = history_load(&x, &h, err);
+    if (rc == PGR_OK)
+        rc = check_drift(set, &h, err);
+    bool started = false;
+    if (rc == PGR_OK) {
+        rc = job_start(&x, "apply", err);
+        started = rc == PGR_OK;
+    }
+    if (rc == PGR_OK && o->backup_dir != NULL)
+        rc = agent_backup_run(&x, err);
+    if (rc == PGR_OK)
+        rc = apply_pending(&x, set, &h, err);
+    if (started)
+        job_end(&x, "apply", rc, err, t0);
+    free(h.rows);
+    agent_exec_close(&x, locked);
+    return rc;
+}
+
+static pgr_code rollback_applied(agent_exec *x, const pgr_migration_set *set, const history *h,
+                                 const char *to, pgr_error *err)
+{
+    for (size_t i = set->count; i-- > 0;) {
+        const pgr_migration *m = set->items[i];
+        const hist_row *row = history_find(h, m->version);
+        if (strcmp(m->version, to) <= 0 || !hist_active(row))
+            continue;
+        bool resume = strcmp(row->status, "rolling_back") == 0;
+        pgr_code rc = run_migration(x, m, true, resume, err);
+        if (rc != PGR_OK)
+            return rc;
+    }
+    return PGR_OK;
+}
+
+pgr_code agent_exec_rollback(const pgr_migration_set *set, const char *to_version,
+                             const agent_exec_opts *o, pgr_error *err)
+{
+    agent_exec x;
+    history h = {NULL, 0};
+    long long t0 = agent_now_ms();
+
+    if (!target_valid(set, to_version))
+        return pgr_error_set(err, PGR_ERR_INVALID,
+                             "rollback target %s is neither 0 nor a known migration", to_version);
+    pgr_code rc = agent_exec_open(&x, o, true, err);
+    bool locked = rc == PGR_OK;
+    if (rc == PGR_OK)
+        rc = history_load(&x, &h, err);
+    if (rc == PGR_OK)
+        rc = check_drift(set, &h, err);
+    bool started = false;
+    if (rc == PGR_OK) {
+        rc = job_start(&x, "rollback", err);
+        started = rc == PGR_OK;
+    }
+    if (rc == PGR_OK && o->backup_dir != NULL)
+        rc = agent_backup_run(&x, err);
+    if (rc == PGR_OK)
+        rc = rollback_applied(&x, set, &h, to_version, err);
+    if (started)
+        job_end(&x, "rollback", rc, err, t0);
+    free(h.rows);
+    agent_exec_close(&x, locked);
+    return rc;
+}

@@ -1,0 +1,122 @@
+/*
+ * executor.h - applies, rolls back and verifies migrations on one tenant database.
+ *
+ * The same code serves `pgrollout-agent apply` on the command line and signed Kafka jobs in the
+ * daemon: a job goes in (migrations + options), events come out through a callback (job and
+ * step start/done/failed, index build progress, audit records). Rules are DESIGN.md section 6:
+ * one runner per database (advisory lock), lock_timeout/statement_timeout on every session,
+ * retries with backoff for lock timeouts, deadlocks and lost connections, CREATE INDEX
+ * CONCURRENTLY with recovery of invalid leftovers, foreign keys with orphan checks, NOT VALID
+ * then VALIDATE, resumable after a crash at any point, and an audit record for every action.
+ */
+#ifndef AGENT_EXECUTOR_H
+#define AGENT_EXECUTOR_H
+
+#include "pgr/error.h"
+#include "pgr/migration.h"
+
+#include <stdbool.h>
+
+typedef enum agent_event_kind {
+    AGENT_EV_JOB_START,
+    AGENT_EV_MIGRATION_START,
+    AGENT_EV_STEP_START,
+    AGENT_EV_STEP_PROGRESS,
+    AGENT_EV_STEP_RETRY,
+    AGENT_EV_STEP_DONE,
+    AGENT_EV_STEP_SKIPPED,
+    AGENT_EV_STEP_FAILED,
+    AGENT_EV_MIGRATION_DONE,
+    AGENT_EV_JOB_DONE,
+    AGENT_EV_AUDIT,
+} agent_event_kind;
+
+typedef struct agent_event {
+    agent_event_kind kind;
+    const char *tenant_id;
+    const char *job_id;
+    const char *version; /* migration, when the event concerns one */
+    const char *name;
+    int step; /* 1-based step number, 0 when none */
+    int step_count;
+    const char *step_kind;
+    const char *object; /* "index idx_x on users" */
+    bool phi;
+    const char *phase; /* index build phase (progress) */
+    long long blocks_done, blocks_total, tuples_done, tuples_total;
+    double percent; /* -1 when unknown */
+    long long duration_ms;
+    int attempt;            /* retries */
+    const char *message;    /* failure or detail, never PHI */
+    const char *audit_json; /* AGENT_EV_AUDIT: the canonical record bytes */
+} agent_event;
+
+typedef void (*agent_event_cb)(const agent_event *ev, void *user);
+
+typedef enum agent_orphans {
+    AGENT_ORPHANS_FILE = 0,
+    AGENT_ORPHANS_ABORT,
+    AGENT_ORPHANS_QUARANTINE
+} agent_orphans;
+
+typedef struct agent_exec_opts {
+    const char *dsn;           /* libpq connection string; "" = PG* environment */
+    const char *tenant_id;     /* for records and events; defaults to the database name */
+    const char *job_id;        /* UUID; generated when NULL */
+    const char *operator_name; /* who approved; defaults to $USER */
+    const char *agent_id;
+    const char *target;     /* apply: highest version to apply (NULL = all) */
+    const char *backup_dir; /* pg_dump -Fc here before the first step (NULL = no backup) */
+    int lock_timeout_ms;
+    int statement_timeout_ms;
+    int retries;
+    int retry_base_ms;     /* first backoff delay (doubles each retry, plus jitter) */
+    agent_orphans orphans; /* overrides the file's orphan policy when not FILE */
+    agent_event_cb cb;
+    void *cb_user;
+    volatile int *cancel; /* set non-zero to stop before the next step (may be NULL) */
+} agent_exec_opts;
+
+/* Fills defaults: lock timeout 5000 ms, statement timeout 0, 5 retries, base 200 ms. */
+void agent_exec_opts_init(agent_exec_opts *o);
+
+/* Applies pending migrations of set (version order) up to o->target.
+ * Returns PGR_OK (applied or nothing to do), PGR_ERR_DRIFT, PGR_ERR_LOCKED, or the step error. */
+pgr_code agent_exec_apply(const pgr_migration_set *set, const agent_exec_opts *o,
+                          pgr_error *err) PGR_MUSTCHECK;
+
+/* Rolls back applied migrations above to_version ("0" = all), newest first, down steps each. */
+pgr_code agent_exec_rollback(const pgr_migration_set *set, const char *to_version,
+                             const agent_exec_opts *o, pgr_error *err) PGR_MUSTCHECK;
+
+/* One migration's state on a tenant, for status. */
+typedef struct agent_status_row {
+    char version[PGR_VERSION_LEN + 1];
+    char *name;
+    char *state; /* applied, pending, running, failed, rolled_back, drift, missing_file */
+    char *applied_at;
+    char *operator_name;
+    char *job_id;
+    long long duration_ms;
+} agent_status_row;
+
+typedef struct agent_status {
+    agent_status_row *rows;
+    size_t count;
+    bool drift;
+} agent_status;
+
+/* Reads schema_migrations (set may be NULL: no drift/pending information). */
+pgr_code agent_exec_status(const pgr_migration_set *set, const agent_exec_opts *o,
+                           agent_status **out, pgr_error *err) PGR_MUSTCHECK;
+void agent_status_free(agent_status *s);
+
+/* Checks every object the applied migrations create: indexes exist, are valid and match their
+ * definition; foreign keys validated; extensions present. Each mismatch is reported through
+ * `report` and counted in *problems. */
+pgr_code agent_exec_verify(const pgr_migration_set *set, const agent_exec_opts *o,
+                           void (*report)(const char *version, const char *object,
+                                          const char *problem, void *user),
+                           void *user, int *problems, pgr_error *err) PGR_MUSTCHECK;
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * executor_int.h - internals shared by the executor's files (state, audit, steps, backup).
+ */
+#ifndef AGENT_EXECUTOR_INT_H
+#define AGENT_EXECUTOR_INT_H
+
+#include "executor.h"
+
+#include "pgr/parse.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#define AGENT_UUID_LEN 37
+
+/* One executor run: the connection, identities, and audit records waiting for COMMIT. */
+typedef struct agent_exec {
+    const agent_exec_opts *o;
+    PGconn *conn;          /* the runner's session: holds the advisory lock */
+    PGconn *progress_conn; /* second session polling pg_stat_progress_create_index */
+    char tenant[129];
+    char job_id[AGENT_UUID_LEN];
+    char operator_name[129];
+    char **pending_audit; /* canonical records inserted in the open transaction */
+    size_t pending_count;
+} agent_exec;
+
+/* --- session (executor.c) --- */
+pgr_code agent_exec_begin(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+pgr_code agent_exec_commit(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+void agent_exec_rollback_txn(agent_exec *x);
+pgr_code agent_exec_reconnect(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+void agent_exec_emit(agent_exec *x, agent_event *ev);
+
+/* --- tenant state (state.c) --- */
+pgr_code agent_state_ensure(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+pgr_code agent_state_lock(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+void agent_state_unlock(agent_exec *x);
+/* Phase recorded for a step ("" when none). out must hold 32 bytes. */
+pgr_code agent_state_step_phase(agent_exec *x, const char *version, const char *part, int step,
+                                char *out, pgr_error *err) PGR_MUSTCHECK;
+pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                 const char *phase, long long duration_ms,
+                                 pgr_error *err) PGR_MUSTCHECK;
+pgr_code agent_state_job(agent_exec *x, const char *type, const char *state, const char *error,
+                         pgr_error *err) PGR_MUSTCHECK;
+
+/* --- audit (audit.c) --- */
+/* Appends a record to pgrollout.audit_outbox with the next seq and the chained hash, inside the
+ * open transaction when there is one (emitted on COMMIT), else in its own. rec is consumed. */
+pgr_code agent_audit_append(agent_exec *x, json_t *rec, pgr_error *err) PGR_MUSTCHECK;
+/* A new record with action and the common fields (tenant, job, operator, agent). */
+json_t *agent_audit_new(agent_exec *x, const char *action);
+/* Adds version/step/kind/object/phi/sql_sha256 of a step. */
+void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step *s);
+
+/* --- steps (steps.c) --- */
+/* Runs a step with retries and backoff; skips it when already done. */
+pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
+                        pgr_error *err) PGR_MUSTCHECK;
+
+/* --- foreign keys (fk.c) --- */
+pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, const char *phase,
+                      pgr_error *err) PGR_MUSTCHECK;
+
+/* Constraint state: 0 absent, 1 present NOT VALID, 2 validated. */
+pgr_code agent_fk_state(agent_exec *x, const pgr_step *s, int *state, pgr_error *err) PGR_MUSTCHECK;
+
+/* Opens a session without the runner lock (status, verify); closes with agent_exec_close. */
+pgr_code agent_exec_open(agent_exec *x, const agent_exec_opts *o, bool lock,
+                         pgr_error *err) PGR_MUSTCHECK;
+void agent_exec_close(agent_exec *x, bool locked);
+
+/* --- indexes (index.c) --- */
+pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
+                         pgr_error *err) PGR_MUSTCHECK;
+/* State of an index by name in the step's schema: found, valid, definition (malloc'd). */
+pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool *valid, char **def,
+                            pgr_error *err) PGR_MUSTCHECK;
+
+/* --- backup (backup.c) --- */
+pgr_code agent_backup_run(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+
+/* Milliseconds on a monotonic clock. */
+long long agent_now_ms(void);
+
+#endif

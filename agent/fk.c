@@ -1,0 +1,273 @@
+/*
+ * fk.c - foreign keys with orphan checks. Phase 1, one transaction: lock child and parent
+ * (SHARE ROW EXCLUSIVE, so no orphan can be written meanwhile), count orphans, then stop
+ * (abort: nothing changed; the error gives the count and the first few child primary keys,
+ * ids only) or move them (quarantine: copied to pgrollout_quarantine.<table> with job id and
+ * time, then deleted), then ADD CONSTRAINT ... NOT VALID and record phase "not_valid".
+ * Phase 2, its own transaction: VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: writes go on).
+ */
+#include "executor_int.h"
+
+#include "pgr/pg.h"
+#include "pgr/sqlgen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ORPHAN_IDS_SHOWN 5
+
+static const char *policy(const agent_exec *x, const pgr_step *s)
+{
+    if (x->o->orphans == AGENT_ORPHANS_QUARANTINE)
+        return "quarantine";
+    if (x->o->orphans == AGENT_ORPHANS_ABORT)
+        return "abort";
+    return s->orphans != NULL ? s->orphans : "abort";
+}
+
+/* Constraint state: 0 absent, 1 present NOT VALID, 2 validated. */
+pgr_code agent_fk_state(agent_exec *x, const pgr_step *s, int *state, pgr_error *err)
+{
+    pgr_buf t;
+    PGresult *r = NULL;
+    pgr_buf_init(&t);
+    pgr_code rc = pgr_sqlgen_qualified(x->conn, &t, s->table, err);
+    const char *params[] = {s->name, t.data};
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(x->conn,
+                          "SELECT convalidated FROM pg_constraint WHERE conname = $1 AND "
+                          "conrelid = to_regclass($2) AND contype = 'f'",
+                          2, params, &r, err);
+    if (rc == PGR_OK) {
+        *state = PQntuples(r) == 0 ? 0 : strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? 2 : 1;
+        PQclear(r);
+    }
+    pgr_buf_free(&t);
+    return rc;
+}
+
+static pgr_code lock_tables(agent_exec *x, const pgr_step *s, pgr_error *err)
+{
+    pgr_buf sql;
+    pgr_buf_init(&sql);
+    pgr_code rc = pgr_buf_appendf(&sql, "LOCK TABLE ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_qualified(x->conn, &sql, s->table, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(&sql, ", ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_qualified(x->conn, &sql, s->ref_table, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(&sql, " IN SHARE ROW EXCLUSIVE MODE");
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, sql.data, NULL, err);
+    pgr_buf_free(&sql);
+    return rc;
+}
+
+static pgr_code scalar_ll(agent_exec *x, const char *sql, long long *out, pgr_error *err)
+{
+    PGresult *r = NULL;
+    pgr_code rc = pgr_pg_exec(x->conn, sql, &r, err);
+    if (rc == PGR_OK) {
+        *out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+    }
+    return rc;
+}
+
+static pgr_code count_orphans(agent_exec *x, const pgr_step *s, long long *n, pgr_error *err)
+{
+    pgr_buf sql;
+    pgr_buf_init(&sql);
+    pgr_code rc = pgr_buf_appendf(&sql, "SELECT count(*) ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_orphan_from(x->conn, s, &sql, err);
+    if (rc == PGR_OK)
+        rc = scalar_ll(x, sql.data, n, err);
+    pgr_buf_free(&sql);
+    return rc;
+}
+
+/* "id1, id2, ..." of the first orphans by the child's single-column primary key; "" when the
+ * key is not a single column. Primary keys are record identifiers, not PHI values. */
+static void orphan_ids(agent_exec *x, const pgr_step *s, char *out, size_t outlen)
+{
+    pgr_buf t, sql;
+    PGresult *r = NULL;
+    out[0] = '\0';
+    pgr_buf_init(&t);
+    pgr_buf_init(&sql);
+    if (pgr_sqlgen_qualified(x->conn, &t, s->table, NULL) != PGR_OK)
+        goto out;
+    const char *params[] = {t.data};
+    if (pgr_pg_execp(x->conn,
+                     "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+                     "i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) "
+                     "AND i.indisprimary AND i.indnatts = 1",
+                     1, params, &r, NULL) != PGR_OK ||
+        PQntuples(r) != 1)
+        goto out;
+    if (pgr_buf_appendf(&sql, "SELECT string_agg(k, ', ') FROM (SELECT c.") != PGR_OK ||
+        pgr_sqlgen_ident(x->conn, &sql, PQgetvalue(r, 0, 0), NULL) != PGR_OK ||
+        pgr_buf_appendf(&sql, "::text AS k ") != PGR_OK ||
+        pgr_sqlgen_orphan_from(x->conn, s, &sql, NULL) != PGR_OK ||
+        pgr_buf_appendf(&sql, " ORDER BY 1 LIMIT %d) o", ORPHAN_IDS_SHOWN) != PGR_OK)
+        goto out;
+    PQclear(r);
+    r = NULL;
+    if (pgr_pg_exec(x->conn, sql.data, &r, NULL) == PGR_OK && PQntuples(r) == 1)
+        snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+out:
+    PQclear(r);
+    pgr_buf_free(&t);
+    pgr_buf_free(&sql);
+}
+
+static pgr_code quarantine(agent_exec *x, const pgr_step *s, long long *moved, pgr_error *err)
+{
+    pgr_buf sql;
+    const char *dot = strchr(s->table, '.');
+    const char *bare = dot != NULL ? dot + 1 : s->table;
+    PGresult *r = NULL;
+
+    pgr_buf_init(&sql);
+    pgr_code rc = pgr_buf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS pgrollout_quarantine; "
+                                        "CREATE TABLE IF NOT EXISTS pgrollout_quarantine.");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_ident(x->conn, &sql, bare, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(&sql, " (LIKE ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_qualified(x->conn, &sql, s->table, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(&sql, ", pgr_job_id text, pgr_quarantined_at timestamptz)");
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, sql.data, NULL, err);
+    sql.len = 0;
+    /* copy and delete in one statement: a row is either in the table or in quarantine */
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(&sql, "WITH moved AS (DELETE ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_orphan_from(x->conn, s, &sql, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(&sql, " RETURNING c.*) INSERT INTO pgrollout_quarantine.");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_ident(x->conn, &sql, bare, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(&sql, " SELECT moved.*, $1, now() FROM moved");
+    const char *params[] = {x->job_id};
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(x->conn, sql.data, 1, params, &r, err);
+    if (rc == PGR_OK) {
+        *moved = strtoll(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    pgr_buf_free(&sql);
+    return rc;
+}
+
+static pgr_code audit_orphans(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                              const char *action, long long orphans, long long moved,
+                              pgr_error *err)
+{
+    json_t *rec = agent_audit_new(x, action);
+    agent_audit_step_fields(rec, m, s);
+    json_object_set_new(rec, "orphan_policy", json_string(policy(x, s)));
+    json_object_set_new(rec, "orphans", json_integer(orphans));
+    json_object_set_new(rec, "quarantined", json_integer(moved));
+    return agent_audit_append(x, rec, err);
+}
+
+/* Phase 1 body, inside the open transaction. */
+static pgr_code phase_not_valid(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                long long t0, pgr_error *err)
+{
+    long long orphans = 0, moved = 0;
+    char ids[512];
+    pgr_buf add;
+
+    pgr_code rc = lock_tables(x, s, err);
+    if (rc == PGR_OK)
+        rc = count_orphans(x, s, &orphans, err);
+    if (rc == PGR_OK && orphans > 0 && strcmp(policy(x, s), "abort") == 0) {
+        orphan_ids(x, s, ids, sizeof(ids));
+        agent_exec_rollback_txn(x);
+        (void)audit_orphans(x, m, s, "orphans_found", orphans, 0, NULL);
+        return pgr_error_set(err, PGR_ERR_INVALID,
+                             "%lld orphan row(s) in \"%s\" reference no row of \"%s\" "
+                             "(first ids: %s); nothing was changed; fix the data or apply with "
+                             "--orphans quarantine",
+                             orphans, s->table, s->ref_table, ids[0] != '\0' ? ids : "n/a");
+    }
+    if (rc == PGR_OK && orphans > 0)
+        rc = quarantine(x, s, &moved, err);
+    if (rc == PGR_OK && moved != orphans)
+        rc = pgr_error_set(err, PGR_ERR_INTERNAL, "quarantined %lld of %lld orphan rows", moved,
+                           orphans);
+    pgr_buf_init(&add);
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_fk_add(x->conn, s, &add, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, add.data, NULL, err);
+    pgr_buf_free(&add);
+    if (rc == PGR_OK)
+        rc = agent_state_record_step(x, m, s, "not_valid", agent_now_ms() - t0, err);
+    if (rc == PGR_OK)
+        rc = audit_orphans(x, m, s, "fk_added_not_valid", orphans, moved, err);
+    return rc;
+}
+
+static pgr_code phase_validate(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                               long long t0, pgr_error *err)
+{
+    pgr_buf sql;
+    pgr_buf_init(&sql);
+    pgr_code rc = pgr_sqlgen_fk_validate(x->conn, s, &sql, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, sql.data, NULL, err);
+    pgr_buf_free(&sql);
+    long long dur = agent_now_ms() - t0;
+    if (rc == PGR_OK)
+        rc = agent_state_record_step(x, m, s, "done", dur, err);
+    if (rc == PGR_OK) {
+        json_t *rec = agent_audit_new(x, "step_done");
+        agent_audit_step_fields(rec, m, s);
+        json_object_set_new(rec, "duration_ms", json_integer(dur));
+        json_object_set_new(rec, "outcome", json_string("validated"));
+        rc = agent_audit_append(x, rec, err);
+    }
+    return rc;
+}
+
+/* Runs fn in its own transaction. */
+static pgr_code in_txn(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long t0,
+                       pgr_code (*fn)(agent_exec *, const pgr_migration *, const pgr_step *,
+                                      long long, pgr_error *),
+                       pgr_error *err)
+{
+    pgr_code rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK)
+        rc = fn(x, m, s, t0, err);
+    if (rc == PGR_OK)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
+pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, const char *phase,
+                      pgr_error *err)
+{
+    long long t0 = agent_now_ms();
+    int state = 0;
+    pgr_code rc = agent_fk_state(x, s, &state, err);
+    PGR_UNUSED(phase);
+    /* The catalog, not our bookkeeping, decides: a crash right after COMMIT of phase 1 leaves
+     * a NOT VALID constraint that only needs validating. */
+    if (rc == PGR_OK && state == 0)
+        rc = in_txn(x, m, s, t0, phase_not_valid, err);
+    if (rc == PGR_OK)
+        rc = in_txn(x, m, s, t0, phase_validate, err);
+    return rc;
+}

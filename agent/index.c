@@ -1,0 +1,283 @@
+/*
+ * index.c - CREATE INDEX CONCURRENTLY with recovery. Before the build, an INVALID index of the
+ * same name (left by a failed or killed build) is dropped concurrently; a VALID one with the
+ * same definition means the build already happened (a crash before it was recorded); a VALID
+ * one with another definition is drift. While the build runs, a second session polls
+ * pg_stat_progress_create_index for the builder's pid and reports phase and percentage. After
+ * the build the index must be valid, or it is dropped again and the step fails.
+ */
+#include "executor_int.h"
+
+#include "pgr/indexdef.h"
+#include "pgr/pg.h"
+#include "pgr/sqlgen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+
+#define PROGRESS_INTERVAL_MS 250
+
+/* Schema part of a step's table ("public.users" -> "public"), or NULL. */
+static char *table_schema(const pgr_step *s)
+{
+    const char *dot = strchr(s->table, '.');
+    return dot != NULL ? strndup(s->table, (size_t)(dot - s->table)) : NULL;
+}
+
+pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool *valid,
+                            char **def, pgr_error *err)
+{
+    PGresult *r = NULL;
+    pgr_buf table;
+    pgr_buf_init(&table);
+    /* An index always lives in its table's schema: look it up there, not in current_schema(). */
+    pgr_code rc = pgr_sqlgen_qualified(x->conn, &table, s->table, err);
+    const char *params[] = {s->name, table.data};
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(x->conn,
+                          "SELECT i.indisvalid AND i.indisready, pg_get_indexdef(i.indexrelid) "
+                          "FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+                          "WHERE c.relname = $1 AND c.relnamespace = (SELECT relnamespace FROM "
+                          "pg_class WHERE oid = to_regclass($2))",
+                          2, params, &r, err);
+    pgr_buf_free(&table);
+    if (rc != PGR_OK)
+        return rc;
+    *found = PQntuples(r) == 1;
+    *valid = *found && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    if (def != NULL)
+        *def = *found ? strdup(PQgetvalue(r, 0, 1)) : NULL;
+    PQclear(r);
+    return PGR_OK;
+}
+
+static pgr_code drop_index(agent_exec *x, const pgr_step *s, pgr_error *err)
+{
+    pgr_buf sql;
+    char *schema = table_schema(s);
+    pgr_buf_init(&sql);
+    pgr_code rc = pgr_buf_appendf(&sql, "DROP INDEX CONCURRENTLY IF EXISTS ");
+    if (rc == PGR_OK && schema != NULL) {
+        rc = pgr_sqlgen_ident(x->conn, &sql, schema, err);
+        if (rc == PGR_OK)
+            rc = pgr_buf_append(&sql, ".", 1);
+    }
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_ident(x->conn, &sql, s->name, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, sql.data, NULL, err);
+    free(schema);
+    pgr_buf_free(&sql);
+    return rc;
+}
+
+/* Phases of CREATE INDEX CONCURRENTLY and the share of the whole build each stands for. */
+static double phase_percent(const char *phase, double frac)
+{
+    static const struct {
+        const char *prefix;
+        double base, span;
+    } map[] = {
+        {"initializing", 0, 0},
+        {"waiting for writers before build", 0, 2},
+        {"building index: scanning table", 2, 48},
+        {"building index: sorting live tuples", 50, 5},
+        {"building index: loading tuples in tree", 55, 10},
+        {"building index", 2, 63},
+        {"waiting for writers before validation", 65, 2},
+        {"index validation: scanning index", 67, 8},
+        {"index validation: sorting tuples", 75, 5},
+        {"index validation: scanning table", 80, 15},
+        {"waiting for old snapshots", 95, 3},
+        {"waiting for readers before marking dead", 98, 1},
+        {"waiting for readers before dropping", 99, 1},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strncmp(phase, map[i].prefix, strlen(map[i].prefix)) == 0)
+            return map[i].base + map[i].span * (frac < 0 ? 0 : frac > 1 ? 1 : frac);
+    }
+    return -1;
+}
+
+typedef struct progress_state {
+    double last_percent;
+    long long last_poll;
+} progress_state;
+
+static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
+                          int pid, progress_state *ps)
+{
+    char pidbuf[16], obj[512];
+    PGresult *r = NULL;
+
+    if (x->progress_conn == NULL &&
+        pgr_pg_connect(x->o->dsn, "pgrollout-agent-progress", &x->progress_conn, NULL) != PGR_OK)
+        return; /* progress is informational: the build goes on without it */
+    snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
+    const char *params[] = {pidbuf};
+    if (pgr_pg_execp(x->progress_conn,
+                     "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
+                     "FROM pg_stat_progress_create_index WHERE pid = $1",
+                     1, params, &r, NULL) != PGR_OK)
+        return;
+    if (PQntuples(r) == 1) {
+        long long bd = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        long long bt = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+        long long td = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+        long long tt = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+        double frac = bt > 0 ? (double)bd / (double)bt : tt > 0 ? (double)td / (double)tt : 0;
+        double pct = phase_percent(PQgetvalue(r, 0, 0), frac);
+        /* percentages only move forward, so a phase change never looks like regress */
+        if (pct < ps->last_percent)
+            pct = ps->last_percent;
+        ps->last_percent = pct;
+        pgr_step_describe(s, obj, sizeof(obj));
+        agent_event ev = {.kind = AGENT_EV_STEP_PROGRESS,
+                          .version = m->version,
+                          .name = m->name,
+                          .step = s->index + 1,
+                          .step_count = count,
+                          .step_kind = "index",
+                          .object = obj,
+                          .phi = s->phi,
+                          .phase = PQgetvalue(r, 0, 0),
+                          .blocks_done = bd,
+                          .blocks_total = bt,
+                          .tuples_done = td,
+                          .tuples_total = tt,
+                          .percent = pct};
+        agent_exec_emit(x, &ev);
+    }
+    PQclear(r);
+}
+
+/* Sends the build and waits for it, polling progress every PROGRESS_INTERVAL_MS. */
+static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                    int count, pgr_error *err)
+{
+    progress_state ps = {0, 0};
+    int pid = PQbackendPID(x->conn);
+    int sock = PQsocket(x->conn);
+
+    if (!PQsendQuery(x->conn, s->sql))
+        return pgr_pg_error(x->conn, NULL, "could not send index build", err);
+    for (;;) {
+        if (!PQconsumeInput(x->conn))
+            break;
+        if (!PQisBusy(x->conn))
+            break;
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(sock, &rd);
+        struct timeval tv = {0, PROGRESS_INTERVAL_MS * 1000};
+        if (select(sock + 1, &rd, NULL, NULL, &tv) == 0 ||
+            agent_now_ms() - ps.last_poll >= PROGRESS_INTERVAL_MS) {
+            ps.last_poll = agent_now_ms();
+            poll_progress(x, m, s, count, pid, &ps);
+        }
+    }
+    pgr_code rc = PGR_OK;
+    PGresult *r;
+    while ((r = PQgetResult(x->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        if (rc == PGR_OK && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            rc = pgr_pg_error(x->conn, r, "index build failed", err);
+        PQclear(r);
+    }
+    if (rc == PGR_OK && PQstatus(x->conn) != CONNECTION_OK)
+        rc = pgr_pg_error(x->conn, NULL, "index build failed", err);
+    return rc;
+}
+
+/* Drops the index only when it exists and is invalid (never a valid one). */
+static pgr_code drop_invalid_leftover(agent_exec *x, const pgr_step *s)
+{
+    bool found = false, valid = false;
+    if (agent_index_lookup(x, s, &found, &valid, NULL, NULL) != PGR_OK || !found || valid)
+        return PGR_OK;
+    return drop_index(x, s, NULL);
+}
+
+static pgr_code audit_index_event(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                  const char *action, pgr_error *err)
+{
+    json_t *rec = agent_audit_new(x, action);
+    agent_audit_step_fields(rec, m, s);
+    return agent_audit_append(x, rec, err);
+}
+
+/* Looks at what a previous attempt left: drops an invalid leftover, detects drift. Sets *done
+ * when a valid index with our definition already exists. */
+static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_step *s, bool *done,
+                               pgr_error *err)
+{
+    bool found = false, valid = false;
+    char *def = NULL;
+    *done = false;
+    pgr_code rc = agent_index_lookup(x, s, &found, &valid, &def, err);
+    if (rc != PGR_OK || !found)
+        return rc;
+    if (!valid) {
+        free(def);
+        rc = drop_index(x, s, err);
+        if (rc == PGR_OK)
+            rc = audit_index_event(x, m, s, "invalid_index_dropped", err);
+        return rc;
+    }
+    *done = pgr_indexdef_equal(s->sql, def);
+    free(def);
+    if (!*done)
+        return pgr_error_set(err, PGR_ERR_DRIFT,
+                             "drift: index \"%s\" already exists with a different definition; "
+                             "drop or rename it, then apply again",
+                             s->name);
+    return PGR_OK;
+}
+
+static pgr_code index_record(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                             long long dur, pgr_error *err)
+{
+    pgr_code rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK)
+        rc = agent_state_record_step(x, m, s, "done", dur, err);
+    if (rc == PGR_OK) {
+        json_t *rec = agent_audit_new(x, "step_done");
+        agent_audit_step_fields(rec, m, s);
+        json_object_set_new(rec, "duration_ms", json_integer(dur));
+        json_object_set_new(rec, "outcome", json_string("done"));
+        rc = agent_audit_append(x, rec, err);
+    }
+    if (rc == PGR_OK)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
+pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
+                         pgr_error *err)
+{
+    long long t0 = agent_now_ms();
+    bool done = false, found = false, valid = false;
+
+    pgr_code rc = index_precheck(x, m, s, &done, err);
+    if (rc == PGR_OK && !done)
+        rc = build_with_progress(x, m, s, count, err);
+    if (rc != PGR_OK) {
+        /* A failed concurrent build leaves an INVALID index behind; remove it now (the next
+         * attempt would too) so the table carries no dead index meanwhile. */
+        if (!pgr_pg_conn_lost(x->conn))
+            (void)drop_invalid_leftover(x, s);
+        return rc;
+    }
+    rc = agent_index_lookup(x, s, &found, &valid, NULL, err);
+    if (rc == PGR_OK && (!found || !valid)) {
+        (void)drop_invalid_leftover(x, s);
+        return pgr_error_set(err, PGR_ERR_DB, "index \"%s\" is %s after its build", s->name,
+                             found ? "invalid" : "missing");
+    }
+    if (rc == PGR_OK)
+        rc = index_record(x, m, s, agent_now_ms() - t0, err);
+    return rc;
+}

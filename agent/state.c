@@ -1,0 +1,141 @@
+/*
+ * state.c - tenant state in schema "pgrollout" of each tenant database: its own version,
+ * schema_migrations (history), steps (what finished, for resuming), jobs, and the audit outbox
+ * with its chain head. Created on first use under the runner's advisory lock.
+ */
+#include "executor_int.h"
+
+#include "pgr/pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define STATE_VERSION 1
+/* Advisory lock key pair: "pgro" and 1. Advisory locks are per database, so this is one lock
+ * per tenant database. */
+#define LOCK_KEY "1886545775, 1"
+
+static const char *const state_ddl =
+    "CREATE SCHEMA IF NOT EXISTS pgrollout;"
+    "CREATE TABLE IF NOT EXISTS pgrollout.state_version ("
+    " version int PRIMARY KEY, installed_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE TABLE IF NOT EXISTS pgrollout.schema_migrations ("
+    " version text PRIMARY KEY CHECK (version ~ '^[0-9]{14}$'),"
+    " name text NOT NULL, checksum text NOT NULL, applied_at timestamptz,"
+    " duration_ms bigint, operator text, job_id text,"
+    " status text NOT NULL CHECK (status IN"
+    "  ('running', 'applied', 'failed', 'rolling_back', 'rolled_back')),"
+    " updated_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE TABLE IF NOT EXISTS pgrollout.steps ("
+    " version text NOT NULL, part text NOT NULL CHECK (part IN ('up', 'down')),"
+    " step int NOT NULL, kind text NOT NULL, object text NOT NULL,"
+    " phase text NOT NULL, job_id text, duration_ms bigint,"
+    " finished_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (version, part, step));"
+    "CREATE TABLE IF NOT EXISTS pgrollout.jobs ("
+    " job_id text PRIMARY KEY, seq bigint, type text NOT NULL, state text NOT NULL,"
+    " rollout_id text, wave text, operator text,"
+    " received_at timestamptz NOT NULL DEFAULT now(),"
+    " updated_at timestamptz NOT NULL DEFAULT now(), error text);"
+    "CREATE TABLE IF NOT EXISTS pgrollout.audit_head ("
+    " id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash text NOT NULL);"
+    "INSERT INTO pgrollout.audit_head VALUES (1, 0, repeat('0', 64)) ON CONFLICT DO NOTHING;"
+    "CREATE TABLE IF NOT EXISTS pgrollout.audit_outbox ("
+    " seq bigint PRIMARY KEY, tenant_id text NOT NULL,"
+    " created_at timestamptz NOT NULL DEFAULT now(), prev_hash text NOT NULL,"
+    " hash text NOT NULL, record text NOT NULL, published_at timestamptz);"
+    "CREATE INDEX IF NOT EXISTS audit_outbox_unpublished ON pgrollout.audit_outbox (seq)"
+    " WHERE published_at IS NULL;"
+    "INSERT INTO pgrollout.state_version VALUES (1) ON CONFLICT DO NOTHING;";
+
+pgr_code agent_state_ensure(agent_exec *x, pgr_error *err)
+{
+    PGresult *r = NULL;
+    /* Fast path: already installed at this version. */
+    if (pgr_pg_exec(x->conn,
+                    "SELECT max(version) FROM pgrollout.state_version "
+                    "WHERE to_regclass('pgrollout.state_version') IS NOT NULL",
+                    &r, NULL) == PGR_OK) {
+        bool current =
+            PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+        PQclear(r);
+        if (current)
+            return PGR_OK;
+    }
+    if (agent_exec_begin(x, err) != PGR_OK)
+        return PGR_ERR_DB;
+    if (pgr_pg_exec(x->conn, state_ddl, NULL, err) != PGR_OK) {
+        agent_exec_rollback_txn(x);
+        pgr_error_prefix(err, "could not create schema \"pgrollout\"");
+        return PGR_ERR_DB;
+    }
+    return agent_exec_commit(x, err);
+}
+
+pgr_code agent_state_lock(agent_exec *x, pgr_error *err)
+{
+    PGresult *r = NULL;
+    if (pgr_pg_exec(x->conn, "SELECT pg_try_advisory_lock(" LOCK_KEY ")", &r, err) != PGR_OK)
+        return PGR_ERR_DB;
+    bool got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!got)
+        return pgr_error_set(err, PGR_ERR_LOCKED,
+                             "another migration is running on tenant \"%s\" (database \"%s\"): "
+                             "its advisory lock is held",
+                             x->tenant, PQdb(x->conn));
+    return PGR_OK;
+}
+
+void agent_state_unlock(agent_exec *x)
+{
+    if (!pgr_pg_conn_lost(x->conn))
+        PGR_IGNORE(pgr_pg_exec(x->conn, "SELECT pg_advisory_unlock(" LOCK_KEY ")", NULL, NULL));
+}
+
+pgr_code agent_state_step_phase(agent_exec *x, const char *version, const char *part, int step,
+                                char *out, pgr_error *err)
+{
+    char stepbuf[16];
+    PGresult *r = NULL;
+    snprintf(stepbuf, sizeof(stepbuf), "%d", step);
+    const char *params[] = {version, part, stepbuf};
+    if (pgr_pg_execp(x->conn,
+                     "SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
+                     "step = $3",
+                     3, params, &r, err) != PGR_OK)
+        return PGR_ERR_DB;
+    snprintf(out, 32, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    return PGR_OK;
+}
+
+pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                 const char *phase, long long duration_ms, pgr_error *err)
+{
+    char stepbuf[16], dur[32], obj[512];
+    snprintf(stepbuf, sizeof(stepbuf), "%d", s->index + 1);
+    snprintf(dur, sizeof(dur), "%lld", duration_ms);
+    pgr_step_describe(s, obj, sizeof(obj));
+    const char *params[] = {m->version, s->down ? "down" : "up",
+                            stepbuf,    pgr_step_kind_name(s->kind),
+                            obj,        phase,
+                            x->job_id,  dur};
+    return pgr_pg_execp(x->conn,
+                        "INSERT INTO pgrollout.steps (version, part, step, kind, object, phase, "
+                        "job_id, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                        "ON CONFLICT (version, part, step) DO UPDATE SET phase = EXCLUDED.phase, "
+                        "job_id = EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, "
+                        "finished_at = now()",
+                        8, params, NULL, err);
+}
+
+pgr_code agent_state_job(agent_exec *x, const char *type, const char *state, const char *error,
+                         pgr_error *err)
+{
+    const char *params[] = {x->job_id, type, state, x->operator_name, error};
+    return pgr_pg_execp(x->conn,
+                        "INSERT INTO pgrollout.jobs (job_id, type, state, operator, error) "
+                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO UPDATE SET "
+                        "state = EXCLUDED.state, error = EXCLUDED.error, updated_at = now()",
+                        5, params, NULL, err);
+}

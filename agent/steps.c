@@ -1,0 +1,192 @@
+/*
+ * steps.c - runs one step: skip when already done, retry transient failures (lock timeout,
+ * deadlock, lost connection) with exponential backoff and jitter, and record success or
+ * failure (history row and audit record in the step's own transaction where it has one).
+ */
+#include "executor_int.h"
+
+#include "pgr/pg.h"
+#include "pgr/sqlgen.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static void sleep_ms(long long ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* base * 2^attempt, capped at 30 s, plus up to 50% random jitter so that many agents retrying
+ * the same hot table do not retry in lockstep. */
+static long long backoff_ms(int base, int attempt)
+{
+    long long d = base;
+    for (int i = 0; i < attempt && d < 30000; i++)
+        d *= 2;
+    if (d > 30000)
+        d = 30000;
+    return d + (long long)randombytes_uniform((uint32_t)(d / 2 + 1));
+}
+
+/* Records the step done and audits it, in the open transaction. */
+static pgr_code finish_in_txn(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                              long long dur, pgr_error *err)
+{
+    pgr_code rc = agent_state_record_step(x, m, s, "done", dur, err);
+    if (rc == PGR_OK) {
+        json_t *rec = agent_audit_new(x, "step_done");
+        agent_audit_step_fields(rec, m, s);
+        json_object_set_new(rec, "duration_ms", json_integer(dur));
+        json_object_set_new(rec, "outcome", json_string("done"));
+        rc = agent_audit_append(x, rec, err);
+    }
+    return rc;
+}
+
+/* A step whose SQL and bookkeeping share one transaction: all or nothing. */
+static pgr_code run_transactional(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                  const char *sql, long long t0, pgr_error *err)
+{
+    pgr_code rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, sql, NULL, err);
+    if (rc == PGR_OK)
+        rc = finish_in_txn(x, m, s, agent_now_ms() - t0, err);
+    if (rc == PGR_OK)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
+/* A step that cannot run in a transaction (DROP INDEX CONCURRENTLY, no_transaction SQL): run it,
+ * then record it. Rerunning after a crash between the two is safe because such steps must be
+ * idempotent (IF [NOT] EXISTS, which lint enforces). */
+static pgr_code run_outside(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long t0,
+                            pgr_error *err)
+{
+    pgr_code rc = pgr_pg_exec(x->conn, s->sql, NULL, err);
+    if (rc == PGR_OK)
+        rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK)
+        rc = finish_in_txn(x, m, s, agent_now_ms() - t0, err);
+    if (rc == PGR_OK)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
+static pgr_code run_drop_fk(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long t0,
+                            pgr_error *err)
+{
+    pgr_buf sql;
+    pgr_buf_init(&sql);
+    pgr_code rc = pgr_sqlgen_fk_drop(x->conn, s, &sql, err);
+    if (rc == PGR_OK)
+        rc = run_transactional(x, m, s, sql.data, t0, err);
+    pgr_buf_free(&sql);
+    return rc;
+}
+
+static pgr_code run_once(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
+                         const char *phase, pgr_error *err)
+{
+    long long t0 = agent_now_ms();
+    switch (s->kind) {
+    case PGR_STEP_INDEX:
+        return agent_index_run(x, m, s, count, err);
+    case PGR_STEP_FOREIGN_KEY:
+        return agent_fk_run(x, m, s, phase, err);
+    case PGR_STEP_DROP_FOREIGN_KEY:
+        return run_drop_fk(x, m, s, t0, err);
+    case PGR_STEP_DROP_INDEX:
+        return run_outside(x, m, s, t0, err);
+    case PGR_STEP_SQL:
+        if (s->no_transaction)
+            return run_outside(x, m, s, t0, err);
+        return run_transactional(x, m, s, s->sql, t0, err);
+    case PGR_STEP_EXTENSION:
+        return run_transactional(x, m, s, s->sql, t0, err);
+    }
+    return pgr_error_set(err, PGR_ERR_INTERNAL, "unknown step kind");
+}
+
+static void emit_step(agent_exec *x, agent_event_kind kind, const pgr_migration *m,
+                      const pgr_step *s, int count, const char *msg, int attempt, long long dur)
+{
+    char obj[512];
+    pgr_step_describe(s, obj, sizeof(obj));
+    agent_event ev = {.kind = kind,
+                      .version = m->version,
+                      .name = m->name,
+                      .step = s->index + 1,
+                      .step_count = count,
+                      .step_kind = pgr_step_kind_name(s->kind),
+                      .object = obj,
+                      .phi = s->phi,
+                      .message = msg,
+                      .attempt = attempt,
+                      .duration_ms = dur,
+                      .percent = -1};
+    agent_exec_emit(x, &ev);
+}
+
+static void audit_failure(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                          const pgr_error *e, int attempts)
+{
+    if (pgr_pg_conn_lost(x->conn))
+        return;
+    json_t *rec = agent_audit_new(x, "step_failed");
+    agent_audit_step_fields(rec, m, s);
+    json_object_set_new(rec, "outcome", json_string("failed"));
+    json_object_set_new(rec, "code", json_string(pgr_code_name(e->code)));
+    json_object_set_new(rec, "sqlstate", json_string(e->sqlstate));
+    json_object_set_new(rec, "attempts", json_integer(attempts));
+    /* the message is ours or PostgreSQL's primary message: object names and counts, no values */
+    json_object_set_new(rec, "error", json_string(e->msg));
+    PGR_IGNORE(agent_audit_append(x, rec, NULL));
+}
+
+pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
+                        pgr_error *err)
+{
+    char phase[32];
+    long long t0 = agent_now_ms();
+    pgr_code rc;
+    int attempt;
+
+    for (attempt = 0;; attempt++) {
+        rc = agent_state_step_phase(x, m->version, s->down ? "down" : "up", s->index + 1, phase,
+                                    err);
+        if (rc == PGR_OK && strcmp(phase, "done") == 0) {
+            emit_step(x, AGENT_EV_STEP_SKIPPED, m, s, count, "already done", attempt, 0);
+            return PGR_OK;
+        }
+        if (rc == PGR_OK) {
+            emit_step(x, AGENT_EV_STEP_START, m, s, count, NULL, attempt, 0);
+            rc = run_once(x, m, s, count, phase, err);
+        }
+        if (rc == PGR_OK) {
+            emit_step(x, AGENT_EV_STEP_DONE, m, s, count, NULL, attempt, agent_now_ms() - t0);
+            return PGR_OK;
+        }
+        agent_exec_rollback_txn(x);
+        if (!err->retriable || attempt >= x->o->retries)
+            break;
+        emit_step(x, AGENT_EV_STEP_RETRY, m, s, count, err->msg, attempt + 1, 0);
+        sleep_ms(backoff_ms(x->o->retry_base_ms, attempt));
+        if (pgr_pg_conn_lost(x->conn)) {
+            pgr_error rerr;
+            if (agent_exec_reconnect(x, &rerr) != PGR_OK && !rerr.retriable) {
+                *err = rerr;
+                break;
+            }
+        }
+    }
+    emit_step(x, AGENT_EV_STEP_FAILED, m, s, count, err->msg, 0, agent_now_ms() - t0);
+    audit_failure(x, m, s, err, attempt + 1);
+    return rc;
+}
