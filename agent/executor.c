@@ -86,6 +86,18 @@ void agent_exec_rollback_txn(agent_exec *x)
     flush_audit(x, false);
 }
 
+/* A role named "pgrollout" puts our state schema first in search_path ("$user"), and unqualified
+ * names in migrations (CREATE EXTENSION, CREATE TABLE) would land there. Keep it out. Run again
+ * once the state schema exists. */
+static pgr_code pin_search_path(agent_exec *x, pgr_error *err)
+{
+    return pgr_pg_exec(x->conn,
+                       "SELECT set_config('search_path', coalesce((SELECT string_agg("
+                       "quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
+                       "'pgrollout'), ''), false) WHERE current_schema() = 'pgrollout'",
+                       NULL, err);
+}
+
 /* Session settings every migration session carries (DESIGN.md 6): bounded lock waits. */
 static pgr_code session_setup(agent_exec *x, pgr_error *err)
 {
@@ -95,14 +107,8 @@ static pgr_code session_setup(agent_exec *x, pgr_error *err)
              "SET idle_in_transaction_session_timeout = 0; SET client_min_messages = warning",
              x->o->lock_timeout_ms, x->o->statement_timeout_ms);
     pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);
-    /* A role named "pgrollout" would put our state schema first in search_path ("$user"), and
-     * unqualified names in migrations would resolve there. Keep tenant objects where they are. */
     if (rc == PGR_OK)
-        rc = pgr_pg_exec(x->conn,
-                         "SELECT set_config('search_path', coalesce((SELECT string_agg("
-                         "quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
-                         "'pgrollout'), ''), false) WHERE current_schema() = 'pgrollout'",
-                         NULL, err);
+        rc = pin_search_path(x, err);
     return rc;
 }
 
@@ -158,6 +164,8 @@ pgr_code agent_exec_open(agent_exec *x, const agent_exec_opts *o, bool lock, pgr
         rc = agent_state_lock(x, err);
     if (rc == PGR_OK && lock)
         rc = agent_state_ensure(x, err);
+    if (rc == PGR_OK)
+        rc = pin_search_path(x, err);
     return rc;
 }
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ORPHAN_IDS_SHOWN 5
+#define ORPHAN_IDS_SHOWN 3
 
 static const char *policy(const agent_exec *x, const pgr_step *s)
 {

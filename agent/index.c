@@ -26,8 +26,8 @@ static char *table_schema(const pgr_step *s)
     return dot != NULL ? strndup(s->table, (size_t)(dot - s->table)) : NULL;
 }
 
-pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool *valid,
-                            char **def, pgr_error *err)
+pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool *valid, char **def,
+                            pgr_error *err)
 {
     PGresult *r = NULL;
     pgr_buf table;

@@ -77,9 +77,8 @@ static inline void itest_drop_db(const char *name)
 static inline void itest_psql_file(const char *db, const char *rel, const char *vars)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof(cmd),
-             "psql -X -q -v ON_ERROR_STOP=1 %s -d %s -f %s/%s > /dev/null", vars, db,
-             PGR_SOURCE_DIR, rel);
+    snprintf(cmd, sizeof(cmd), "psql -X -q -v ON_ERROR_STOP=1 %s -d %s -f %s/%s > /dev/null", vars,
+             db, PGR_SOURCE_DIR, rel);
     if (system(cmd) != 0)
         fail_msg("psql failed: %s", cmd);
 }

@@ -54,8 +54,8 @@ static void create_topic(rd_kafka_t *rk, const char *topic)
 
 static void test_services_kafka_produce_and_consume_through_group(void **state)
 {
-    static const char *const pconf[] = {"enable.idempotence", "true", "acks", "all",
-                                        "partitioner", "murmur2_random", NULL};
+    static const char *const pconf[] = {"enable.idempotence", "true",           "acks", "all",
+                                        "partitioner",        "murmur2_random", NULL};
     char topic[64], group[64];
     static char payload[] = "{\"v\":1,\"bytes\":\"\\u0000 binary \\u00ff\"}\0tail";
     (void)state;
@@ -73,8 +73,8 @@ static void test_services_kafka_produce_and_consume_through_group(void **state)
     assert_int_equal(rd_kafka_outq_len(p), 0);
     rd_kafka_destroy(p);
 
-    static const char *cconf_tmpl[] = {"group.id", NULL, "auto.offset.reset", "earliest",
-                                       "enable.auto.commit", "false", NULL};
+    static const char *cconf_tmpl[] = {
+        "group.id", NULL, "auto.offset.reset", "earliest", "enable.auto.commit", "false", NULL};
     cconf_tmpl[1] = group;
     rd_kafka_t *c = new_client(RD_KAFKA_CONSUMER, cconf_tmpl);
     rd_kafka_poll_set_consumer(c);

@@ -50,7 +50,7 @@ typedef struct pgr_error {
     pgr_code code;
     char sqlstate[6];
     bool retriable;
-    char msg[256];
+    char msg[512];
 } pgr_error;
 
 /* Clears err (when not NULL) to PGR_OK with an empty message. */
