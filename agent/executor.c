@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,13 @@ long long agent_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void agent_failpoint(const char *name)
+{
+    const char *fp = getenv("PGR_FAILPOINT");
+    if (fp != NULL && strcmp(fp, name) == 0)
+        raise(SIGKILL);
 }
 
 void agent_exec_emit(agent_exec *x, agent_event *ev)
@@ -104,7 +112,9 @@ static pgr_code session_setup(agent_exec *x, pgr_error *err)
     char sql[256];
     snprintf(sql, sizeof(sql),
              "SET lock_timeout = %d; SET statement_timeout = %d; "
-             "SET idle_in_transaction_session_timeout = 0; SET client_min_messages = warning",
+             "SET idle_in_transaction_session_timeout = 0; SET client_min_messages = warning; "
+             /* a killed agent's backend notices within a second and releases its locks */
+             "SET client_connection_check_interval = 1000",
              x->o->lock_timeout_ms, x->o->statement_timeout_ms);
     pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);
     if (rc == PGR_OK)

@@ -81,6 +81,10 @@ pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool 
 /* --- backup (backup.c) --- */
 pgr_code agent_backup_run(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 
+/* Crash-test failpoint: when the environment variable PGR_FAILPOINT equals name, the process
+ * kills itself with SIGKILL right here (tests of resumption; never set in production). */
+void agent_failpoint(const char *name);
+
 /* Milliseconds on a monotonic clock. */
 long long agent_now_ms(void);
 

@@ -265,8 +265,11 @@ pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, 
     PGR_UNUSED(phase);
     /* The catalog, not our bookkeeping, decides: a crash right after COMMIT of phase 1 leaves
      * a NOT VALID constraint that only needs validating. */
-    if (rc == PGR_OK && state == 0)
+    if (rc == PGR_OK && state == 0) {
         rc = in_txn(x, m, s, t0, phase_not_valid, err);
+        if (rc == PGR_OK)
+            agent_failpoint("fk_after_not_valid");
+    }
     if (rc == PGR_OK)
         rc = in_txn(x, m, s, t0, phase_validate, err);
     return rc;

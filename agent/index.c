@@ -277,7 +277,9 @@ pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *
         return pgr_error_set(err, PGR_ERR_DB, "index \"%s\" is %s after its build", s->name,
                              found ? "invalid" : "missing");
     }
-    if (rc == PGR_OK)
+    if (rc == PGR_OK) {
+        agent_failpoint("index_before_record");
         rc = index_record(x, m, s, agent_now_ms() - t0, err);
+    }
     return rc;
 }
