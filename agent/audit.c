@@ -62,6 +62,12 @@ static pgr_code audit_insert(agent_exec *x, json_t *rec, char **canonical_out, p
     if (pgr_pg_exec(x->conn, "SELECT seq, hash FROM pgrollout.audit_head WHERE id = 1 FOR UPDATE",
                     &r, err) != PGR_OK)
         return PGR_ERR_DB;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return pgr_error_set(err, PGR_ERR_INTERNAL,
+                             "audit chain head pgrollout.audit_head is missing: refusing to "
+                             "start a new chain");
+    }
     long long seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10) + 1;
     char prev_hex[PGR_SHA256_HEX_LEN];
     snprintf(prev_hex, sizeof(prev_hex), "%s", PQgetvalue(r, 0, 1));

@@ -6,6 +6,7 @@
 
 #include "pgr/crypto.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -18,13 +19,26 @@
 #include <time.h>
 #include <unistd.h>
 
+/* In the child only: the connection parameters of dsn as PG* environment variables, so that no
+ * password appears on a command line (readable by every local user in /proc). */
+static void export_dsn(const char *dsn)
+{
+    PQconninfoOption *opts = dsn != NULL && *dsn != '\0' ? PQconninfoParse(dsn, NULL) : NULL;
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (o->val != NULL && o->envvar != NULL)
+            setenv(o->envvar, o->val, 1);
+    }
+    PQconninfoFree(opts);
+}
+
 /* Runs argv (no shell), stdout and stderr to /dev/null; returns the exit status or -1. */
-static int run_quiet(char *const argv[])
+static int run_quiet(char *const argv[], const char *dsn)
 {
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        export_dsn(dsn);
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) {
             dup2(devnull, STDOUT_FILENO);
@@ -66,12 +80,17 @@ static pgr_code file_sha256(const char *path, char hex[PGR_SHA256_HEX_LEN], long
 
 static pgr_code dump_and_check(agent_exec *x, const char *path, pgr_error *err)
 {
-    char fileopt[4200], dbopt[4200];
+    char fileopt[4200];
+    /* Create the file ourselves, exclusively and private, before pg_dump writes into it: no
+     * symlink is followed and no earlier file is overwritten. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return pgr_error_set(err, PGR_ERR_IO, "could not create backup \"%s\": %s", path,
+                             strerror(errno));
+    close(fd);
     snprintf(fileopt, sizeof(fileopt), "--file=%s", path);
-    snprintf(dbopt, sizeof(dbopt), "--dbname=%s", x->o->dsn);
-    char *dump[] = {"pg_dump", "-Fc", "--no-password", fileopt, x->o->dsn[0] != '\0' ? dbopt : NULL,
-                    NULL};
-    int st = run_quiet(dump);
+    char *dump[] = {"pg_dump", "-Fc", "--no-password", fileopt, NULL};
+    int st = run_quiet(dump, x->o->dsn);
     if (st != 0) {
         unlink(path);
         return pgr_error_set(err, PGR_ERR_IO,
@@ -80,11 +99,13 @@ static pgr_code dump_and_check(agent_exec *x, const char *path, pgr_error *err)
                              x->tenant, st);
     }
     char *list[] = {"pg_restore", "--list", (char *)(uintptr_t)path, NULL};
-    if (run_quiet(list) != 0)
+    if (run_quiet(list, NULL) != 0) {
+        unlink(path);
         return pgr_error_set(err, PGR_ERR_IO,
                              "backup \"%s\" is unreadable (pg_restore --list failed); nothing "
                              "was migrated",
                              path);
+    }
     if (chmod(path, 0600) != 0)
         return pgr_error_set(err, PGR_ERR_IO, "could not chmod backup \"%s\"", path);
     return PGR_OK;
@@ -101,10 +122,16 @@ pgr_code agent_backup_run(agent_exec *x, pgr_error *err)
     if (stat(x->o->backup_dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return pgr_error_set(err, PGR_ERR_IO, "backup directory \"%s\" does not exist",
                              x->o->backup_dir);
+    char safe[129];
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(path, sizeof(path), "%s/%s-%s-%.8s.dump", x->o->backup_dir, x->tenant, stamp,
-             x->job_id);
+    /* the tenant id becomes part of a path: keep only harmless characters */
+    snprintf(safe, sizeof(safe), "%s", x->tenant);
+    for (char *p = safe; *p != '\0'; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            *p = '_';
+    }
+    snprintf(path, sizeof(path), "%s/%s-%s-%.8s.dump", x->o->backup_dir, safe, stamp, x->job_id);
     pgr_code rc = dump_and_check(x, path, err);
     if (rc == PGR_OK)
         rc = file_sha256(path, sha, &size, err);

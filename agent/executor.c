@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <pwd.h>
 #include <signal.h>
 #include <time.h>
@@ -107,7 +108,7 @@ static pgr_code pin_search_path(agent_exec *x, pgr_error *err)
 }
 
 /* Session settings every migration session carries (DESIGN.md 6): bounded lock waits. */
-static pgr_code session_setup(agent_exec *x, pgr_error *err)
+pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err)
 {
     char sql[256];
     snprintf(sql, sizeof(sql),
@@ -126,7 +127,7 @@ static pgr_code exec_connect(agent_exec *x, pgr_error *err)
 {
     pgr_code rc = pgr_pg_connect(x->o->dsn, "pgrollout-agent", &x->conn, err);
     if (rc == PGR_OK)
-        rc = session_setup(x, err);
+        rc = agent_exec_session_setup(x, err);
     return rc;
 }
 
@@ -138,9 +139,14 @@ pgr_code agent_exec_reconnect(agent_exec *x, pgr_error *err)
     x->progress_conn = NULL;
     flush_audit(x, false);
     pgr_code rc = exec_connect(x, err);
-    /* The session-level advisory lock died with the old session: take it again. */
+    /* The session-level advisory lock died with the old session: take it again. If another
+     * runner took it meanwhile, this runner must not write anything more: drop the session. */
     if (rc == PGR_OK)
         rc = agent_state_lock(x, err);
+    if (rc != PGR_OK) {
+        PQfinish(x->conn);
+        x->conn = NULL;
+    }
     return rc;
 }
 
@@ -160,9 +166,22 @@ static void exec_init(agent_exec *x, const agent_exec_opts *o)
 }
 
 /* Connects, takes the lock, installs tenant state. */
+static bool uuid_shaped(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return n == 36;
+}
+
 pgr_code agent_exec_open(agent_exec *x, const agent_exec_opts *o, bool lock, pgr_error *err)
 {
     exec_init(x, o);
+    if (!uuid_shaped(x->job_id))
+        return pgr_error_set(err, PGR_ERR_INVALID, "job id \"%s\" is not a UUID", x->job_id);
     if (pgr_crypto_init(err) != PGR_OK)
         return PGR_ERR_CRYPTO;
     pgr_code rc = exec_connect(x, err);

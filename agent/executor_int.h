@@ -30,12 +30,16 @@ pgr_code agent_exec_begin(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_exec_commit(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 void agent_exec_rollback_txn(agent_exec *x);
 pgr_code agent_exec_reconnect(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+/* (Re)applies lock_timeout, statement_timeout and search_path to the runner's session. */
+pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 void agent_exec_emit(agent_exec *x, agent_event *ev);
 
 /* --- tenant state (state.c) --- */
 pgr_code agent_state_ensure(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_lock(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 void agent_state_unlock(agent_exec *x);
+/* Fails (PGR_ERR_LOCKED) unless this session still holds the runner lock. */
+pgr_code agent_state_lock_held(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 /* Phase recorded for a step ("" when none). out must hold 32 bytes. */
 pgr_code agent_state_step_phase(agent_exec *x, const char *version, const char *part, int step,
                                 char *out, pgr_error *err) PGR_MUSTCHECK;
@@ -73,7 +77,7 @@ void agent_exec_close(agent_exec *x, bool locked);
 
 /* --- indexes (index.c) --- */
 pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
-                         pgr_error *err) PGR_MUSTCHECK;
+                         const char *phase, pgr_error *err) PGR_MUSTCHECK;
 /* State of an index by name in the step's schema: found, valid, definition (malloc'd). */
 pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool *valid, char **def,
                             pgr_error *err) PGR_MUSTCHECK;

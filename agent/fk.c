@@ -8,6 +8,7 @@
  */
 #include "executor_int.h"
 
+#include "pgr/indexdef.h"
 #include "pgr/pg.h"
 #include "pgr/sqlgen.h"
 
@@ -125,45 +126,113 @@ out:
     pgr_buf_free(&sql);
 }
 
+/* Text of a one-row, one-column query with the quoted child table as $1 ("" when NULL). */
+static pgr_code child_query(agent_exec *x, const pgr_step *s, const char *sql, char **out,
+                            pgr_error *err)
+{
+    pgr_buf t;
+    PGresult *r = NULL;
+    pgr_buf_init(&t);
+    pgr_code rc = pgr_sqlgen_qualified(x->conn, &t, s->table, err);
+    const char *params[] = {t.data};
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(x->conn, sql, 1, params, &r, err);
+    if (rc == PGR_OK) {
+        *out = strdup(PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (*out == NULL)
+            rc = pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    }
+    pgr_buf_free(&t);
+    return rc;
+}
+
+/* Deleting orphans would cascade (or null out) rows of tables referencing the child: those rows
+ * would change without a copy. Refuse quarantine then. */
+static pgr_code check_no_cascade(agent_exec *x, const pgr_step *s, pgr_error *err)
+{
+    char *refs = NULL;
+    pgr_code rc = child_query(x, s,
+                              "SELECT string_agg(conrelid::regclass::text || '.' || conname, ', ') "
+                              "FROM pg_constraint WHERE contype = 'f' AND confrelid = "
+                              "to_regclass($1) AND confdeltype IN ('c', 'n', 'd')",
+                              &refs, err);
+    if (rc == PGR_OK && refs[0] != '\0')
+        rc = pgr_error_set(err, PGR_ERR_INVALID,
+                           "cannot quarantine orphans of \"%s\": deleting them would cascade "
+                           "to rows of other tables (%s) without a copy; nothing was changed",
+                           s->table, refs);
+    free(refs);
+    return rc;
+}
+
+/* pgrollout_quarantine.<table>, or <schema>__<table> for a schema-qualified table. */
+static pgr_code quarantine_name(agent_exec *x, const pgr_step *s, pgr_buf *out, pgr_error *err)
+{
+    char name[160];
+    const char *dot = strchr(s->table, '.');
+    if (dot != NULL)
+        snprintf(name, sizeof(name), "%.*s__%s", (int)(dot - s->table), s->table, dot + 1);
+    else
+        snprintf(name, sizeof(name), "%s", s->table);
+    pgr_code rc = pgr_buf_appendf(out, "pgrollout_quarantine.");
+    return rc == PGR_OK ? pgr_sqlgen_ident(x->conn, out, name, err) : rc;
+}
+
+static pgr_code quarantine_sql(agent_exec *x, const pgr_step *s, const char *cols, pgr_buf *sql,
+                               pgr_error *err)
+{
+    pgr_code rc = pgr_buf_appendf(sql, "CREATE SCHEMA IF NOT EXISTS pgrollout_quarantine; "
+                                       "CREATE TABLE IF NOT EXISTS ");
+    if (rc == PGR_OK)
+        rc = quarantine_name(x, s, sql, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(sql, " (LIKE ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_qualified(x->conn, sql, s->table, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(sql, ", pgr_job_id text, pgr_quarantined_at timestamptz); ");
+    /* copy and delete in one statement: a row is either in the table or in quarantine; columns
+     * by name, so a quarantine table of another shape fails instead of mixing values */
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(sql, "WITH moved AS (DELETE ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_orphan_from(x->conn, s, sql, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(sql, " RETURNING c.*) INSERT INTO ");
+    if (rc == PGR_OK)
+        rc = quarantine_name(x, s, sql, err);
+    if (rc == PGR_OK)
+        rc = pgr_buf_appendf(sql,
+                             " (%s, pgr_job_id, pgr_quarantined_at) SELECT %s, '%s', now() "
+                             "FROM moved",
+                             cols, cols, x->job_id);
+    return rc;
+}
+
 static pgr_code quarantine(agent_exec *x, const pgr_step *s, long long *moved, pgr_error *err)
 {
+    char *cols = NULL;
     pgr_buf sql;
-    const char *dot = strchr(s->table, '.');
-    const char *bare = dot != NULL ? dot + 1 : s->table;
     PGresult *r = NULL;
 
     pgr_buf_init(&sql);
-    pgr_code rc = pgr_buf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS pgrollout_quarantine; "
-                                        "CREATE TABLE IF NOT EXISTS pgrollout_quarantine.");
+    pgr_code rc = check_no_cascade(x, s, err);
     if (rc == PGR_OK)
-        rc = pgr_sqlgen_ident(x->conn, &sql, bare, err);
+        rc = child_query(x, s,
+                         "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM "
+                         "pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT "
+                         "attisdropped AND attgenerated = ''",
+                         &cols, err);
     if (rc == PGR_OK)
-        rc = pgr_buf_appendf(&sql, " (LIKE ");
+        rc = quarantine_sql(x, s, cols, &sql, err);
     if (rc == PGR_OK)
-        rc = pgr_sqlgen_qualified(x->conn, &sql, s->table, err);
-    if (rc == PGR_OK)
-        rc = pgr_buf_appendf(&sql, ", pgr_job_id text, pgr_quarantined_at timestamptz)");
-    if (rc == PGR_OK)
-        rc = pgr_pg_exec(x->conn, sql.data, NULL, err);
-    sql.len = 0;
-    /* copy and delete in one statement: a row is either in the table or in quarantine */
-    if (rc == PGR_OK)
-        rc = pgr_buf_appendf(&sql, "WITH moved AS (DELETE ");
-    if (rc == PGR_OK)
-        rc = pgr_sqlgen_orphan_from(x->conn, s, &sql, err);
-    if (rc == PGR_OK)
-        rc = pgr_buf_appendf(&sql, " RETURNING c.*) INSERT INTO pgrollout_quarantine.");
-    if (rc == PGR_OK)
-        rc = pgr_sqlgen_ident(x->conn, &sql, bare, err);
-    if (rc == PGR_OK)
-        rc = pgr_buf_appendf(&sql, " SELECT moved.*, $1, now() FROM moved");
-    const char *params[] = {x->job_id};
-    if (rc == PGR_OK)
-        rc = pgr_pg_execp(x->conn, sql.data, 1, params, &r, err);
+        rc = pgr_pg_exec(x->conn, sql.data, &r, err);
     if (rc == PGR_OK) {
         *moved = strtoll(PQcmdTuples(r), NULL, 10);
         PQclear(r);
     }
+    free(cols);
     pgr_buf_free(&sql);
     return rc;
 }
@@ -256,6 +325,57 @@ static pgr_code in_txn(agent_exec *x, const pgr_migration *m, const pgr_step *s,
     return rc;
 }
 
+/* Removes the words a constraint definition may or may not spell out (canonical form). */
+static void strip_words(char *s)
+{
+    static const char *const words[] = {"notvalid", "onupdatenoaction", "ondeletenoaction"};
+    for (size_t i = 0; s != NULL && i < sizeof(words) / sizeof(words[0]); i++) {
+        size_t n = strlen(words[i]);
+        char *p;
+        while ((p = strstr(s, words[i])) != NULL)
+            memmove(p, p + n, strlen(p + n) + 1);
+    }
+}
+
+/* An existing constraint of the step's name must be the step's foreign key: same columns,
+ * referenced table and columns, and actions. Compared in the canonical form of indexdef.h. */
+static pgr_code check_same_fk(agent_exec *x, const pgr_step *s, pgr_error *err)
+{
+    pgr_buf want, t;
+    PGresult *r = NULL;
+    pgr_buf_init(&want);
+    pgr_buf_init(&t);
+    pgr_code rc = pgr_sqlgen_fk_add(x->conn, s, &want, err);
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_qualified(x->conn, &t, s->table, err);
+    const char *params[] = {s->name, t.data};
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(x->conn,
+                          "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1 "
+                          "AND conrelid = to_regclass($2)",
+                          2, params, &r, err);
+    if (rc == PGR_OK && PQntuples(r) == 1) {
+        /* ours: "ALTER TABLE t ADD CONSTRAINT n FOREIGN KEY ... NOT VALID"; the server's:
+         * "FOREIGN KEY ... [NOT VALID]", without NO ACTION clauses */
+        const char *fk = strstr(want.data, "FOREIGN KEY");
+        char *a = pgr_indexdef_canonical(fk != NULL ? fk : want.data);
+        char *b = pgr_indexdef_canonical(PQgetvalue(r, 0, 0));
+        strip_words(a);
+        strip_words(b);
+        if (a == NULL || b == NULL || strcmp(a, b) != 0)
+            rc = pgr_error_set(err, PGR_ERR_DRIFT,
+                               "drift: constraint \"%s\" on \"%s\" already exists with a "
+                               "different definition",
+                               s->name, s->table);
+        free(a);
+        free(b);
+    }
+    PQclear(r);
+    pgr_buf_free(&want);
+    pgr_buf_free(&t);
+    return rc;
+}
+
 pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, const char *phase,
                       pgr_error *err)
 {
@@ -263,6 +383,8 @@ pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, 
     int state = 0;
     pgr_code rc = agent_fk_state(x, s, &state, err);
     PGR_UNUSED(phase);
+    if (rc == PGR_OK && state != 0)
+        rc = check_same_fk(x, s, err);
     /* The catalog, not our bookkeeping, decides: a crash right after COMMIT of phase 1 leaves
      * a NOT VALID constraint that only needs validating. */
     if (rc == PGR_OK && state == 0) {

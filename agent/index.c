@@ -104,6 +104,7 @@ static double phase_percent(const char *phase, double frac)
 typedef struct progress_state {
     double last_percent;
     long long last_poll;
+    long long last_connect;
 } progress_state;
 
 static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
@@ -112,16 +113,31 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
     char pidbuf[16], obj[512];
     PGresult *r = NULL;
 
-    if (x->progress_conn == NULL &&
-        pgr_pg_connect(x->o->dsn, "pgrollout-agent-progress", &x->progress_conn, NULL) != PGR_OK)
-        return; /* progress is informational: the build goes on without it */
+    /* Progress is informational: the build goes on without it. A broken progress session is
+     * dropped and reopened at most every 5 s, so it never stalls the build loop for long. */
+    if (x->progress_conn == NULL) {
+        if (agent_now_ms() - ps->last_connect < 5000)
+            return;
+        ps->last_connect = agent_now_ms();
+        if (pgr_pg_connect(x->o->dsn, "pgrollout-agent-progress", &x->progress_conn, NULL) !=
+                PGR_OK ||
+            pgr_pg_exec(x->progress_conn, "SET lock_timeout = 1000; SET statement_timeout = 2000",
+                        NULL, NULL) != PGR_OK) {
+            PQfinish(x->progress_conn);
+            x->progress_conn = NULL;
+            return;
+        }
+    }
     snprintf(pidbuf, sizeof(pidbuf), "%d", pid);
     const char *params[] = {pidbuf};
     if (pgr_pg_execp(x->progress_conn,
                      "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
                      "FROM pg_stat_progress_create_index WHERE pid = $1",
-                     1, params, &r, NULL) != PGR_OK)
+                     1, params, &r, NULL) != PGR_OK) {
+        PQfinish(x->progress_conn);
+        x->progress_conn = NULL;
         return;
+    }
     if (PQntuples(r) == 1) {
         long long bd = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
         long long bt = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
@@ -157,7 +173,7 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
 static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                     int count, pgr_error *err)
 {
-    progress_state ps = {0, 0};
+    progress_state ps = {0, 0, -10000};
     int pid = PQbackendPID(x->conn);
     int sock = PQsocket(x->conn);
 
@@ -210,8 +226,8 @@ static pgr_code audit_index_event(agent_exec *x, const pgr_migration *m, const p
 
 /* Looks at what a previous attempt left: drops an invalid leftover, detects drift. Sets *done
  * when a valid index with our definition already exists. */
-static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_step *s, bool *done,
-                               pgr_error *err)
+static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                               const char *phase, bool *done, pgr_error *err)
 {
     bool found = false, valid = false;
     char *def = NULL;
@@ -226,7 +242,10 @@ static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_
             rc = audit_index_event(x, m, s, "invalid_index_dropped", err);
         return rc;
     }
-    *done = pgr_indexdef_equal(s->sql, def);
+    /* Ours when its definition matches, or when this step had started building it (phase
+     * "building" recorded before the build): the server may print a definition differently
+     * from how the migration wrote it (IN lists, BETWEEN, storage options). */
+    *done = strcmp(phase, "building") == 0 || pgr_indexdef_equal(s->sql, def);
     free(def);
     if (!*done)
         return pgr_error_set(err, PGR_ERR_DRIFT,
@@ -256,12 +275,14 @@ static pgr_code index_record(agent_exec *x, const pgr_migration *m, const pgr_st
 }
 
 pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
-                         pgr_error *err)
+                         const char *phase, pgr_error *err)
 {
     long long t0 = agent_now_ms();
     bool done = false, found = false, valid = false;
 
-    pgr_code rc = index_precheck(x, m, s, &done, err);
+    pgr_code rc = index_precheck(x, m, s, phase, &done, err);
+    if (rc == PGR_OK && !done)
+        rc = agent_state_record_step(x, m, s, "building", 0, err);
     if (rc == PGR_OK && !done)
         rc = build_with_progress(x, m, s, count, err);
     if (rc != PGR_OK) {

@@ -86,6 +86,24 @@ pgr_code agent_state_lock(agent_exec *x, pgr_error *err)
     return PGR_OK;
 }
 
+pgr_code agent_state_lock_held(agent_exec *x, pgr_error *err)
+{
+    PGresult *r = NULL;
+    if (pgr_pg_exec(x->conn,
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = "
+                    "pg_backend_pid() AND classid = 1886545775 AND objid = 1 AND granted",
+                    &r, err) != PGR_OK)
+        return PGR_ERR_DB;
+    bool held = strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+    PQclear(r);
+    if (!held)
+        return pgr_error_set(err, PGR_ERR_LOCKED,
+                             "the runner lock of tenant \"%s\" was released (by migration SQL?): "
+                             "stopping",
+                             x->tenant);
+    return PGR_OK;
+}
+
 void agent_state_unlock(agent_exec *x)
 {
     if (!pgr_pg_conn_lost(x->conn))

@@ -97,7 +97,7 @@ static pgr_code run_once(agent_exec *x, const pgr_migration *m, const pgr_step *
     long long t0 = agent_now_ms();
     switch (s->kind) {
     case PGR_STEP_INDEX:
-        return agent_index_run(x, m, s, count, err);
+        return agent_index_run(x, m, s, count, phase, err);
     case PGR_STEP_FOREIGN_KEY:
         return agent_fk_run(x, m, s, phase, err);
     case PGR_STEP_DROP_FOREIGN_KEY:
@@ -159,8 +159,14 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
     int attempt;
 
     for (attempt = 0;; attempt++) {
-        rc = agent_state_step_phase(x, m->version, s->down ? "down" : "up", s->index + 1, phase,
-                                    err);
+        /* Migration SQL may have changed session settings or released the lock: restore the
+         * settings and make sure this runner still owns the database before each attempt. */
+        rc = agent_exec_session_setup(x, err);
+        if (rc == PGR_OK)
+            rc = agent_state_lock_held(x, err);
+        if (rc == PGR_OK)
+            rc = agent_state_step_phase(x, m->version, s->down ? "down" : "up", s->index + 1, phase,
+                                        err);
         if (rc == PGR_OK && strcmp(phase, "done") == 0) {
             emit_step(x, AGENT_EV_STEP_SKIPPED, m, s, count, "already done", attempt, 0);
             return PGR_OK;

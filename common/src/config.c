@@ -41,8 +41,7 @@ static const pgr_config_key config_keys[] = {
      "trusted agent public keys"},
     {"topics.prefix", PGR_CF_STRING, OFF(topic_prefix), "pgrollout.", 0, 0, NULL,
      "prefix of the jobs, events and audit topics"},
-    {"log.level", PGR_CF_ENUM, OFF(log_level), "info", 0, 0, "error|warn|info|debug",
-     "log level"},
+    {"log.level", PGR_CF_ENUM, OFF(log_level), "info", 0, 0, "error|warn|info|debug", "log level"},
     {"log.format", PGR_CF_ENUM, OFF(log_format), "text", 0, 0, "text|json", "log line format"},
     {NULL, PGR_CF_STRING, 0, NULL, 0, 0, NULL, NULL},
 };

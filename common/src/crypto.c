@@ -75,8 +75,8 @@ pgr_code pgr_base64_decode(const char *b64, size_t b64_len, uint8_t *bin, size_t
     /* Canonical form only: length a multiple of 4, no whitespace, nothing after padding. */
     if (b64_len % 4 != 0)
         return PGR_ERR_INVALID;
-    if (sodium_base642bin(bin, cap, b64, b64_len, NULL, &n, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (sodium_base642bin(bin, cap, b64, b64_len, NULL, &n, &end, sodium_base64_VARIANT_ORIGINAL) !=
+        0)
         return PGR_ERR_INVALID;
     if (end != b64 + b64_len)
         return PGR_ERR_INVALID;

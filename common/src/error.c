@@ -58,8 +58,8 @@ void pgr_error_set_sqlstate(pgr_error *err, const char *sqlstate)
 const char *pgr_code_name(pgr_code code)
 {
     static const char *const names[] = {
-        "ok",        "invalid", "io",  "nomem", "config", "crypto", "perm",     "exists",
-        "not_found", "db",      "kafka", "drift", "locked", "internal",
+        "ok",     "invalid",   "io", "nomem", "config", "crypto", "perm",
+        "exists", "not_found", "db", "kafka", "drift",  "locked", "internal",
     };
     if ((size_t)code >= sizeof(names) / sizeof(names[0]))
         return "unknown";

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Removes every occurrence of word (already lower case, may contain spaces) from s in place. */
 static void remove_all(char *s, const char *word)
@@ -14,13 +15,30 @@ static void remove_all(char *s, const char *word)
         memmove(p, p + n, strlen(p + n) + 1);
 }
 
-/* Skips a cast "::type name" starting at sql[i] (pointing at the first ':'); returns new i. */
+static bool is_ident_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '"' || c == '.' || c == '[' || c == ']';
+}
+
+/* Skips a cast "::type" starting at sql[i] (the first ':'); returns the new i. A type name is
+ * one identifier, plus the words of PostgreSQL's multi-word types ("character varying",
+ * "timestamp with time zone", "double precision"); nothing after it is swallowed. */
 static size_t skip_cast(const char *sql, size_t i)
 {
+    static const char *const more[] = {"varying", "precision", "with", "without", "time", "zone"};
     i += 2;
-    while (sql[i] != '\0' && (isalnum((unsigned char)sql[i]) || sql[i] == '_' || sql[i] == ' ' ||
-                              sql[i] == '"' || sql[i] == '[' || sql[i] == ']' || sql[i] == '.'))
+    while (sql[i] != '\0' && is_ident_char(sql[i]))
         i++;
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t k = 0; k < sizeof(more) / sizeof(more[0]) && sql[i] == ' '; k++) {
+            size_t n = strlen(more[k]);
+            if (strncasecmp(sql + i + 1, more[k], n) == 0 && !is_ident_char(sql[i + 1 + n])) {
+                i += 1 + n;
+                again = true;
+            }
+        }
+    }
     return i;
 }
 

@@ -120,7 +120,6 @@ static pgr_code finish_step(parse_ctx *c)
     return PGR_OK;
 }
 
-
 /* Which attributes each kind takes; a leading '*' marks a required one. */
 static const char *const kind_attrs[][10] = {
     [PGR_STEP_SQL] = {"lock", NULL},
@@ -208,6 +207,13 @@ static bool attr_value_valid(const char *key, const char *v)
         return *v != '\0';
     }
     bool list = strcmp(key, "columns") == 0 || strcmp(key, "ref_columns") == 0;
+    /* Index, constraint and table names are written unquoted in the step's SQL, where
+     * PostgreSQL folds them to lower case; the executor quotes them. Upper case would make the
+     * two name different objects. (Columns are only used quoted, so camelCase is fine.) */
+    for (const char *p = v; !list && *p != '\0'; p++) {
+        if (isupper((unsigned char)*p))
+            return false;
+    }
     bool qualified = strcmp(key, "table") == 0 || strcmp(key, "ref_table") == 0;
     return ident_list_valid(v, qualified, list);
 }
@@ -255,15 +261,18 @@ static pgr_code parse_step_attrs(parse_ctx *c, pgr_step *s, int line, char *rest
     bool required = false;
 
     if (kind == NULL)
-        return perr(c, line, "step without a kind: expected one of sql, index, drop_index, "
-                             "extension, foreign_key, drop_foreign_key");
+        return perr(c, line,
+                    "step without a kind: expected one of sql, index, drop_index, "
+                    "extension, foreign_key, drop_foreign_key");
     for (k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++) {
         if (strcmp(kind, kind_names[k]) == 0)
             break;
     }
     if (k == sizeof(kind_names) / sizeof(kind_names[0]))
-        return perr(c, line, "unknown step kind \"%s\": expected one of sql, index, drop_index, "
-                             "extension, foreign_key, drop_foreign_key", kind);
+        return perr(c, line,
+                    "unknown step kind \"%s\": expected one of sql, index, drop_index, "
+                    "extension, foreign_key, drop_foreign_key",
+                    kind);
     s->kind = (pgr_step_kind)k;
     for (char *t = strtok_r(NULL, " \t", &save); t != NULL; t = strtok_r(NULL, " \t", &save)) {
         pgr_code rc = parse_step_attr(c, s, line, t);
@@ -382,8 +391,8 @@ static pgr_code parse_lines(parse_ctx *c, const char *buf, size_t len)
     return rc;
 }
 
-pgr_code pgr_migration_parse(const char *buf, size_t len, const char *filename,
-                             pgr_migration **out, pgr_error *err)
+pgr_code pgr_migration_parse(const char *buf, size_t len, const char *filename, pgr_migration **out,
+                             pgr_error *err)
 {
     parse_ctx c = {filename, calloc(1, sizeof(pgr_migration)), NULL, 0, {NULL, 0, 0}, 0, err};
     pgr_code rc;

@@ -22,8 +22,8 @@ pgr_code pgr_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out, 
         return pgr_error_set(err, PGR_ERR_INVALID, "invalid integer \"%s\"", s);
     if (v < min || v > max)
         return pgr_error_set(err, PGR_ERR_INVALID,
-                             "value %lld is out of range: expected %lld to %lld", v,
-                             (long long)min, (long long)max);
+                             "value %lld is out of range: expected %lld to %lld", v, (long long)min,
+                             (long long)max);
     *out = (int64_t)v;
     return PGR_OK;
 }
@@ -40,8 +40,8 @@ pgr_code pgr_parse_double(const char *s, double min, double max, double *out, pg
     if (errno == ERANGE || *end != '\0' || v != v)
         return pgr_error_set(err, PGR_ERR_INVALID, "invalid number \"%s\"", s);
     if (v < min || v > max)
-        return pgr_error_set(err, PGR_ERR_INVALID, "value %g is out of range: expected %g to %g",
-                             v, min, max);
+        return pgr_error_set(err, PGR_ERR_INVALID, "value %g is out of range: expected %g to %g", v,
+                             min, max);
     *out = v;
     return PGR_OK;
 }
@@ -175,8 +175,8 @@ pgr_code pgr_file_read(const char *path, size_t max_bytes, char **out, size_t *o
         if (b.len + n > max_bytes) {
             fclose(f);
             pgr_buf_free(&b);
-            return pgr_error_set(err, PGR_ERR_INVALID, "file \"%s\" is larger than %zu bytes",
-                                 path, max_bytes);
+            return pgr_error_set(err, PGR_ERR_INVALID, "file \"%s\" is larger than %zu bytes", path,
+                                 max_bytes);
         }
         if (pgr_buf_append(&b, chunk, n) != PGR_OK) {
             fclose(f);

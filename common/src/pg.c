@@ -11,6 +11,22 @@ pgr_code pgr_pg_error(PGconn *conn, const PGresult *res, const char *what, pgr_e
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char msg[200];
 
+    /* Data errors (class 22) and constraint violations (class 23) quote the offending value in
+     * the primary message itself ("invalid input syntax for type date: \"...\""), and values
+     * in tenant tables may be PHI. Report them by SQLSTATE and object names only. */
+    if (primary != NULL && state != NULL &&
+        (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)) {
+        const char *table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+        const char *column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+        const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        snprintf(msg, sizeof(msg), "%s error (SQLSTATE %s)%s%s%s%s%s%s%s",
+                 state[1] == '2' ? "data" : "integrity constraint", state,
+                 table != NULL ? " on table \"" : "", table != NULL ? table : "",
+                 table != NULL ? "\"" : "", column != NULL ? " column " : "",
+                 column != NULL ? column : "", constraint != NULL ? " constraint " : "",
+                 constraint != NULL ? constraint : "");
+        primary = msg;
+    }
     if (primary == NULL) {
         /* connection-level failure: libpq's message, first line only */
         snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
@@ -54,8 +70,12 @@ pgr_code pgr_pg_exec(PGconn *conn, const char *sql, PGresult **out, pgr_error *e
 
 pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, pgr_error *err)
 {
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {dsn, application, "10", NULL};
+    /* Keepalives: a silently dropped network during a long CREATE INDEX CONCURRENTLY must end
+     * in a lost-connection error (and a retry), not a wait forever. */
+    const char *keys[] = {"dbname",           "application_name", "connect_timeout",
+                          "keepalives",       "keepalives_idle",  "keepalives_interval",
+                          "keepalives_count", "client_encoding",  NULL};
+    const char *vals[] = {dsn, application, "10", "1", "30", "10", "3", "UTF8", NULL};
     char redacted[512];
 
     /* expand_dbname=1: dsn may be a connection string or URI; empty uses the PG* environment */

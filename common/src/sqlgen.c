@@ -104,8 +104,8 @@ pgr_code pgr_sqlgen_fk_add(PGconn *conn, const pgr_step *s, pgr_buf *out, pgr_er
     if (rc == PGR_OK)
         rc = pgr_sqlgen_idents(conn, out, s->ref_columns, NULL, err);
     if (rc == PGR_OK)
-        rc = pgr_buf_appendf(out, ") ON UPDATE %s ON DELETE %s NOT VALID",
-                             fk_action(s->on_update), fk_action(s->on_delete));
+        rc = pgr_buf_appendf(out, ") ON UPDATE %s ON DELETE %s NOT VALID", fk_action(s->on_update),
+                             fk_action(s->on_delete));
     return rc;
 }
 

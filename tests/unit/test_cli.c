@@ -79,9 +79,8 @@ static void test_cli_lint_and_plan_on_white_cross(void **state)
     (void)state;
     assert_int_equal(run(COORD " lint " PGR_SOURCE_DIR "/migrations", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "4 file(s) checked, 0 finding(s)"));
-    assert_int_equal(run(COORD " plan --migrations " PGR_SOURCE_DIR "/migrations --json", out,
-                         sizeof(out)),
-                     0);
+    assert_int_equal(
+        run(COORD " plan --migrations " PGR_SOURCE_DIR "/migrations --json", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "\"step_count\": 37"));
     assert_int_equal(run(COORD " plan --migrations " PGR_SOURCE_DIR
                                "/migrations --from 20251106000001 --to 20251106000002",

@@ -15,9 +15,13 @@ static void test_crypto_sha256_known_vectors(void **state)
 
 static void test_crypto_base64_roundtrip_rfc4648(void **state)
 {
-    static const char *const vec[][2] = {{"", ""},         {"f", "Zg=="},     {"fo", "Zm8="},
-                                         {"foo", "Zm9v"},   {"foob", "Zm9vYg=="},
-                                         {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+    static const char *const vec[][2] = {{"", ""},
+                                         {"f", "Zg=="},
+                                         {"fo", "Zm8="},
+                                         {"foo", "Zm9v"},
+                                         {"foob", "Zm9vYg=="},
+                                         {"fooba", "Zm9vYmE="},
+                                         {"foobar", "Zm9vYmFy"}};
     uint8_t out[16];
     size_t n = 0;
     (void)state;

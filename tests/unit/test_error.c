@@ -8,8 +8,7 @@ static void test_error_set_formats_message_and_returns_code(void **state)
     pgr_error e;
     (void)state;
     pgr_error_clear(&e);
-    assert_int_equal(pgr_error_set(&e, PGR_ERR_CONFIG, "key \"%s\" is %d", "x", 7),
-                     PGR_ERR_CONFIG);
+    assert_int_equal(pgr_error_set(&e, PGR_ERR_CONFIG, "key \"%s\" is %d", "x", 7), PGR_ERR_CONFIG);
     assert_int_equal(e.code, PGR_ERR_CONFIG);
     assert_string_equal(e.msg, "key \"x\" is 7");
     assert_false(e.retriable);
@@ -48,8 +47,8 @@ static void test_error_sqlstate_retriable_classes(void **state)
     static const struct {
         const char *state;
         bool retriable;
-    } cases[] = {{"55P03", true},  {"40P01", true},  {"40001", true}, {"08006", true},
-                 {"57P01", true},  {"23503", false}, {"42P01", false}, {"22012", false}};
+    } cases[] = {{"55P03", true}, {"40P01", true},  {"40001", true},  {"08006", true},
+                 {"57P01", true}, {"23503", false}, {"42P01", false}, {"22012", false}};
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pgr_error e;

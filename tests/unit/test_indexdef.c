@@ -49,9 +49,10 @@ static void test_indexdef_white_cross_matches_pg_get_indexdef(void **state)
 static void test_indexdef_detects_different_definitions(void **state)
 {
     (void)state;
-    const char *ours = "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_student_medications_active_dates "
-                       "ON student_medications USING btree (\"isActive\", \"startDate\", "
-                       "\"endDate\", \"studentId\");";
+    const char *ours =
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_student_medications_active_dates "
+        "ON student_medications USING btree (\"isActive\", \"startDate\", "
+        "\"endDate\", \"studentId\");";
     /* the older migration's index of the same name (facts file, inconsistency 7) */
     const char *old = "CREATE INDEX idx_student_medications_active_dates ON "
                       "public.student_medications USING btree (\"isActive\", \"startDate\", "
@@ -61,10 +62,18 @@ static void test_indexdef_detects_different_definitions(void **state)
                        "\"endDate\", \"studentId\")";
     assert_false(pgr_indexdef_equal(ours, old));
     assert_true(pgr_indexdef_equal(ours, same));
-    assert_false(pgr_indexdef_equal("CREATE INDEX a ON t (x) WHERE y = 'A B'",
-                                    "CREATE INDEX a ON public.t USING btree (x) WHERE (y = 'a b'::text)"));
+    assert_false(
+        pgr_indexdef_equal("CREATE INDEX a ON t (x) WHERE y = 'A B'",
+                           "CREATE INDEX a ON public.t USING btree (x) WHERE (y = 'a b'::text)"));
     assert_false(pgr_indexdef_equal("CREATE INDEX a ON t USING gin (x)",
                                     "CREATE INDEX a ON public.t USING btree (x)"));
+    /* a cast must not swallow the rest of the predicate */
+    assert_false(pgr_indexdef_equal("CREATE INDEX a ON t (x) WHERE kind = 'v'::text AND d IS NULL",
+                                    "CREATE INDEX a ON public.t USING btree (x) WHERE (kind = "
+                                    "'v'::text)"));
+    assert_true(pgr_indexdef_equal("CREATE INDEX a ON t (x) WHERE name = 'a' AND b",
+                                   "CREATE INDEX a ON public.t USING btree (x) WHERE "
+                                   "(((name)::text = ('a'::character varying)::text) AND b)"));
     assert_false(pgr_indexdef_equal("CREATE UNIQUE INDEX a ON t (x)",
                                     "CREATE INDEX a ON public.t USING btree (x)"));
 }

@@ -40,7 +40,8 @@ static void test_keys_kid_is_sha256_prefix(void **state)
     uint8_t pk[PGR_PK_LEN] = {0};
     char kid[PGR_KID_LEN];
     (void)state;
-    /* SHA-256 of 32 zero bytes = 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925 */
+    /* SHA-256 of 32 zero bytes = 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925
+     */
     pgr_key_kid(pk, kid);
     assert_string_equal(kid, "66687aadf862bd77");
 }

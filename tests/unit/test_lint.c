@@ -289,34 +289,22 @@ static void test_lint_escape_and_dollar_strings_are_literals(void **state)
     pgr_lint_report_free(r);
 }
 
-static void test_lint_duplicate_index_ignores_case(void **state)
+/* Unquoted SQL folds names to lower case, so annotations must name indexes in lower case: an
+ * upper-case name would make the step's name and the SQL's name two different objects. */
+static void test_lint_upper_case_index_names_are_refused(void **state)
 {
     const char *a = "-- pgrollout:up\n"
                     "-- pgrollout:step index name=idx_Users_a table=users\n"
                     "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_Users_a ON users (a);\n"
                     "-- pgrollout:down\n"
-                    "-- pgrollout:step drop_index name=idx_Users_a table=users\n"
-                    "DROP INDEX CONCURRENTLY IF EXISTS idx_Users_a;\n";
-    const char *b = "-- pgrollout:up\n"
-                    "-- pgrollout:step index name=idx_users_A table=users\n"
-                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_A ON users (b);\n"
-                    "-- pgrollout:down\n"
-                    "-- pgrollout:step drop_index name=idx_users_A table=users\n"
-                    "DROP INDEX CONCURRENTLY IF EXISTS idx_users_A;\n";
+                    "-- pgrollout:step drop_index name=idx_users_a table=users\n"
+                    "DROP INDEX CONCURRENTLY IF EXISTS idx_users_a;\n";
     pgr_lint_report *r = pgr_lint_report_new();
-    pgr_migration *ms[2];
+    pgr_migration *m = NULL;
     (void)state;
-    pgr_lint_buffer(r, a, strlen(a), "20250101000000-a.sql", &ms[0]);
-    pgr_lint_buffer(r, b, strlen(b), "20250102000000-b.sql", &ms[1]);
-    assert_non_null(ms[0]);
-    assert_non_null(ms[1]);
-    assert_int_equal(r->count, 0);
-    pgr_lint_across(r, ms, 2);
-    assert_true(has(r, "duplicate-index", 2));
-    assert_int_equal(r->count, 1);
-    assert_string_equal(r->items[0].file, "20250102000000-b.sql");
-    pgr_migration_free(ms[0]);
-    pgr_migration_free(ms[1]);
+    pgr_lint_buffer(r, a, strlen(a), "20250101000000-a.sql", &m);
+    assert_null(m);
+    assert_true(has(r, "parse", 2));
     pgr_lint_report_free(r);
 }
 
@@ -333,7 +321,7 @@ int main(void)
         cmocka_unit_test(test_lint_concurrently_in_transaction_only_for_refused_commands),
         cmocka_unit_test(test_lint_version_rejects_impossible_dates),
         cmocka_unit_test(test_lint_escape_and_dollar_strings_are_literals),
-        cmocka_unit_test(test_lint_duplicate_index_ignores_case),
+        cmocka_unit_test(test_lint_upper_case_index_names_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

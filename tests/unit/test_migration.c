@@ -75,8 +75,9 @@ static void test_migration_parses_every_step_kind(void **state)
     assert_string_equal(fk->orphans, "quarantine");
     assert_true(fk->sql_empty);
     assert_string_equal(m->up[3].lock, "ACCESS_EXCLUSIVE");
-    assert_string_equal(m->up[3].sql,
-                        "ALTER TABLE users ADD COLUMN IF NOT EXISTS x int;\n\nUPDATE users SET x = 1;");
+    assert_string_equal(
+        m->up[3].sql,
+        "ALTER TABLE users ADD COLUMN IF NOT EXISTS x int;\n\nUPDATE users SET x = 1;");
     assert_true(pgr_step_transactional(&m->up[3]));
     assert_true(m->up[4].no_transaction);
     assert_false(pgr_step_transactional(&m->up[4]));
@@ -105,12 +106,14 @@ static void test_migration_error_paths(void **state)
     expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step\nx\n", "step without a kind");
     expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:sideways\n",
                        ":2: unknown annotation \"sideways\"");
-    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:up\n", ":2: \"-- pgrollout:up\" appears twice");
+    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:up\n",
+                       ":2: \"-- pgrollout:up\" appears twice");
     expect_parse_error(FNAME, "-- pgrollout:down\n", "must follow the up part");
     expect_parse_error(FNAME, "-- pgrollout:up extra\n", "unexpected text after");
     expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index table=users\nCREATE\n",
                        ":2: step \"index\" needs attribute \"name\"");
-    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index name=a table=b color=red\nx\n",
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step index name=a table=b color=red\nx\n",
                        "unknown attribute \"color\" for step kind \"index\"");
     expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index name=a name=a table=b\nx\n",
                        "attribute \"name\" given twice");
@@ -128,6 +131,8 @@ static void test_migration_error_paths(void **state)
                        "-- pgrollout:up\n-- pgrollout:step foreign_key name=f table=t columns=a "
                        "ref_table=p ref_columns=id orphans=delete\n",
                        "invalid value for attribute \"orphans\"");
+    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index name=Idx table=b\nx\n",
+                       "invalid value for attribute \"name\": \"Idx\"");
     expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index name=a table=b loud\nx\n",
                        "unknown flag \"loud\"");
     expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index name=a table=b\n-- c\n",
