@@ -251,7 +251,7 @@ static void print_text_event(const agent_event *ev, cli_opts *o)
                 ev->step_count, ev->object, ev->message);
         break;
     case AGENT_EV_MIGRATION_DONE:
-        fprintf(out, "migration %s applied/rolled back in %lld ms\n", ev->version, ev->duration_ms);
+        fprintf(out, "migration %s %s in %lld ms\n", ev->version, ev->message, ev->duration_ms);
         break;
     default:
         break;
