@@ -61,7 +61,7 @@ readonly JAVA
 # Needed by the build and by the services. A fresh CI machine has none of them.
 readonly PACKAGES=(
   libpq-dev librdkafka-dev libsodium-dev libjansson-dev libcmocka-dev libinih-dev
-  kcat clang-format pkg-config postgresql-15 postgresql-contrib
+  kcat clang-format pkg-config postgresql-15 postgresql-contrib openssl
 )
 
 # Filled from run.conf by load_conf.

@@ -1,0 +1,59 @@
+/*
+ * job.h - the job payload (docs/PROTOCOL.md): what the coordinator signs and an agent runs.
+ * Parsing is strict: unknown types, missing fields, wrong types, bad times, a migration whose
+ * text does not hash to its checksum, or one that does not parse, are all refused.
+ */
+#ifndef PGR_JOB_H
+#define PGR_JOB_H
+
+#include "pgr/migration.h"
+
+#include <stdbool.h>
+#include <time.h>
+
+typedef struct pgr_job_options {
+    int lock_timeout_ms;
+    int statement_timeout_ms;
+    int retries;
+    char orphans[16]; /* "", "abort" or "quarantine" */
+    bool backup;
+} pgr_job_options;
+
+typedef struct pgr_job {
+    char type[16]; /* apply | rollback | verify | cancel */
+    char job_id[37];
+    char *rollout_id;
+    char *wave;
+    char *tenant_id;
+    long long seq;
+    time_t issued_at;
+    time_t expires_at;
+    char *operator_name;
+    char *target; /* apply: highest version; rollback: roll back above it */
+    pgr_job_options options;
+    pgr_migration_set *migrations;
+} pgr_job;
+
+/* Why a payload was refused. */
+typedef enum pgr_job_reject {
+    PGR_JOB_OK = 0,
+    PGR_JOB_MALFORMED,
+    PGR_JOB_CHECKSUM_MISMATCH,
+} pgr_job_reject;
+
+pgr_code pgr_job_parse(const char *buf, size_t len, pgr_job **out, pgr_job_reject *reason,
+                       pgr_error *err) PGR_MUSTCHECK;
+void pgr_job_free(pgr_job *job);
+
+/* Builds the payload bytes (compact JSON, fields in the documented order) of a job carrying
+ * every migration of set with version <= target (rollback: every migration). Caller frees. */
+char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set);
+
+/* RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" <-> time_t. */
+pgr_code pgr_time_parse(const char *s, time_t *out) PGR_MUSTCHECK;
+void pgr_time_format(time_t t, char out[32]);
+
+/* True when s is a lowercase UUID "8-4-4-4-12". */
+bool pgr_uuid_valid(const char *s);
+
+#endif

@@ -1,0 +1,232 @@
+/* job.c - job payloads: strict parsing with checksum checks, and building. */
+#include "pgr/job.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool pgr_uuid_valid(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    for (size_t i = 0; i < n; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !(isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return n == 36;
+}
+
+/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm; no timegm needed). */
+static long long days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+pgr_code pgr_time_parse(const char *s, time_t *out)
+{
+    int y, mo, d, h, mi, se;
+    char z = 0, extra = 0;
+    if (s == NULL || strlen(s) != 20 ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%c", &y, &mo, &d, &h, &mi, &se, &z, &extra) != 7 ||
+        z != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || mo < 1 || mo > 12 || d < 1 ||
+        d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970)
+        return PGR_ERR_INVALID;
+    *out = (time_t)(days_from_civil(y, mo, d) * 86400LL + h * 3600 + mi * 60 + se);
+    return PGR_OK;
+}
+
+void pgr_time_format(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *dup_str(json_t *o, const char *key, bool required, bool *ok)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v)) {
+        *ok = *ok && !required;
+        return NULL;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        *ok = false;
+        return NULL;
+    }
+    return strdup(json_string_value(v));
+}
+
+static bool parse_options(json_t *o, pgr_job_options *opt)
+{
+    opt->lock_timeout_ms = 5000;
+    opt->retries = 5;
+    if (o == NULL)
+        return true;
+    if (!json_is_object(o))
+        return false;
+    json_t *lt = json_object_get(o, "lock_timeout_ms"),
+           *st = json_object_get(o, "statement_timeout_ms");
+    json_t *re = json_object_get(o, "retries"), * or = json_object_get(o, "orphans");
+    json_t *bk = json_object_get(o, "backup");
+    if ((lt != NULL &&
+         (!json_is_integer(lt) || json_integer_value(lt) < 1 || json_integer_value(lt) > 600000)) ||
+        (st != NULL && (!json_is_integer(st) || json_integer_value(st) < 0 ||
+                        json_integer_value(st) > 86400000)) ||
+        (re != NULL &&
+         (!json_is_integer(re) || json_integer_value(re) < 0 || json_integer_value(re) > 100)) ||
+        (bk != NULL && !json_is_boolean(bk)) || (or != NULL && !json_is_string(or)))
+        return false;
+    opt->lock_timeout_ms = lt != NULL ? (int)json_integer_value(lt) : opt->lock_timeout_ms;
+    opt->statement_timeout_ms = st != NULL ? (int)json_integer_value(st) : 0;
+    opt->retries = re != NULL ? (int)json_integer_value(re) : opt->retries;
+    opt->backup = bk != NULL && json_is_true(bk);
+    const char *orv = or != NULL ? json_string_value(or) : "";
+    if (*orv != '\0' && strcmp(orv, "abort") != 0 && strcmp(orv, "quarantine") != 0)
+        return false;
+    snprintf(opt->orphans, sizeof(opt->orphans), "%s", orv);
+    return true;
+}
+
+/* Each migration: version, name, checksum and text; the text must hash to the checksum and
+ * parse. */
+static pgr_code parse_migration(json_t *m, pgr_migration_set *set, pgr_job_reject *reason,
+                                pgr_error *err)
+{
+    const char *version = json_string_value(json_object_get(m, "version"));
+    const char *name = json_string_value(json_object_get(m, "name"));
+    const char *sum = json_string_value(json_object_get(m, "checksum"));
+    json_t *text = json_object_get(m, "text");
+    char fname[256], actual[PGR_SHA256_HEX_LEN];
+    pgr_migration *mig = NULL;
+
+    if (!json_is_object(m) || version == NULL || name == NULL || sum == NULL ||
+        !json_is_string(text) || strlen(version) != PGR_VERSION_LEN || strlen(name) > 200)
+        return pgr_error_set(err, PGR_ERR_INVALID, "job: malformed migration entry");
+    const char *t = json_string_value(text);
+    size_t tlen = json_string_length(text);
+    pgr_migration_checksum(t, tlen, actual);
+    if (strcmp(actual, sum) != 0) {
+        *reason = PGR_JOB_CHECKSUM_MISMATCH;
+        return pgr_error_set(err, PGR_ERR_INVALID,
+                             "job: migration %s text does not match its checksum", version);
+    }
+    snprintf(fname, sizeof(fname), "%s-%s.sql", version, name);
+    pgr_code rc = pgr_migration_parse(t, tlen, fname, &mig, err);
+    if (rc == PGR_OK) {
+        rc = pgr_migration_set_add(set, mig, err);
+        if (rc != PGR_OK)
+            pgr_migration_free(mig);
+    }
+    return rc;
+}
+
+static pgr_code parse_fields(json_t *doc, pgr_job *job, pgr_error *err)
+{
+    bool ok = json_is_object(doc);
+    const char *type = ok ? json_string_value(json_object_get(doc, "type")) : NULL;
+    const char *id = ok ? json_string_value(json_object_get(doc, "job_id")) : NULL;
+    json_t *seq = ok ? json_object_get(doc, "seq") : NULL;
+    if (!ok || type == NULL || id == NULL || !pgr_uuid_valid(id) || !json_is_integer(seq) ||
+        json_integer_value(seq) < 1)
+        return pgr_error_set(err, PGR_ERR_INVALID, "job: missing or malformed type, job_id or seq");
+    if (strcmp(type, "apply") != 0 && strcmp(type, "rollback") != 0 &&
+        strcmp(type, "verify") != 0 && strcmp(type, "cancel") != 0)
+        return pgr_error_set(err, PGR_ERR_INVALID, "job: unknown type");
+    snprintf(job->type, sizeof(job->type), "%s", type);
+    snprintf(job->job_id, sizeof(job->job_id), "%s", id);
+    job->seq = json_integer_value(seq);
+    job->tenant_id = dup_str(doc, "tenant_id", true, &ok);
+    job->rollout_id = dup_str(doc, "rollout_id", false, &ok);
+    job->wave = dup_str(doc, "wave", false, &ok);
+    job->operator_name = dup_str(doc, "operator", true, &ok);
+    job->target = dup_str(doc, "target", false, &ok);
+    ok = ok && pgr_time_parse(json_string_value(json_object_get(doc, "issued_at")),
+                              &job->issued_at) == PGR_OK;
+    ok = ok && pgr_time_parse(json_string_value(json_object_get(doc, "expires_at")),
+                              &job->expires_at) == PGR_OK;
+    ok = ok && parse_options(json_object_get(doc, "options"), &job->options);
+    if (!ok)
+        return pgr_error_set(err, PGR_ERR_INVALID,
+                             "job: missing or malformed tenant_id, operator, times or options");
+    return PGR_OK;
+}
+
+pgr_code pgr_job_parse(const char *buf, size_t len, pgr_job **out, pgr_job_reject *reason,
+                       pgr_error *err)
+{
+    json_error_t je;
+    pgr_job *job = calloc(1, sizeof(*job));
+    json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    pgr_code rc = PGR_OK;
+
+    *reason = PGR_JOB_MALFORMED;
+    if (job == NULL || doc == NULL)
+        rc = pgr_error_set(err, PGR_ERR_INVALID, "job: payload is not JSON");
+    if (rc == PGR_OK)
+        rc = parse_fields(doc, job, err);
+    json_t *migs = rc == PGR_OK ? json_object_get(doc, "migrations") : NULL;
+    if (rc == PGR_OK && (!json_is_array(migs) || json_array_size(migs) > 1000))
+        rc = pgr_error_set(err, PGR_ERR_INVALID, "job: migrations must be an array");
+    if (rc == PGR_OK && (job->migrations = pgr_migration_set_new()) == NULL)
+        rc = pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == PGR_OK && i < json_array_size(migs); i++)
+        rc = parse_migration(json_array_get(migs, i), job->migrations, reason, err);
+    json_decref(doc);
+    if (rc != PGR_OK) {
+        pgr_job_free(job);
+        return rc;
+    }
+    *reason = PGR_JOB_OK;
+    *out = job;
+    return PGR_OK;
+}
+
+void pgr_job_free(pgr_job *job)
+{
+    if (job == NULL)
+        return;
+    free(job->rollout_id);
+    free(job->wave);
+    free(job->tenant_id);
+    free(job->operator_name);
+    free(job->target);
+    pgr_migration_set_free(job->migrations);
+    free(job);
+}
+
+char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set)
+{
+    char issued[32], expires[32];
+    pgr_time_format(job->issued_at, issued);
+    pgr_time_format(job->expires_at, expires);
+    json_t *migs = json_array();
+    for (size_t i = 0; i < set->count; i++) {
+        const pgr_migration *m = set->items[i];
+        if (strcmp(job->type, "apply") == 0 && job->target != NULL &&
+            strcmp(m->version, job->target) > 0)
+            continue;
+        json_array_append_new(migs, json_pack("{s:s, s:s, s:s, s:s%}", "version", m->version,
+                                              "name", m->name, "checksum", m->checksum, "text",
+                                              m->text, m->text_len));
+    }
+    json_t *opts = json_pack("{s:i, s:i, s:i, s:s, s:b}", "lock_timeout_ms",
+                             job->options.lock_timeout_ms, "statement_timeout_ms",
+                             job->options.statement_timeout_ms, "retries", job->options.retries,
+                             "orphans", job->options.orphans, "backup", job->options.backup);
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s?, s:s?, s:s, s:I, s:s, s:s, s:s, s:s?, s:o, s:o}", "type", job->type,
+        "job_id", job->job_id, "rollout_id", job->rollout_id, "wave", job->wave, "tenant_id",
+        job->tenant_id, "seq", (json_int_t)job->seq, "issued_at", issued, "expires_at", expires,
+        "operator", job->operator_name, "target", job->target, "options", opts, "migrations", migs);
+    char *s = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    return s;
+}
