@@ -425,7 +425,9 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
         json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
         json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
         json_object_set_new(rec, "duration_ms", json_integer(agent_now_ms() - t0));
-        if (agent_state_job(x, type, rc == PGR_OK ? "succeeded" : "failed", msg, NULL) == PGR_OK &&
+        /* a job stopped by shutdown stays resumable: the daemon picks "interrupted" up again */
+        const char *state = rc == PGR_OK ? "succeeded" : cancelled(x) ? "interrupted" : "failed";
+        if (agent_state_job(x, type, state, msg, NULL) == PGR_OK &&
             agent_audit_append(x, rec, NULL) == PGR_OK)
             PGR_IGNORE(agent_exec_commit(x, NULL));
         else

@@ -191,7 +191,8 @@ static int verify_migration(agent_exec *x, const pgr_migration *m, verify_report
         const char *p = verify_step(x, &m->up[i], &e);
         if (p != NULL) {
             pgr_step_describe(&m->up[i], obj, sizeof(obj));
-            report(m->version, obj, p, user);
+            if (report != NULL)
+                report(m->version, obj, p, user);
             problems++;
         }
     }
@@ -214,7 +215,8 @@ pgr_code agent_exec_verify(const pgr_migration_set *set, const agent_exec_opts *
         if (strcmp(row->state, "pending") == 0 || strcmp(row->state, "rolled_back") == 0)
             continue;
         if (strcmp(row->state, "applied") != 0 || m == NULL) {
-            report(row->version, row->name, row->state, user);
+            if (report != NULL)
+                report(row->version, row->name, row->state, user);
             (*problems)++;
             continue;
         }

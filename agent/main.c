@@ -3,6 +3,7 @@
  * databases, standalone or as a daemon fed by signed Kafka jobs. Only main() exits.
  */
 #include "agent_cli.h"
+#include "daemon.h"
 
 #include "pgr/log.h"
 
@@ -20,6 +21,7 @@ static const agent_command commands[] = {
     {"rollback", agent_cli_rollback, "roll applied migrations back to a version"},
     {"status", agent_cli_status, "show applied, pending and drifted migrations"},
     {"verify", agent_cli_verify, "check every object the applied migrations created"},
+    {"run", agent_cli_run, "serve tenants: signed jobs from Kafka, events back (daemon)"},
     {NULL, NULL, NULL},
 };
 

@@ -35,7 +35,7 @@ static const char *const state_ddl =
     " job_id text PRIMARY KEY, seq bigint, type text NOT NULL, state text NOT NULL,"
     " rollout_id text, wave text, operator text,"
     " received_at timestamptz NOT NULL DEFAULT now(),"
-    " updated_at timestamptz NOT NULL DEFAULT now(), error text);"
+    " updated_at timestamptz NOT NULL DEFAULT now(), error text, kid text, envelope text);"
     "CREATE TABLE IF NOT EXISTS pgrollout.audit_head ("
     " id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash text NOT NULL);"
     "INSERT INTO pgrollout.audit_head VALUES (1, 0, repeat('0', 64)) ON CONFLICT DO NOTHING;"

@@ -31,6 +31,8 @@ static const pgr_config_key config_keys[] = {
      "interval of verify runs on soaking tenants"},
     {"agent.max_job_bytes", PGR_CF_INT, OFF(max_job_bytes), "4194304", 1024, 67108864, NULL,
      "largest accepted job envelope"},
+    {"agent.max_parallel", PGR_CF_INT, OFF(max_parallel), "4", 1, 256, NULL,
+     "tenants migrated at the same time by one agent"},
     {"coordinator.id", PGR_CF_STRING, OFF(coordinator_id), "coordinator", 0, 0, NULL,
      "coordinator identity"},
     {"coordinator.control_dsn", PGR_CF_STRING, OFF(control_dsn), NULL, 0, 0, NULL,

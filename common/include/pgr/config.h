@@ -38,6 +38,7 @@ typedef struct pgr_config {
     int heartbeat_ms;
     int verify_interval_ms;
     int max_job_bytes;
+    int max_parallel;
     /* [coordinator] */
     char *control_dsn;
     char *agent_keyring;

@@ -1,0 +1,422 @@
+/*
+ * daemon.c - the agent daemon's main loop: configuration and keys, Kafka clients, manual
+ * assignment of the partitions our tenants hash to, intake, one worker thread per running
+ * tenant (up to agent.max_parallel), signed heartbeats, and a clean stop on SIGTERM.
+ */
+#include "agent_cli.h"
+#include "daemon.h"
+#include "daemon_int.h"
+#include "executor_int.h"
+
+#include "pgr/crypto.h"
+#include "pgr/log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig)
+{
+    PGR_UNUSED(sig);
+    stop_requested = 1;
+}
+
+void daemon_event(agent_daemon *d, const char *type, const char *tenant, const char *job_id,
+                  json_t *body)
+{
+    char at[32];
+    pgr_time_format(time(NULL), at);
+    pthread_mutex_lock(&d->mu);
+    long long seq = ++d->event_seq;
+    pthread_mutex_unlock(&d->mu);
+    json_t *ev =
+        json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:s}", "type", type, "agent_id", d->cfg->agent_id,
+                  "tenant_id", tenant, "job_id", job_id, "seq", (json_int_t)seq, "at", at);
+    if (ev != NULL && body != NULL)
+        json_object_update(ev, body);
+    json_decref(body);
+    char *payload = ev != NULL ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(ev);
+    char *env = payload != NULL
+                    ? pgr_envelope_seal(PGR_DOMAIN_EVENT, &d->key, payload, strlen(payload))
+                    : NULL;
+    pgr_error err;
+    if (env == NULL ||
+        pgr_kafka_send(d->producer, d->topic_events, tenant != NULL ? tenant : d->cfg->agent_id,
+                       env, strlen(env), &err) != PGR_OK) {
+        pgr_log_ctx ctx = {"events", tenant, job_id};
+        pgr_log_error(&ctx, "could not send %s event", type);
+    }
+    free(payload);
+    free(env);
+}
+
+static void heartbeat(agent_daemon *d)
+{
+    json_t *tenants = json_array();
+    for (size_t i = 0; i < d->tenant_count; i++)
+        json_array_append_new(tenants, json_string(d->tenants[i].conf->id));
+    daemon_event(
+        d, "heartbeat", NULL, NULL,
+        json_pack("{s:s, s:o, s:i}", "kid", d->key.kid, "tenants", tenants, "running", d->active));
+}
+
+typedef struct worker_arg {
+    agent_daemon *d;
+    daemon_tenant *t;
+    daemon_job *j;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    worker_arg *w = arg;
+    daemon_execute(w->d, w->t, w->j);
+    daemon_job_free(w->j);
+    w->t->done = 1;
+    free(w);
+    return NULL;
+}
+
+/* Starts queued jobs on idle tenants while slots are free; joins finished workers. */
+static void dispatch(agent_daemon *d)
+{
+    for (size_t i = 0; i < d->tenant_count; i++) {
+        daemon_tenant *t = &d->tenants[i];
+        if (t->busy && t->done) {
+            pthread_join(t->thread, NULL);
+            t->busy = false;
+            t->done = 0;
+            d->active--;
+        }
+    }
+    for (size_t i = 0; i < d->tenant_count && !stop_requested; i++) {
+        daemon_tenant *t = &d->tenants[i];
+        if (t->busy || t->queue == NULL || d->active >= d->cfg->max_parallel)
+            continue;
+        worker_arg *w = malloc(sizeof(*w));
+        if (w == NULL)
+            return;
+        w->d = d;
+        w->t = t;
+        w->j = t->queue;
+        t->queue = w->j->next;
+        t->busy = true;
+        t->done = 0;
+        if (pthread_create(&t->thread, NULL, worker_main, w) != 0) {
+            t->queue = w->j; /* try again on the next round */
+            t->busy = false;
+            free(w);
+            return;
+        }
+        d->active++;
+    }
+}
+
+/* Assigns exactly the partitions of the jobs topic that our tenants' ids hash to, from the
+ * committed offsets of this agent's group (earliest when none). */
+static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
+{
+    int count = 0;
+    pgr_code rc = PGR_ERR_KAFKA;
+    for (int i = 0; i < 60 && !stop_requested && rc != PGR_OK; i++) {
+        rc = pgr_kafka_partitions(d->consumer, d->topic_jobs, 2000, &count, err);
+        if (rc != PGR_OK) {
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (rc != PGR_OK)
+        return rc;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(count);
+    for (int p = 0; p < count; p++) {
+        bool ours = false;
+        for (size_t i = 0; i < d->tenant_count && !ours; i++)
+            ours = pgr_kafka_partition_for(d->tenants[i].conf->id, count) == p;
+        if (ours)
+            rd_kafka_topic_partition_list_add(l, d->topic_jobs, p)->offset =
+                RD_KAFKA_OFFSET_INVALID; /* = committed offset, else auto.offset.reset */
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(d->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return pgr_error_set(err, PGR_ERR_KAFKA, "could not assign partitions: %s",
+                             rd_kafka_err2str(e));
+    return PGR_OK;
+}
+
+/* Commits the offset after m: only called once its job is durably recorded (or refused). */
+static void commit_after(agent_daemon *d, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+        m->offset + 1;
+    rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        pgr_log_ctx ctx = {"intake", NULL, NULL};
+        pgr_log_warn(&ctx,
+                     "offset commit failed (%s): the job will be redelivered and "
+                     "recognised as a duplicate",
+                     rd_kafka_err2str(e));
+    }
+}
+
+static void loop(agent_daemon *d)
+{
+    long long next_beat = 0;
+    while (!stop_requested) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        if (ms >= next_beat) {
+            heartbeat(d);
+            next_beat = ms + d->cfg->heartbeat_ms;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 200);
+        if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            daemon_intake(d, m);
+            commit_after(d, m);
+        }
+        if (m != NULL)
+            rd_kafka_message_destroy(m);
+        dispatch(d);
+        rd_kafka_poll(d->producer, 0);
+    }
+}
+
+/* SIGTERM: no new jobs; running executors stop before their next step (a transactional step
+ * commits or rolls back, a concurrent build is left for resumption); events are flushed. */
+static void shutdown_workers(agent_daemon *d)
+{
+    d->cancel = 1;
+    while (d->active > 0) {
+        dispatch(d);
+        rd_kafka_poll(d->producer, 100);
+    }
+    rd_kafka_flush(d->producer, 10000);
+}
+
+typedef struct exec_ctx {
+    agent_daemon *d;
+    const char *tenant;
+    const char *job_id;
+    long long last_progress_ms;
+} exec_ctx;
+
+static void on_exec_event(const agent_event *ev, void *user)
+{
+    exec_ctx *c = user;
+    const char *type = NULL;
+    switch (ev->kind) {
+    case AGENT_EV_STEP_START:
+    case AGENT_EV_STEP_DONE:
+    case AGENT_EV_STEP_SKIPPED:
+    case AGENT_EV_STEP_FAILED:
+    case AGENT_EV_STEP_RETRY:
+        type = "step";
+        break;
+    case AGENT_EV_STEP_PROGRESS:
+        /* at most two progress events a second per job */
+        if (agent_now_ms() - c->last_progress_ms < 500)
+            return;
+        c->last_progress_ms = agent_now_ms();
+        type = "progress";
+        break;
+    default:
+        return;
+    }
+    static const char *const states[] = {
+        "", "", "started", "progress", "retry", "done", "skipped", "failed", "", "", ""};
+    json_t *body = json_pack("{s:s?, s:i, s:i, s:s?, s:s?, s:s, s:b}", "version", ev->version,
+                             "step", ev->step, "steps", ev->step_count, "kind", ev->step_kind,
+                             "object", ev->object, "state", states[ev->kind], "phi", ev->phi);
+    if (ev->kind == AGENT_EV_STEP_PROGRESS) {
+        json_object_set_new(body, "phase", json_string(ev->phase));
+        json_object_set_new(body, "percent", json_real(ev->percent));
+    }
+    if (ev->message != NULL)
+        json_object_set_new(body, "message", json_string(ev->message));
+    daemon_event(c->d, type, c->tenant, c->job_id, body);
+}
+
+static agent_orphans orphan_option(const char *s)
+{
+    if (strcmp(s, "quarantine") == 0)
+        return AGENT_ORPHANS_QUARANTINE;
+    return strcmp(s, "abort") == 0 ? AGENT_ORPHANS_ABORT : AGENT_ORPHANS_FILE;
+}
+
+void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
+{
+    const pgr_job *job = j->job;
+    exec_ctx c = {d, t->conf->id, job->job_id, 0};
+    agent_exec_opts o;
+    pgr_error err;
+    pgr_code rc;
+    int problems = 0;
+
+    agent_exec_opts_init(&o);
+    o.dsn = t->conf->dsn;
+    o.tenant_id = t->conf->id;
+    o.job_id = job->job_id;
+    o.operator_name = job->operator_name;
+    o.agent_id = d->cfg->agent_id;
+    o.target = job->target;
+    o.lock_timeout_ms = job->options.lock_timeout_ms;
+    o.statement_timeout_ms = job->options.statement_timeout_ms;
+    o.retries = job->options.retries;
+    o.orphans = orphan_option(job->options.orphans);
+    o.backup_dir = job->options.backup ? d->cfg->state_dir : NULL;
+    o.cb = on_exec_event;
+    o.cb_user = &c;
+    o.cancel = &d->cancel;
+    pgr_error_clear(&err);
+    if (strcmp(job->type, "apply") == 0)
+        rc = agent_exec_apply(job->migrations, &o, &err);
+    else if (strcmp(job->type, "rollback") == 0)
+        rc =
+            agent_exec_rollback(job->migrations, job->target != NULL ? job->target : "0", &o, &err);
+    else if (strcmp(job->type, "verify") == 0)
+        rc = agent_exec_verify(job->migrations, &o, NULL, NULL, &problems, &err);
+    else
+        rc = PGR_OK; /* cancel: nothing runs for this tenant now */
+    if (rc == PGR_OK && problems > 0)
+        rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
+    daemon_event(d, "result", t->conf->id, job->job_id,
+                 json_pack("{s:s, s:s, s:s, s:s?}", "job_type", job->type, "outcome",
+                           rc == PGR_OK ? "succeeded" : "failed", "code", pgr_code_name(rc),
+                           "message", rc == PGR_OK ? NULL : err.msg));
+}
+
+static int setup_error(const char *what, const pgr_error *err)
+{
+    fprintf(stderr, "pgrollout-agent run: %s: %s\n", what, err->msg);
+    return AGENT_EXIT_USAGE;
+}
+
+static int check_required(const pgr_config *cfg)
+{
+    const char *missing = cfg->agent_id == NULL     ? "agent.id"
+                          : cfg->secret_key == NULL ? "agent.secret_key"
+                          : cfg->keyring == NULL    ? "agent.keyring"
+                          : cfg->tenant_count == 0  ? "[tenants] (at least one tenant)"
+                                                    : NULL;
+    if (missing == NULL)
+        return 0;
+    fprintf(stderr, "pgrollout-agent run: %s: %s is required\n", cfg->path, missing);
+    return AGENT_EXIT_USAGE;
+}
+
+static int daemon_setup(agent_daemon *d, const char *path)
+{
+    pgr_error err;
+    pgr_error_clear(&err);
+    if (pgr_config_load(path, &d->cfg, &err) != PGR_OK)
+        return setup_error("configuration", &err);
+    int rc = check_required(d->cfg);
+    if (rc != 0)
+        return rc;
+    if (pgr_crypto_init(&err) != PGR_OK || pgr_keys_load_secret(d->cfg->secret_key, &d->key, &err))
+        return setup_error("agent key", &err);
+    if (pgr_keyring_load(d->cfg->keyring, &d->coordinators, &err) != PGR_OK)
+        return setup_error("keyring", &err);
+    pgr_kafka_topic_name(d->cfg, PGR_TOPIC_JOBS, d->topic_jobs, sizeof(d->topic_jobs));
+    pgr_kafka_topic_name(d->cfg, PGR_TOPIC_EVENTS, d->topic_events, sizeof(d->topic_events));
+    char group[256];
+    snprintf(group, sizeof(group), "pgrollout-agent-%s", d->cfg->agent_id);
+    if (pgr_kafka_producer_new(d->cfg, &d->producer, &err) != PGR_OK ||
+        pgr_kafka_consumer_new(d->cfg, group, &d->consumer, &err) != PGR_OK)
+        return setup_error("kafka", &err);
+    d->tenant_count = d->cfg->tenant_count;
+    d->tenants = calloc(d->tenant_count, sizeof(*d->tenants));
+    for (size_t i = 0; d->tenants != NULL && i < d->tenant_count; i++)
+        d->tenants[i].conf = &d->cfg->tenants[i];
+    pthread_mutex_init(&d->mu, NULL);
+    return d->tenants != NULL ? 0 : AGENT_EXIT_FAIL;
+}
+
+static void daemon_teardown(agent_daemon *d)
+{
+    if (d->consumer != NULL) {
+        rd_kafka_consumer_close(d->consumer);
+        rd_kafka_destroy(d->consumer);
+    }
+    if (d->producer != NULL)
+        rd_kafka_destroy(d->producer);
+    for (size_t i = 0; d->tenants != NULL && i < d->tenant_count; i++) {
+        while (d->tenants[i].queue != NULL) {
+            daemon_job *j = d->tenants[i].queue;
+            d->tenants[i].queue = j->next;
+            daemon_job_free(j);
+        }
+    }
+    free(d->tenants);
+    pgr_keyring_free(d->coordinators);
+    pgr_config_free(d->cfg);
+}
+
+static void configure_logging(const pgr_config *cfg)
+{
+    pgr_log_level level = PGR_LOG_INFO;
+    PGR_IGNORE(pgr_log_level_parse(cfg->log_level, &level, NULL));
+    pgr_log_setup(level, strcmp(cfg->log_format, "json") == 0 ? PGR_LOG_JSON : PGR_LOG_TEXT,
+                  stderr);
+}
+
+int agent_cli_run(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    agent_daemon d;
+    int c;
+
+    memset(&d, 0, sizeof(d));
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            path = optarg;
+        } else if (c == 'h') {
+            printf("usage: pgrollout-agent run --config FILE\n\n"
+                   "Serves the tenants of FILE ([tenants]): consumes signed jobs from Kafka,\n"
+                   "verifies and records them, applies them, streams signed events.\n"
+                   "SIGTERM/SIGINT stop it cleanly; unfinished jobs resume at the next start.\n");
+            return AGENT_EXIT_OK;
+        } else {
+            fprintf(stderr, "pgrollout-agent run: unknown or incomplete option \"%s\"\n",
+                    argv[optind - 1]);
+            return AGENT_EXIT_USAGE;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        fprintf(stderr, "pgrollout-agent run: --config FILE is required\n");
+        return AGENT_EXIT_USAGE;
+    }
+    int rc = daemon_setup(&d, path);
+    if (rc == 0) {
+        pgr_error err;
+        configure_logging(d.cfg);
+        signal(SIGTERM, on_signal);
+        signal(SIGINT, on_signal);
+        daemon_resume(&d);
+        if (assign_partitions(&d, &err) != PGR_OK) {
+            fprintf(stderr, "pgrollout-agent run: %s\n", err.msg);
+            rc = AGENT_EXIT_FAIL;
+        } else {
+            pgr_log_ctx ctx = {"agent", NULL, NULL};
+            pgr_log_info(&ctx, "agent %s (key %s) serving %zu tenant(s)", d.cfg->agent_id,
+                         d.key.kid, d.tenant_count);
+            loop(&d);
+            pgr_log_info(&ctx, "stopping: waiting for running steps");
+        }
+        shutdown_workers(&d);
+    }
+    daemon_teardown(&d);
+    return rc;
+}

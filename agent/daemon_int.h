@@ -1,0 +1,65 @@
+/* daemon_int.h - internals of the agent daemon shared by its files. */
+#ifndef AGENT_DAEMON_INT_H
+#define AGENT_DAEMON_INT_H
+
+#include "executor.h"
+
+#include "pgr/config.h"
+#include "pgr/envelope.h"
+#include "pgr/job.h"
+#include "pgr/kafka.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+
+typedef struct daemon_job {
+    pgr_job *job;
+    char *envelope; /* as received, kept in pgrollout.jobs for resumption */
+    struct daemon_job *next;
+} daemon_job;
+
+typedef struct daemon_tenant {
+    const pgr_tenant_conf *conf;
+    daemon_job *queue; /* accepted, waiting to run (seq order) */
+    bool busy;
+    pthread_t thread;
+    bool joinable;
+    volatile int done;
+} daemon_tenant;
+
+typedef struct agent_daemon {
+    pgr_config *cfg;
+    pgr_keypair key;
+    pgr_keyring *coordinators;
+    rd_kafka_t *producer;
+    rd_kafka_t *consumer;
+    char topic_jobs[256];
+    char topic_events[256];
+    daemon_tenant *tenants;
+    size_t tenant_count;
+    int active;
+    pthread_mutex_t mu; /* event sequence numbers */
+    long long event_seq;
+    volatile int cancel; /* set on SIGTERM: executors stop before their next step */
+} agent_daemon;
+
+/* Signs an event payload (type + fields of body, which is consumed) and produces it. */
+void daemon_event(agent_daemon *d, const char *type, const char *tenant, const char *job_id,
+                  json_t *body);
+
+/* Verifies, records and queues one message from the jobs topic. Never fails the daemon: a bad
+ * message is rejected (security event + audit record) and skipped. */
+void daemon_intake(agent_daemon *d, const rd_kafka_message_t *m);
+
+/* Queues the unfinished jobs recorded in each tenant database (restart resumption). */
+void daemon_resume(agent_daemon *d);
+
+daemon_tenant *daemon_tenant_find(agent_daemon *d, const char *id);
+
+/* Runs one job with the executor (worker thread body). */
+void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j);
+
+void daemon_job_free(daemon_job *j);
+
+#endif

@@ -1,0 +1,270 @@
+/*
+ * intake.c - the path of a job message into an agent: verify the envelope before anything
+ * else, parse strictly, check tenant, expiry, replay and sequence, record it in the tenant
+ * database (pgrollout.jobs + audit record, one transaction), then queue it. Every refusal
+ * applies nothing, emits a signed security event and, when the tenant is ours, an audit record.
+ */
+#include "daemon_int.h"
+#include "executor_int.h"
+
+#include "pgr/log.h"
+#include "pgr/pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+daemon_tenant *daemon_tenant_find(agent_daemon *d, const char *id)
+{
+    for (size_t i = 0; i < d->tenant_count; i++) {
+        if (strcmp(d->tenants[i].conf->id, id) == 0)
+            return &d->tenants[i];
+    }
+    return NULL;
+}
+
+void daemon_job_free(daemon_job *j)
+{
+    if (j == NULL)
+        return;
+    pgr_job_free(j->job);
+    free(j->envelope);
+    free(j);
+}
+
+/* Opens an executor session on a tenant (no runner lock: intake only appends records). */
+static pgr_code tenant_session(agent_daemon *d, daemon_tenant *t, agent_exec_opts *o, agent_exec *x,
+                               const char *job_id, const char *op, pgr_error *err)
+{
+    agent_exec_opts_init(o);
+    o->dsn = t->conf->dsn;
+    o->tenant_id = t->conf->id;
+    o->agent_id = d->cfg->agent_id;
+    o->job_id = job_id != NULL && pgr_uuid_valid(job_id) ? job_id : NULL;
+    o->operator_name = op != NULL ? op : "unknown";
+    pgr_code rc = agent_exec_open(x, o, false, err);
+    if (rc == PGR_OK)
+        rc = agent_state_ensure(x, err);
+    return rc;
+}
+
+static void reject(agent_daemon *d, daemon_tenant *t, const char *tenant, const char *job_id,
+                   const char *reason, const char *kid, const char *detail)
+{
+    pgr_log_ctx ctx = {"intake", tenant, job_id};
+    pgr_log_warn(&ctx, "job rejected (%s): %s", reason, detail);
+    json_t *body = json_pack("{s:s, s:s, s:s}", "reason", reason, "kid", kid != NULL ? kid : "",
+                             "detail", detail);
+    daemon_event(d, "security", tenant, job_id, body);
+    if (t == NULL)
+        return; /* not our tenant: no database to record it in */
+    agent_exec_opts o;
+    agent_exec x;
+    pgr_error err;
+    if (tenant_session(d, t, &o, &x, NULL, "unknown", &err) == PGR_OK) {
+        json_t *rec = agent_audit_new(&x, "job_rejected");
+        json_object_set_new(rec, "reason", json_string(reason));
+        json_object_set_new(rec, "kid", json_string(kid != NULL ? kid : ""));
+        json_object_set_new(rec, "rejected_job_id", json_string(job_id != NULL ? job_id : ""));
+        if (agent_audit_append(&x, rec, &err) != PGR_OK)
+            pgr_log_error(&ctx, "could not record the rejection: %s", err.msg);
+    } else {
+        pgr_log_error(&ctx, "could not record the rejection: %s", err.msg);
+    }
+    agent_exec_close(&x, false);
+}
+
+/* In one transaction: replay and sequence checks, the jobs row, the audit record. Returns the
+ * reason of a refusal in *why (NULL when accepted). */
+static pgr_code record_job(agent_exec *x, const pgr_job *job, const char *kid, const char *envelope,
+                           const char **why, pgr_error *err)
+{
+    char seq[32];
+    PGresult *r = NULL;
+    *why = NULL;
+    snprintf(seq, sizeof(seq), "%lld", job->seq);
+    const char *params[] = {job->job_id,        seq, job->type, job->rollout_id, job->wave,
+                            job->operator_name, kid, envelope};
+    pgr_code rc = agent_exec_begin(x, err);
+    /* serialise intakes of one tenant database */
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, "SELECT pg_advisory_xact_lock(1886545775, 2)", NULL, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(x->conn,
+                          "SELECT (SELECT count(*) FROM pgrollout.jobs WHERE job_id = $1), "
+                          "(SELECT coalesce(max(seq), 0) FROM pgrollout.jobs WHERE seq IS NOT "
+                          "NULL) >= $2::bigint, (SELECT count(*) FROM pgrollout.jobs WHERE "
+                          "job_id = $1 AND envelope = $3)",
+                          3, (const char *[]){job->job_id, seq, envelope}, &r, err);
+    if (rc == PGR_OK) {
+        /* the same envelope again is Kafka redelivering what we recorded before a crash (the
+         * offset commit was lost); anything else with a known job id is a replay */
+        *why = strcmp(PQgetvalue(r, 0, 2), "0") != 0   ? "duplicate"
+               : strcmp(PQgetvalue(r, 0, 0), "0") != 0 ? "replay"
+               : strcmp(PQgetvalue(r, 0, 1), "t") == 0 ? "stale_seq"
+                                                       : NULL;
+        PQclear(r);
+    }
+    if (rc == PGR_OK && *why == NULL)
+        rc = pgr_pg_execp(x->conn,
+                          "INSERT INTO pgrollout.jobs (job_id, seq, type, state, rollout_id, "
+                          "wave, operator, kid, envelope) VALUES ($1, $2, $3, 'accepted', $4, "
+                          "$5, $6, $7, $8)",
+                          8, params, NULL, err);
+    if (rc == PGR_OK && *why == NULL) {
+        json_t *rec = agent_audit_new(x, "job_accepted");
+        json_object_set_new(rec, "kid", json_string(kid));
+        json_object_set_new(rec, "job_seq", json_integer(job->seq));
+        json_object_set_new(rec, "type", json_string(job->type));
+        rc = agent_audit_append(x, rec, err);
+    }
+    if (rc == PGR_OK && *why == NULL)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
+static void enqueue(daemon_tenant *t, pgr_job *job, const char *envelope)
+{
+    daemon_job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        pgr_job_free(job);
+        return;
+    }
+    j->job = job;
+    j->envelope = strdup(envelope);
+    daemon_job **p = &t->queue;
+    while (*p != NULL)
+        p = &(*p)->next;
+    *p = j;
+}
+
+/* Checks the verified, parsed job against this agent and the tenant database; records and
+ * queues it, or rejects it. Takes ownership of job. */
+static void accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const char *kid,
+                       const char *envelope)
+{
+    agent_exec_opts o;
+    agent_exec x;
+    pgr_error err;
+    const char *why = NULL;
+
+    if (strcmp(job->tenant_id, t->conf->id) != 0) {
+        reject(d, t, t->conf->id, job->job_id, "wrong_tenant", kid,
+               "the job names another tenant than its message key");
+    } else if (time(NULL) > job->expires_at) {
+        reject(d, t, t->conf->id, job->job_id, "expired", kid, "the job has expired");
+    } else if (tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err) != PGR_OK ||
+               record_job(&x, job, kid, envelope, &why, &err) != PGR_OK) {
+        pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
+        pgr_log_error(&ctx, "could not record the job: %s", err.msg);
+        agent_exec_close(&x, false);
+        pgr_job_free(job);
+        return;
+    } else {
+        agent_exec_close(&x, false);
+        if (why == NULL) {
+            enqueue(t, job, envelope);
+            return;
+        }
+        if (strcmp(why, "duplicate") == 0) {
+            pgr_job_free(job);
+            return;
+        }
+        reject(d, t, t->conf->id, job->job_id, why, kid,
+               strcmp(why, "replay") == 0 ? "this job id was seen before"
+                                          : "seq is not above the last accepted job's");
+    }
+    pgr_job_free(job);
+}
+
+static void job_id_hint(const char *payload, char out[37])
+{
+    /* only for reporting a rejected, unverified or malformed job: never trusted */
+    const char *p = payload != NULL ? strstr(payload, "\"job_id\":\"") : NULL;
+    out[0] = '\0';
+    if (p != NULL && strlen(p + 10) >= 36)
+        snprintf(out, 37, "%.36s", p + 10);
+    if (!pgr_uuid_valid(out))
+        out[0] = '\0';
+}
+
+void daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
+{
+    char tenant[129], kid[PGR_KID_LEN], jid[37];
+    char *payload = NULL, *env = NULL;
+    size_t plen = 0;
+    pgr_envelope_reject why;
+    pgr_job_reject jwhy;
+    pgr_job *job = NULL;
+    pgr_error err;
+
+    snprintf(tenant, sizeof(tenant), "%.*s", m->key_len < 128 ? (int)m->key_len : 128,
+             m->key != NULL ? (const char *)m->key : "");
+    daemon_tenant *t = daemon_tenant_find(d, tenant);
+    if (t == NULL)
+        return; /* another agent's tenant on a shared partition */
+    env = strndup(m->payload != NULL ? (const char *)m->payload : "", m->len);
+    if (env == NULL)
+        return;
+    if (pgr_envelope_open(m->payload, m->len, (size_t)d->cfg->max_job_bytes, PGR_DOMAIN_JOB,
+                          d->coordinators, &payload, &plen, NULL, kid, &why, &err) != PGR_OK) {
+        reject(d, t, tenant, NULL, pgr_envelope_reject_name(why), kid, err.msg);
+    } else if (pgr_job_parse(payload, plen, &job, &jwhy, &err) != PGR_OK) {
+        job_id_hint(payload, jid);
+        reject(d, t, tenant, jid[0] != '\0' ? jid : NULL,
+               jwhy == PGR_JOB_CHECKSUM_MISMATCH ? "checksum_mismatch" : "malformed", kid, err.msg);
+    } else {
+        accept_job(d, t, job, kid, env);
+    }
+    free(payload);
+    free(env);
+}
+
+/* Jobs accepted before a restart and not finished: verify their stored envelope again (a key
+ * may have been revoked meanwhile) and queue them in seq order. */
+static void resume_tenant(agent_daemon *d, daemon_tenant *t)
+{
+    agent_exec_opts o;
+    agent_exec x;
+    pgr_error err;
+    PGresult *r = NULL;
+    pgr_log_ctx ctx = {"resume", t->conf->id, NULL};
+
+    if (tenant_session(d, t, &o, &x, NULL, "agent", &err) != PGR_OK ||
+        pgr_pg_exec(x.conn,
+                    "SELECT envelope FROM pgrollout.jobs WHERE state IN ('accepted', 'running', "
+                    "'interrupted') "
+                    "AND envelope IS NOT NULL ORDER BY seq",
+                    &r, &err) != PGR_OK) {
+        pgr_log_error(&ctx, "could not read unfinished jobs: %s", err.msg);
+        agent_exec_close(&x, false);
+        return;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *env = PQgetvalue(r, i, 0);
+        char *payload = NULL, kid[PGR_KID_LEN];
+        size_t plen = 0;
+        pgr_envelope_reject why;
+        pgr_job_reject jwhy;
+        pgr_job *job = NULL;
+        if (pgr_envelope_open(env, strlen(env), (size_t)d->cfg->max_job_bytes, PGR_DOMAIN_JOB,
+                              d->coordinators, &payload, &plen, NULL, kid, &why, &err) == PGR_OK &&
+            pgr_job_parse(payload, plen, &job, &jwhy, &err) == PGR_OK) {
+            pgr_log_info(&ctx, "resuming job %s (seq %lld)", job->job_id, job->seq);
+            enqueue(t, job, env);
+        } else {
+            pgr_log_error(&ctx, "unfinished job no longer verifies, not resumed: %s", err.msg);
+        }
+        free(payload);
+    }
+    PQclear(r);
+    agent_exec_close(&x, false);
+}
+
+void daemon_resume(agent_daemon *d)
+{
+    for (size_t i = 0; i < d->tenant_count; i++)
+        resume_tenant(d, &d->tenants[i]);
+}

@@ -1,0 +1,128 @@
+/* kafka.c - librdkafka producer/consumer set-up with configuration pass-through. */
+#include "pgr/kafka.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+void pgr_kafka_topic_name(const pgr_config *cfg, pgr_topic t, char *out, size_t outlen)
+{
+    static const char *const names[] = {"jobs", "events", "audit"};
+    snprintf(out, outlen, "%s%s", cfg->topic_prefix, names[t]);
+}
+
+static pgr_code conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, pgr_error *err)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return pgr_error_set(err, PGR_ERR_CONFIG, "kafka.%s: %s", k, errstr);
+    return PGR_OK;
+}
+
+pgr_code pgr_kafka_conf(const pgr_config *cfg, rd_kafka_conf_t **out, pgr_error *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, err) != PGR_OK) {
+            rd_kafka_conf_destroy(conf);
+            return PGR_ERR_CONFIG;
+        }
+    }
+    *out = conf;
+    return PGR_OK;
+}
+
+static pgr_code client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, rd_kafka_t **out,
+                           pgr_error *err)
+{
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return pgr_error_set(err, PGR_ERR_KAFKA, "could not create Kafka client: %s", errstr);
+    }
+    *out = rk; /* on success conf belongs to the client */
+    return PGR_OK;
+}
+
+pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, pgr_error *err)
+{
+    rd_kafka_conf_t *conf = NULL;
+    pgr_code rc = pgr_kafka_conf(cfg, &conf, err);
+    /* Safety settings are not negotiable: set after the pass-through so they win. */
+    if (rc == PGR_OK)
+        rc = conf_set(conf, "enable.idempotence", "true", err);
+    if (rc == PGR_OK)
+        rc = conf_set(conf, "acks", "all", err);
+    if (rc == PGR_OK)
+        rc = conf_set(conf, "partitioner", "murmur2_random", err);
+    if (rc != PGR_OK) {
+        if (conf != NULL)
+            rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    return client_new(RD_KAFKA_PRODUCER, conf, out, err);
+}
+
+pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_kafka_t **out,
+                                pgr_error *err)
+{
+    rd_kafka_conf_t *conf = NULL;
+    pgr_code rc = pgr_kafka_conf(cfg, &conf, err);
+    if (rc == PGR_OK)
+        rc = conf_set(conf, "group.id", group_id, err);
+    if (rc == PGR_OK)
+        rc = conf_set(conf, "enable.auto.commit", "false", err);
+    if (rc == PGR_OK)
+        rc = conf_set(conf, "auto.offset.reset", "earliest", err);
+    if (rc != PGR_OK) {
+        if (conf != NULL)
+            rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    rc = client_new(RD_KAFKA_CONSUMER, conf, out, err);
+    if (rc == PGR_OK)
+        rd_kafka_poll_set_consumer(*out);
+    return rc;
+}
+
+pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
+                        size_t len, pgr_error *err)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return PGR_OK;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": %s", topic,
+                                 rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 100); /* local queue full: let deliveries drain */
+    }
+    return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": queue full", topic);
+}
+
+pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
+                              pgr_error *err)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    *count = 0;
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == 0)
+        *count = md->topics[0].partition_cnt;
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    if (*count <= 0)
+        return pgr_error_set(err, PGR_ERR_KAFKA, "no metadata for topic \"%s\": %s", topic,
+                             rd_kafka_err2str(e));
+    return PGR_OK;
+}
+
+int pgr_kafka_partition_for(const char *key, int count)
+{
+    return rd_kafka_msg_partitioner_murmur2(NULL, key, strlen(key), count, NULL, NULL);
+}
