@@ -328,7 +328,7 @@ static int daemon_setup(agent_daemon *d, const char *path)
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_EVENTS, d->topic_events, sizeof(d->topic_events));
     char group[256];
     snprintf(group, sizeof(group), "pgrollout-agent-%s", d->cfg->agent_id);
-    if (pgr_kafka_producer_new(d->cfg, &d->producer, &err) != PGR_OK ||
+    if (pgr_kafka_producer_new(d->cfg, &d->producer, NULL, &err) != PGR_OK ||
         pgr_kafka_consumer_new(d->cfg, group, &d->consumer, &err) != PGR_OK)
         return setup_error("kafka", &err);
     d->tenant_count = d->cfg->tenant_count;

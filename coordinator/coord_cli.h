@@ -5,9 +5,9 @@
 #ifndef COORD_CLI_H
 #define COORD_CLI_H
 
-#define COORD_EXIT_OK      0
-#define COORD_EXIT_FAIL    1
-#define COORD_EXIT_USAGE   2
+#define COORD_EXIT_OK       0
+#define COORD_EXIT_FAIL     1
+#define COORD_EXIT_USAGE    2
 #define COORD_EXIT_CONFLICT 3
 
 int coord_keygen_main(int argc, char **argv);

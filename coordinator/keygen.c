@@ -11,12 +11,13 @@
 
 static void keygen_usage(FILE *out)
 {
-    fprintf(out, "usage: pgrollout keygen --out DIR --name NAME\n\n"
-                 "Writes an Ed25519 key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub\n"
-                 "(\"ed25519 <base64 public key> <kid>\"). Refuses to overwrite an existing key.\n\n"
-                 "  --out DIR     directory to write into (must exist)\n"
-                 "  --name NAME   key name: letters, digits, '_', '-', '.'\n"
-                 "  -h, --help    show this help\n");
+    fprintf(out,
+            "usage: pgrollout keygen --out DIR --name NAME\n\n"
+            "Writes an Ed25519 key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub\n"
+            "(\"ed25519 <base64 public key> <kid>\"). Refuses to overwrite an existing key.\n\n"
+            "  --out DIR     directory to write into (must exist)\n"
+            "  --name NAME   key name: letters, digits, '_', '-', '.'\n"
+            "  -h, --help    show this help\n");
 }
 
 int coord_keygen_main(int argc, char **argv)

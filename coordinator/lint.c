@@ -175,7 +175,7 @@ int coord_lint_main(int argc, char **argv)
         }
     }
     rc = collect_paths(argc - optind, argv + optind, &files) != 0 ? COORD_EXIT_USAGE
-                                                                    : lint_paths(&files, json);
+                                                                  : lint_paths(&files, json);
     for (size_t i = 0; i < files.count; i++)
         free(files.items[i]);
     free(files.items);

@@ -2,6 +2,7 @@
  * main.c - `pgrollout`, the coordinator CLI: dispatches to one function per command.
  * Only main() exits; commands return exit codes (see coord_cli.h).
  */
+#include "coord.h"
 #include "coord_cli.h"
 
 #include "pgr/log.h"
@@ -19,13 +20,17 @@ static const coord_command commands[] = {
     {"keygen", coord_keygen_main, "write an Ed25519 key pair (NAME.key 0600, NAME.pub)"},
     {"lint", coord_lint_main, "check migration files against the safety rules"},
     {"plan", coord_plan_main, "print the steps that would run, with locks and PHI flags"},
+    {"run", coord_run_main, "sign and publish a rollout's jobs, follow the agents' events"},
+    {"status", coord_status_main, "show a rollout's tenants and their state"},
+    {"tenants", coord_tenants_main, "list tenants known from agent heartbeats"},
     {NULL, NULL, NULL},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "pgrollout %s - signed, staged PostgreSQL schema rollouts over Kafka\n\n"
-                 "usage: pgrollout COMMAND [OPTIONS]\n\ncommands:\n",
+    fprintf(out,
+            "pgrollout %s - signed, staged PostgreSQL schema rollouts over Kafka\n\n"
+            "usage: pgrollout COMMAND [OPTIONS]\n\ncommands:\n",
             PGR_VERSION);
     for (const coord_command *c = commands; c->name != NULL; c++)
         fprintf(out, "  %-10s %s\n", c->name, c->summary);

@@ -48,11 +48,10 @@ static json_t *step_json(const pgr_migration *m, const pgr_step *s)
 {
     char obj[512];
     pgr_step_describe(s, obj, sizeof(obj));
-    return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:b, s:s}", "version", m->version,
-                     "migration", m->name, "step", s->index + 1, "kind",
-                     pgr_step_kind_name(s->kind), "object", obj, "transaction",
-                     pgr_step_transactional(s) ? "transaction" : "none", "phi", s->phi, "lock",
-                     pgr_step_lock(s));
+    return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:b, s:s}", "version", m->version, "migration",
+                     m->name, "step", s->index + 1, "kind", pgr_step_kind_name(s->kind), "object",
+                     obj, "transaction", pgr_step_transactional(s) ? "transaction" : "none", "phi",
+                     s->phi, "lock", pgr_step_lock(s));
 }
 
 static void print_step_text(const pgr_migration *m, const pgr_step *s)
@@ -102,10 +101,12 @@ static int plan_print(const pgr_migration_set *set, const plan_opts *o)
 
 int coord_plan_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"migrations", required_argument, NULL, 'm'}, {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},         {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"migrations", required_argument, NULL, 'm'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     plan_opts o = {"migrations", NULL, NULL, false};
     pgr_migration_set *set = NULL;
     pgr_error err;

@@ -45,7 +45,15 @@ static pgr_code client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, rd_kafka
     return PGR_OK;
 }
 
-pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, pgr_error *err)
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    PGR_UNUSED(rk);
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && opaque != NULL)
+        (*(int *)opaque)++;
+}
+
+pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, int *delivery_errors,
+                                pgr_error *err)
 {
     rd_kafka_conf_t *conf = NULL;
     pgr_code rc = pgr_kafka_conf(cfg, &conf, err);
@@ -56,6 +64,10 @@ pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, pgr_err
         rc = conf_set(conf, "acks", "all", err);
     if (rc == PGR_OK)
         rc = conf_set(conf, "partitioner", "murmur2_random", err);
+    if (rc == PGR_OK) {
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_opaque(conf, delivery_errors);
+    }
     if (rc != PGR_OK) {
         if (conf != NULL)
             rd_kafka_conf_destroy(conf);
@@ -90,10 +102,10 @@ pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, cons
                         size_t len, pgr_error *err)
 {
     for (int tries = 0; tries < 100; tries++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return PGR_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)

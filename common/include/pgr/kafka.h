@@ -20,8 +20,10 @@ void pgr_kafka_topic_name(const pgr_config *cfg, pgr_topic t, char *out, size_t 
 pgr_code pgr_kafka_conf(const pgr_config *cfg, rd_kafka_conf_t **out,
                         pgr_error *err) PGR_MUSTCHECK;
 
-/* Idempotent producer (enable.idempotence, acks=all, murmur2_random partitioner). */
-pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out,
+/* Idempotent producer (enable.idempotence, acks=all, murmur2_random partitioner). When
+ * delivery_errors is not NULL, every message the broker finally refused increments it (the
+ * counter must outlive the producer). */
+pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, int *delivery_errors,
                                 pgr_error *err) PGR_MUSTCHECK;
 
 /* Consumer in group_id with manual offset commits. */

@@ -1,0 +1,248 @@
+/*
+ * control.c - the control database (schema pgrollout_control, installed by the coordinator on
+ * start): tenants seen in heartbeats and their job sequence, rollouts, tenant runs, the job
+ * outbox (written before publishing, so a crash never loses a job) and received events.
+ */
+#include "coord.h"
+#include "coord_cli.h"
+
+#include "pgr/crypto.h"
+#include "pgr/log.h"
+#include "pgr/pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const control_ddl =
+    "CREATE SCHEMA IF NOT EXISTS pgrollout_control;"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.schema_version (version int PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.tenants ("
+    " tenant_id text PRIMARY KEY, agent_id text, agent_kid text, last_seen timestamptz,"
+    " next_seq bigint NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.rollouts ("
+    " rollout_id text PRIMARY KEY, plan jsonb NOT NULL, state text NOT NULL, operator text,"
+    " created_at timestamptz NOT NULL DEFAULT now(),"
+    " updated_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.tenant_runs ("
+    " rollout_id text NOT NULL, tenant_id text NOT NULL, job_id text NOT NULL UNIQUE,"
+    " seq bigint NOT NULL, state text NOT NULL, version text, step int, steps int, object text,"
+    " percent double precision, error text, agent_id text,"
+    " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (rollout_id, tenant_id));"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.job_outbox ("
+    " job_id text PRIMARY KEY, tenant_id text NOT NULL, envelope text NOT NULL,"
+    " created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz);"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.events ("
+    " id bigserial PRIMARY KEY, agent_id text, tenant_id text, job_id text, type text NOT NULL,"
+    " payload jsonb NOT NULL, received_at timestamptz NOT NULL DEFAULT now());"
+    "INSERT INTO pgrollout_control.schema_version VALUES (1) ON CONFLICT DO NOTHING;";
+
+static int fail(const char *cmd, const char *what, const pgr_error *err, int code)
+{
+    fprintf(stderr, "pgrollout %s: %s: %s\n", cmd, what, err->msg);
+    return code;
+}
+
+int coord_open(coord *c, const char *config_path, const char *cmd, bool signing)
+{
+    pgr_error err;
+    memset(c, 0, sizeof(*c));
+    pgr_error_clear(&err);
+    if (pgr_config_load(config_path, &c->cfg, &err) != PGR_OK)
+        return fail(cmd, "configuration", &err, COORD_EXIT_USAGE);
+    if (c->cfg->control_dsn == NULL) {
+        fprintf(stderr, "pgrollout %s: %s: coordinator.control_dsn is required\n", cmd,
+                config_path);
+        return COORD_EXIT_USAGE;
+    }
+    if (signing && (c->cfg->secret_key == NULL || c->cfg->agent_keyring == NULL)) {
+        fprintf(stderr,
+                "pgrollout %s: %s: coordinator.secret_key and coordinator.agent_keyring "
+                "are required\n",
+                cmd, config_path);
+        return COORD_EXIT_USAGE;
+    }
+    if (pgr_crypto_init(&err) != PGR_OK)
+        return fail(cmd, "crypto", &err, COORD_EXIT_FAIL);
+    if (signing && pgr_keys_load_secret(c->cfg->secret_key, &c->key, &err) != PGR_OK)
+        return fail(cmd, "coordinator key", &err, COORD_EXIT_USAGE);
+    if (signing && pgr_keyring_load(c->cfg->agent_keyring, &c->agents, &err) != PGR_OK)
+        return fail(cmd, "agent keyring", &err, COORD_EXIT_USAGE);
+    if (pgr_pg_connect(c->cfg->control_dsn, "pgrollout-coordinator", &c->db, &err) != PGR_OK)
+        return fail(cmd, "control database", &err, COORD_EXIT_FAIL);
+    if (pgr_pg_exec(c->db, "SET lock_timeout = 5000", NULL, &err) != PGR_OK ||
+        pgr_pg_exec(c->db, control_ddl, NULL, &err) != PGR_OK)
+        return fail(cmd, "control database schema", &err, COORD_EXIT_FAIL);
+    pgr_kafka_topic_name(c->cfg, PGR_TOPIC_JOBS, c->topic_jobs, sizeof(c->topic_jobs));
+    pgr_kafka_topic_name(c->cfg, PGR_TOPIC_EVENTS, c->topic_events, sizeof(c->topic_events));
+    return 0;
+}
+
+void coord_close(coord *c)
+{
+    if (c->consumer != NULL) {
+        rd_kafka_consumer_close(c->consumer);
+        rd_kafka_destroy(c->consumer);
+    }
+    if (c->producer != NULL) {
+        rd_kafka_flush(c->producer, 10000);
+        rd_kafka_destroy(c->producer);
+    }
+    PQfinish(c->db);
+    pgr_keyring_free(c->agents);
+    pgr_config_free(c->cfg);
+}
+
+/* Creates the three topics (12 partitions, replication as the cluster default) when missing. */
+static pgr_code ensure_topics(coord *c, pgr_error *err)
+{
+    char names[3][256];
+    rd_kafka_NewTopic_t *nt[3];
+    char errstr[256];
+    for (int i = 0; i < 3; i++) {
+        pgr_kafka_topic_name(c->cfg, (pgr_topic)i, names[i], sizeof(names[i]));
+        nt[i] = rd_kafka_NewTopic_new(names[i], 12, -1, errstr, sizeof(errstr));
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->producer);
+    rd_kafka_CreateTopics(c->producer, nt, 3, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    pgr_code rc = PGR_OK;
+    const rd_kafka_CreateTopics_result_t *res =
+        ev != NULL ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+    size_t n = 0;
+    const rd_kafka_topic_result_t **tr =
+        res != NULL ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+    if (res == NULL)
+        rc = pgr_error_set(err, PGR_ERR_KAFKA, "could not create topics: no answer from Kafka");
+    for (size_t i = 0; rc == PGR_OK && i < n; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            rc = pgr_error_set(err, PGR_ERR_KAFKA, "could not create topic \"%s\": %s",
+                               rd_kafka_topic_result_name(tr[i]),
+                               rd_kafka_topic_result_error_string(tr[i]));
+    }
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    for (int i = 0; i < 3; i++)
+        rd_kafka_NewTopic_destroy(nt[i]);
+    return rc;
+}
+
+int coord_kafka(coord *c, const char *cmd)
+{
+    pgr_error err;
+    char group[256];
+    snprintf(group, sizeof(group), "pgrollout-coordinator-%s", c->cfg->coordinator_id);
+    if (pgr_kafka_producer_new(c->cfg, &c->producer, &c->delivery_errors, &err) != PGR_OK ||
+        pgr_kafka_consumer_new(c->cfg, group, &c->consumer, &err) != PGR_OK ||
+        ensure_topics(c, &err) != PGR_OK)
+        return fail(cmd, "kafka", &err, COORD_EXIT_FAIL);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, c->topic_events, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->consumer, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "pgrollout %s: kafka: subscribe: %s\n", cmd, rd_kafka_err2str(e));
+        return COORD_EXIT_FAIL;
+    }
+    return 0;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
+{
+    json_t *ts = json_object_get(ev, "tenants");
+    size_t i;
+    json_t *t;
+    json_array_foreach(ts, i, t)
+    {
+        const char *id = json_string_value(t);
+        if (id == NULL || !pgr_keyring_allows_tenant(e, id))
+            continue;
+        const char *params[] = {id, str(ev, "agent_id"), e->key.kid};
+        PGR_IGNORE(pgr_pg_execp(c->db,
+                                "INSERT INTO pgrollout_control.tenants (tenant_id, agent_id, "
+                                "agent_kid, last_seen) VALUES ($1, $2, $3, now()) ON CONFLICT "
+                                "(tenant_id) DO UPDATE SET agent_id = $2, agent_kid = $3, "
+                                "last_seen = now()",
+                                3, params, NULL, NULL));
+    }
+}
+
+/* Folds one event into the tenant run of its job. */
+static void update_run(coord *c, json_t *ev)
+{
+    const char *type = str(ev, "type");
+    char step[16], steps[16], pct[32];
+    snprintf(step, sizeof(step), "%lld",
+             (long long)json_integer_value(json_object_get(ev, "step")));
+    snprintf(steps, sizeof(steps), "%lld",
+             (long long)json_integer_value(json_object_get(ev, "steps")));
+    snprintf(pct, sizeof(pct), "%.1f", json_real_value(json_object_get(ev, "percent")));
+    const char *state = strcmp(type, "result") == 0     ? str(ev, "outcome")
+                        : strcmp(type, "security") == 0 ? "rejected"
+                                                        : "running";
+    const char *error = strcmp(type, "security") == 0 ? str(ev, "reason") : str(ev, "message");
+    const char *params[] = {str(ev, "job_id"),
+                            state,
+                            str(ev, "version"),
+                            step,
+                            steps,
+                            str(ev, "object"),
+                            strcmp(type, "progress") == 0 ? pct : NULL,
+                            strcmp(type, "step") == 0 || strcmp(type, "progress") == 0 ? NULL
+                                                                                       : error,
+                            str(ev, "agent_id")};
+    /* terminal states stay terminal: a late progress event never revives a finished run */
+    PGR_IGNORE(pgr_pg_execp(
+        c->db,
+        "UPDATE pgrollout_control.tenant_runs SET state = CASE WHEN state IN ('succeeded', "
+        "'failed', 'rejected') THEN state ELSE $2 END, version = coalesce($3, version), "
+        "step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE WHEN $5 = '0' THEN "
+        "steps ELSE $5::int END, object = coalesce($6, object), percent = coalesce($7::float8, "
+        "percent), error = coalesce($8, error), agent_id = $9, updated_at = now() WHERE job_id = "
+        "$1",
+        9, params, NULL, NULL));
+}
+
+json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
+{
+    char *payload = NULL, kid[PGR_KID_LEN];
+    size_t plen = 0;
+    pgr_envelope_reject why;
+    const pgr_keyring_entry *e = NULL;
+    pgr_error err;
+    pgr_log_ctx ctx = {"events", NULL, NULL};
+
+    if (pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_EVENT, c->agents, &payload, &plen,
+                          &e, kid, &why, &err) != PGR_OK) {
+        pgr_log_warn(&ctx, "event refused: %s (key \"%s\")", err.msg, kid);
+        return NULL;
+    }
+    json_t *ev = json_loadb(payload, plen, 0, NULL);
+    free(payload);
+    const char *type = str(ev, "type"), *tenant = str(ev, "tenant_id");
+    if (type == NULL || str(ev, "agent_id") == NULL ||
+        (tenant != NULL && !pgr_keyring_allows_tenant(e, tenant))) {
+        pgr_log_warn(&ctx, "event refused: malformed, or key \"%s\" may not speak for tenant", kid);
+        json_decref(ev);
+        return NULL;
+    }
+    char *text = json_dumps(ev, JSON_COMPACT);
+    const char *params[] = {str(ev, "agent_id"), tenant, str(ev, "job_id"), type, text};
+    PGR_IGNORE(pgr_pg_execp(c->db,
+                            "INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, "
+                            "type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)",
+                            5, params, NULL, NULL));
+    free(text);
+    if (strcmp(type, "heartbeat") == 0)
+        heartbeat_tenants(c, ev, e);
+    else if (str(ev, "job_id") != NULL)
+        update_run(c, ev);
+    return ev;
+}

@@ -1,0 +1,44 @@
+/*
+ * coord.h - the coordinator's shared state: configuration, signing key, trusted agent keys,
+ * control database connection and Kafka clients.
+ */
+#ifndef COORD_H
+#define COORD_H
+
+#include "pgr/config.h"
+#include "pgr/envelope.h"
+#include "pgr/kafka.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+typedef struct coord {
+    pgr_config *cfg;
+    pgr_keypair key;
+    pgr_keyring *agents;
+    PGconn *db;
+    rd_kafka_t *producer;
+    rd_kafka_t *consumer;
+    int delivery_errors;
+    char topic_jobs[256];
+    char topic_events[256];
+} coord;
+
+/* Loads config (and, when `signing`, the secret key and agent keyring), connects to the control
+ * database and installs its schema. Returns an exit code (0 = ok) after printing the error. */
+int coord_open(coord *c, const char *config_path, const char *cmd, bool signing);
+void coord_close(coord *c);
+
+/* Creates the Kafka clients and the topics when missing. Returns an exit code. */
+int coord_kafka(coord *c, const char *cmd);
+
+/* Verifies one event message with the agent keyring, records it in the control database and
+ * updates the tenant run it concerns. Returns the parsed payload (caller decrefs) or NULL when
+ * refused. */
+json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m);
+
+int coord_run_main(int argc, char **argv);
+int coord_status_main(int argc, char **argv);
+int coord_tenants_main(int argc, char **argv);
+
+#endif
