@@ -177,8 +177,8 @@ static pgr_code create_job(coord *c, const run_plan *p, const pgr_migration_set 
     if (rc == PGR_OK && !exists)
         rc = pgr_pg_execp(c->db,
                           "INSERT INTO pgrollout_control.tenant_runs (rollout_id, tenant_id, "
-                          "job_id, seq, state) VALUES ($4, $2, $1, $5, 'queued')",
-                          5, params, NULL, err);
+                          "job_id, seq, state) VALUES ($1, $2, $3, $4, 'queued')",
+                          4, (const char *[]){p->name, tenant, job.job_id, seq}, NULL, err);
     rc = rc == PGR_OK ? pgr_pg_exec(c->db, "COMMIT", NULL, err) : rc;
     if (rc != PGR_OK)
         PGR_IGNORE(pgr_pg_exec(c->db, "ROLLBACK", NULL, NULL));

@@ -1,0 +1,158 @@
+/*
+ * rollout_env.h - a small fleet for integration tests: keys made with `pgrollout keygen`,
+ * keyrings, tenant databases, a control database, agent and coordinator configuration files,
+ * agents started as real processes, and a test-side Kafka producer/consumer to put hostile
+ * messages on the jobs topic and read the events topic.
+ */
+#ifndef PGR_ROLLOUT_ENV_H
+#define PGR_ROLLOUT_ENV_H
+
+#include "agent_run.h"
+
+#include <fcntl.h>
+
+#include "pgr/envelope.h"
+#include "pgr/job.h"
+#include "pgr/kafka.h"
+
+#define COORD_BIN PGR_BIN_DIR "/pgrollout"
+#define NTENANTS  3
+
+typedef struct fleet {
+    char dir[64];
+    char prefix[64];
+    char ctl_db[64];
+    char db[NTENANTS][64];
+    const char *tenant[NTENANTS];
+    pid_t agent_pid[2];
+} fleet;
+
+static const char *const fleet_tenants[NTENANTS] = {"district-001", "district-002", "district-003"};
+
+static inline void fleet_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static inline void fleet_keygen(fleet *f, const char *name)
+{
+    char cmd[512], out[1024];
+    snprintf(cmd, sizeof(cmd), COORD_BIN " keygen --out %s --name %s", f->dir, name);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+}
+
+static inline char *fleet_read_line(const char *path)
+{
+    static char line[512];
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(line, sizeof(line), fp));
+    fclose(fp);
+    line[strcspn(line, "\n")] = '\0';
+    return line;
+}
+
+/* Agent 1 serves tenants 0 and 1, agent 2 serves tenant 2. */
+static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
+{
+    char path[256], text[4096];
+    int n = snprintf(text, sizeof(text),
+                     "[agent]\nid = agent-%d\nsecret_key = %s/agent%d.key\nkeyring = "
+                     "%s/coordinators.ring\nstate_dir = %s\nmax_job_bytes = %d\nheartbeat_ms = "
+                     "1000\n[topics]\nprefix = %s\n[kafka]\nbootstrap.servers = %s\n[tenants]\n",
+                     a + 1, f->dir, a + 1, f->dir, f->dir, max_job_bytes, f->prefix,
+                     itest_kafka_bootstrap());
+    for (int t = 0; t < NTENANTS; t++) {
+        if ((a == 0 && t < 2) || (a == 1 && t == 2))
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "%s = dbname=%s\n", f->tenant[t],
+                          f->db[t]);
+    }
+    snprintf(path, sizeof(path), "%s/agent%d.ini", f->dir, a + 1);
+    fleet_write(path, text);
+}
+
+static inline void fleet_setup(fleet *f, int max_job_bytes)
+{
+    char path[256], text[4096];
+    snprintf(f->dir, sizeof(f->dir), "/tmp/pgrfleet.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->prefix, sizeof(f->prefix), "it%d%ld.", (int)getpid(), (long)time(NULL) % 100000);
+    fleet_keygen(f, "coord");
+    fleet_keygen(f, "coord-old");
+    fleet_keygen(f, "intruder");
+    fleet_keygen(f, "agent1");
+    fleet_keygen(f, "agent2");
+    char coord_pub[512], old_pub[512], a1[512];
+    snprintf(path, sizeof(path), "%s/coord.pub", f->dir);
+    snprintf(coord_pub, sizeof(coord_pub), "%s", fleet_read_line(path));
+    snprintf(path, sizeof(path), "%s/coord-old.pub", f->dir);
+    snprintf(old_pub, sizeof(old_pub), "%s", fleet_read_line(path));
+    snprintf(text, sizeof(text), "# trusted coordinators\n%s name=current\n%s revoked\n", coord_pub,
+             old_pub);
+    snprintf(path, sizeof(path), "%s/coordinators.ring", f->dir);
+    fleet_write(path, text);
+    snprintf(path, sizeof(path), "%s/agent1.pub", f->dir);
+    snprintf(a1, sizeof(a1), "%s", fleet_read_line(path));
+    snprintf(path, sizeof(path), "%s/agent2.pub", f->dir);
+    snprintf(text, sizeof(text), "%s tenants=%s,%s\n%s tenants=%s\n", a1, fleet_tenants[0],
+             fleet_tenants[1], fleet_read_line(path), fleet_tenants[2]);
+    snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
+    fleet_write(path, text);
+    itest_create_db("itest_ctl", f->ctl_db, sizeof(f->ctl_db));
+    for (int t = 0; t < NTENANTS; t++) {
+        f->tenant[t] = fleet_tenants[t];
+        itest_create_db("itest_fleet", f->db[t], sizeof(f->db[t]));
+        itest_load_white_cross(f->db[t], 1, 0);
+    }
+    snprintf(text, sizeof(text),
+             "[coordinator]\ncontrol_dsn = dbname=%s\nsecret_key = %s/coord.key\nagent_keyring = "
+             "%s/agents.ring\n[topics]\nprefix = %s\n[kafka]\nbootstrap.servers = %s\n",
+             f->ctl_db, f->dir, f->dir, f->prefix, itest_kafka_bootstrap());
+    snprintf(path, sizeof(path), "%s/coord.ini", f->dir);
+    fleet_write(path, text);
+    fleet_agent_config(f, 0, max_job_bytes);
+    fleet_agent_config(f, 1, max_job_bytes);
+}
+
+static inline pid_t fleet_start_agent(fleet *f, int a)
+{
+    char cfg[256], log[256];
+    snprintf(cfg, sizeof(cfg), "%s/agent%d.ini", f->dir, a + 1);
+    snprintf(log, sizeof(log), "%s/agent%d.log", f->dir, a + 1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execl(AGENT_BIN, AGENT_BIN, "run", "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    f->agent_pid[a] = pid;
+    return pid;
+}
+
+/* Stops an agent with SIGTERM (clean) or SIGKILL; returns its exit status (or -signal). */
+static inline int fleet_stop_agent(fleet *f, int a, int sig)
+{
+    int st = 0;
+    kill(f->agent_pid[a], sig);
+    waitpid(f->agent_pid[a], &st, 0);
+    f->agent_pid[a] = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+static inline int fleet_run(fleet *f, const char *plan_json, char *out, size_t outlen)
+{
+    char path[256], cmd[1024];
+    snprintf(path, sizeof(path), "%s/plan.json", f->dir);
+    fleet_write(path, plan_json);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 240",
+             f->dir, path);
+    return run_cmd(cmd, out, outlen);
+}
+
+#endif

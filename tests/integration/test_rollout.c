@@ -1,0 +1,340 @@
+/* test_rollout.c - signed jobs over the real Kafka broker: three tenant databases behind two
+ * agents, `pgrollout run` brings all to the target with the catalog of a direct apply, and the
+ * events topic holds signed events of both agents; then every kind of hostile job message is
+ * put on the jobs topic and must be refused with a signed security event, changing nothing. */
+#include "rollout_env.h"
+
+#include <jansson.h>
+#include <sodium.h>
+
+#define MIGS PGR_SOURCE_DIR "/migrations"
+
+static fleet F;
+static char out[1 << 20];
+
+static const char *const plan_all =
+    "{\"name\": \"wc-it\", \"migrations\": \"" MIGS "\", \"target\": \"20251106000003\", "
+    "\"options\": {\"orphans\": \"abort\", \"lock_timeout_ms\": 5000, \"retries\": 5}, "
+    "\"tenants\": [\"district-001\", \"district-002\", \"district-003\"]}";
+
+static int setup(void **state)
+{
+    (void)state;
+    fleet_setup(&F, 65536);
+    fleet_start_agent(&F, 0);
+    fleet_start_agent(&F, 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int a = 0; a < 2; a++) {
+        if (F.agent_pid[a] > 0)
+            assert_int_equal(fleet_stop_agent(&F, a, SIGTERM), 0);
+    }
+    return 0;
+}
+
+/* A consumer of the events topic from its beginning (test's own group). */
+static rd_kafka_t *events_consumer(const char *name)
+{
+    /* a fresh group per run: a member left behind by a crashed run would delay the join */
+    char group[128];
+    snprintf(group, sizeof(group), "%s-%s", name, F.prefix);
+    pgr_config *cfg = pgr_config_new();
+    char *bs = NULL;
+    assert_non_null(cfg);
+    cfg->kafka = calloc(1, sizeof(pgr_kv));
+    bs = strdup(itest_kafka_bootstrap());
+    cfg->kafka[0].key = strdup("bootstrap.servers");
+    cfg->kafka[0].value = bs;
+    cfg->kafka_count = 1;
+    free(cfg->topic_prefix);
+    cfg->topic_prefix = strdup(F.prefix);
+    rd_kafka_t *c = NULL;
+    assert_int_equal(pgr_kafka_consumer_new(cfg, group, &c, NULL), PGR_OK);
+    char topic[256];
+    pgr_kafka_topic_name(cfg, PGR_TOPIC_EVENTS, topic, sizeof(topic));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    pgr_config_free(cfg);
+    return c;
+}
+
+static pgr_keyring *agents_ring(void)
+{
+    char path[256];
+    pgr_keyring *kr = NULL;
+    snprintf(path, sizeof(path), "%s/agents.ring", F.dir);
+    assert_int_equal(pgr_keyring_load(path, &kr, NULL), PGR_OK);
+    return kr;
+}
+
+static void test_rollout_three_tenants_two_agents(void **state)
+{
+    char ref[64];
+    (void)state;
+    int rc = fleet_run(&F, plan_all, out, sizeof(out));
+    if (rc != 0)
+        fail_msg("pgrollout run exited %d:\n%s", rc, out);
+    assert_non_null(strstr(out, "rollout wc-it: succeeded (0 failed)"));
+    /* the catalog of each tenant is the one a direct apply gives */
+    itest_create_db("itest_ref", ref, sizeof(ref));
+    itest_load_white_cross(ref, 1, 0);
+    assert_int_equal(agent("apply", ref, MIGS, "", out, sizeof(out)), 0);
+    PGconn *rc_ = itest_connect(ref);
+    char *want = catalog_snapshot(rc_);
+    PQfinish(rc_);
+    for (int t = 0; t < NTENANTS; t++) {
+        PGconn *c = itest_connect(F.db[t]);
+        char *got = catalog_snapshot(c);
+        assert_string_equal(got, want);
+        free(got);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
+                                         "'succeeded' AND seq = 1"),
+                         1);
+        PQfinish(c);
+    }
+    free(want);
+    itest_drop_db(ref);
+    /* the events topic: every message signed by a registered agent key; results from both */
+    rd_kafka_t *ec = events_consumer("itest-events-all");
+    pgr_keyring *kr = agents_ring();
+    int results = 0, steps = 0, from[2] = {0, 0};
+    for (int idle = 0; idle < 20 && results < NTENANTS;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ec, 500);
+        if (m == NULL || m->err != 0) {
+            idle++;
+            if (m != NULL)
+                rd_kafka_message_destroy(m);
+            continue;
+        }
+        char *payload = NULL, kid[PGR_KID_LEN];
+        size_t plen = 0;
+        pgr_envelope_reject why;
+        const pgr_keyring_entry *e = NULL;
+        assert_int_equal(pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_EVENT, kr,
+                                           &payload, &plen, &e, kid, &why, NULL),
+                         PGR_OK);
+        json_t *ev = json_loads(payload, 0, NULL);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        const char *agent_id = json_string_value(json_object_get(ev, "agent_id"));
+        if (strcmp(type, "result") == 0) {
+            results++;
+            assert_string_equal(json_string_value(json_object_get(ev, "outcome")), "succeeded");
+            from[strcmp(agent_id, "agent-1") == 0 ? 0 : 1]++;
+        }
+        steps += strcmp(type, "step") == 0;
+        json_decref(ev);
+        free(payload);
+        rd_kafka_message_destroy(m);
+    }
+    assert_int_equal(results, NTENANTS);
+    assert_int_equal(from[0], 2);
+    assert_int_equal(from[1], 1);
+    assert_true(steps >= NTENANTS * 37);
+    pgr_keyring_free(kr);
+    rd_kafka_consumer_close(ec);
+    rd_kafka_destroy(ec);
+    /* status and tenants from the control database */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), COORD_BIN " status wc-it --config %s/coord.ini --json", F.dir);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "\"state\": \"succeeded\""));
+    snprintf(cmd, sizeof(cmd), COORD_BIN " tenants list --config %s/coord.ini", F.dir);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "district-003  agent-2"));
+}
+
+static pgr_config *test_kafka_config(void)
+{
+    pgr_config *cfg = pgr_config_new();
+    cfg->kafka = calloc(1, sizeof(pgr_kv));
+    cfg->kafka[0].key = strdup("bootstrap.servers");
+    cfg->kafka[0].value = strdup(itest_kafka_bootstrap());
+    cfg->kafka_count = 1;
+    free(cfg->topic_prefix);
+    cfg->topic_prefix = strdup(F.prefix);
+    return cfg;
+}
+
+static void load_key(const char *name, pgr_keypair *kp)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s.key", F.dir, name);
+    assert_int_equal(pgr_keys_load_secret(path, kp, NULL), PGR_OK);
+}
+
+/* A job payload for district-001 (fresh job id), signed by key `signer`. */
+static char *make_job(const char *signer, const char *tenant, long long seq, long ttl,
+                      bool corrupt_text)
+{
+    pgr_migration_set *set = NULL;
+    pgr_keypair kp;
+    pgr_job job;
+    memset(&job, 0, sizeof(job));
+    assert_int_equal(pgr_migration_dir_load(MIGS, &set, NULL), PGR_OK);
+    snprintf(job.type, sizeof(job.type), "apply");
+    uint8_t b[16];
+    randombytes_buf(b, 16);
+    snprintf(job.job_id, sizeof(job.job_id),
+             "%02x%02x%02x%02x-%02x%02x-4%x%02x-8%x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6] & 0xf, b[7], b[8] & 0xf, b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+    job.tenant_id = (char *)(uintptr_t)tenant;
+    job.seq = seq;
+    job.issued_at = time(NULL) - 10;
+    job.expires_at = time(NULL) + ttl;
+    job.operator_name = (char *)(uintptr_t) "mallory";
+    job.options.lock_timeout_ms = 5000;
+    job.options.retries = 1;
+    char *payload = pgr_job_build(&job, set);
+    if (corrupt_text) {
+        char *sel = strstr(payload, "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_failed");
+        assert_non_null(sel);
+        memcpy(sel, "create", 6); /* same length, different bytes: checksum no longer matches */
+    }
+    load_key(signer, &kp);
+    char *env = pgr_envelope_seal(PGR_DOMAIN_JOB, &kp, payload, strlen(payload));
+    free(payload);
+    pgr_migration_set_free(set);
+    return env;
+}
+
+static void send_job(rd_kafka_t *p, const char *key, const char *bytes, size_t len)
+{
+    char topic[256];
+    snprintf(topic, sizeof(topic), "%sjobs", F.prefix);
+    assert_int_equal(pgr_kafka_send(p, topic, key, bytes, len, NULL), PGR_OK);
+    assert_int_equal(rd_kafka_flush(p, 10000), 0);
+}
+
+/* Waits for a signed security event with this reason from the agent serving district-001. */
+static void expect_security(rd_kafka_t *ec, pgr_keyring *kr, const char *reason)
+{
+    int seen = 0, verified = 0;
+    for (double end = now_s() + 30; now_s() < end;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ec, 250);
+        if (m == NULL)
+            continue;
+        seen++;
+        char *payload = NULL, kid[PGR_KID_LEN];
+        size_t plen = 0;
+        pgr_envelope_reject why;
+        bool found = false;
+        if (m->err == 0 && pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_EVENT, kr,
+                                             &payload, &plen, NULL, kid, &why, NULL) == PGR_OK) {
+            json_t *ev = json_loads(payload, 0, NULL);
+            verified++;
+            found = strcmp(json_string_value(json_object_get(ev, "type")), "security") == 0 &&
+                    strcmp(json_string_value(json_object_get(ev, "reason")), reason) == 0;
+            json_decref(ev);
+        }
+        free(payload);
+        rd_kafka_message_destroy(m);
+        if (found)
+            return;
+    }
+    fail_msg("no security event with reason %s (%d messages, %d verified)", reason, seen,
+             verified);
+}
+
+static void test_rollout_hostile_jobs_are_refused(void **state)
+{
+    (void)state;
+    pgr_config *cfg = test_kafka_config();
+    rd_kafka_t *p = NULL;
+    assert_int_equal(pgr_kafka_producer_new(cfg, &p, NULL, NULL), PGR_OK);
+    rd_kafka_t *ec = events_consumer("itest-events-security");
+    pgr_keyring *kr = agents_ring();
+    PGconn *c = itest_connect(F.db[0]);
+    char *before = catalog_snapshot(c);
+    long jobs_before = itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs");
+    const char *t1 = "district-001";
+
+    char *env = make_job("coord", t1, 100, 3600, false);
+    char *tampered = strdup(env);
+    char *p64 = strstr(tampered, "\"payload\":\"") + 20;
+    *p64 = *p64 == 'A' ? 'B' : 'A';
+    send_job(p, t1, tampered, strlen(tampered));
+    expect_security(ec, kr, "bad_signature");
+    free(tampered);
+    free(env);
+
+    env = make_job("intruder", t1, 101, 3600, false);
+    send_job(p, t1, env, strlen(env));
+    expect_security(ec, kr, "unknown_key");
+    free(env);
+
+    env = make_job("coord-old", t1, 102, 3600, false);
+    send_job(p, t1, env, strlen(env));
+    expect_security(ec, kr, "revoked_key");
+    free(env);
+
+    env = make_job("coord", t1, 103, -60, false);
+    send_job(p, t1, env, strlen(env));
+    expect_security(ec, kr, "expired");
+    free(env);
+
+    env = make_job("coord", "district-002", 104, 3600, false);
+    send_job(p, t1, env, strlen(env));
+    expect_security(ec, kr, "wrong_tenant");
+    free(env);
+
+    env = make_job("coord", t1, 1, 3600, false); /* seq 1 was used by the rollout */
+    send_job(p, t1, env, strlen(env));
+    expect_security(ec, kr, "stale_seq");
+    free(env);
+
+    env = make_job("coord", t1, 105, 3600, true);
+    send_job(p, t1, env, strlen(env));
+    expect_security(ec, kr, "checksum_mismatch");
+    free(env);
+
+    send_job(p, t1, "\x00\x01garbage{", 10);
+    expect_security(ec, kr, "malformed");
+
+    char *big = malloc(70000);
+    memset(big, 'x', 70000);
+    send_job(p, t1, big, 70000);
+    expect_security(ec, kr, "oversized");
+    free(big);
+
+    /* a replay of the rollout's own (finished) job, taken from the control database */
+    PGconn *ctl = itest_connect(F.ctl_db);
+    PGresult *r = PQexec(ctl, "SELECT envelope FROM pgrollout_control.job_outbox WHERE "
+                              "tenant_id = 'district-001'");
+    assert_int_equal(PQntuples(r), 1);
+    send_job(p, t1, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)));
+    expect_security(ec, kr, "replay");
+    PQclear(r);
+    PQfinish(ctl);
+
+    /* nothing changed in the tenant database; every refusal is in its audit trail */
+    char *after = catalog_snapshot(c);
+    assert_string_equal(before, after);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs"), jobs_before);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'job_rejected'"),
+                     10);
+    free(before);
+    free(after);
+    PQfinish(c);
+    pgr_keyring_free(kr);
+    rd_kafka_consumer_close(ec);
+    rd_kafka_destroy(ec);
+    rd_kafka_destroy(p);
+    pgr_config_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rollout_three_tenants_two_agents),
+        cmocka_unit_test(test_rollout_hostile_jobs_are_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
