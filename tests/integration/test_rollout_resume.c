@@ -1,0 +1,109 @@
+/* test_rollout_resume.c - crashes during a signed rollout: an agent killed in the middle of a
+ * job resumes it after a restart and the job finishes exactly once; a coordinator killed after
+ * writing the job outbox but before publishing republishes on the next run, and every tenant
+ * gets its job once. Real broker, real PostgreSQL. */
+#include "rollout_env.h"
+
+#define MIGS PGR_SOURCE_DIR "/migrations"
+
+static char out[1 << 20];
+
+static const char *const plan_json =
+    "{\"name\": \"%s\", \"migrations\": \"" MIGS "\", \"target\": \"20251106000003\", "
+    "\"tenants\": [\"district-001\", \"district-002\", \"district-003\"]}";
+
+static void check_tenants_done_once(fleet *f)
+{
+    for (int t = 0; t < NTENANTS; t++) {
+        PGconn *c = itest_connect(f->db[t]);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs"), 1);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
+                                         "'succeeded'"),
+                         1);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations WHERE "
+                                         "status = 'applied'"),
+                         4);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_index i JOIN pg_class x ON "
+                                         "x.oid = i.indexrelid WHERE x.relname LIKE 'idx\\_%' AND "
+                                         "i.indisvalid"),
+                         34);
+        assert_int_equal(itest_scalar(c, "SELECT coalesce(max(n), 0) FROM (SELECT count(*) n FROM "
+                                         "pgrollout.audit_outbox WHERE record::jsonb->>'action' = "
+                                         "'step_done' GROUP BY record::jsonb->>'version', "
+                                         "record::jsonb->>'part', record::jsonb->>'step') s"),
+                         1);
+        PQfinish(c);
+    }
+}
+
+static void test_rollout_agent_killed_mid_job_resumes_once(void **state)
+{
+    fleet f;
+    char plan[1024];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    fleet_start_agent(&f, 1);
+    /* agent 1 kills itself right after its first index build, before recording it */
+    setenv("PGR_FAILPOINT", "index_before_record", 1);
+    fleet_start_agent(&f, 0);
+    unsetenv("PGR_FAILPOINT");
+    snprintf(plan, sizeof(plan), plan_json, "resume-agent");
+    char path[256], cmd[1024];
+    snprintf(path, sizeof(path), "%s/plan.json", f.dir);
+    fleet_write(path, plan);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 240",
+             f.dir, path);
+    FILE *run = popen(cmd, "r");
+    assert_non_null(run);
+    int st = 0;
+    waitpid(f.agent_pid[0], &st, 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    f.agent_pid[0] = 0;
+    fleet_start_agent(&f, 0); /* restart: the unfinished job resumes from the tenant DB */
+    size_t n = fread(out, 1, sizeof(out) - 1, run);
+    out[n] = '\0';
+    int rc = pclose(run);
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+        fail_msg("run failed:\n%s", out);
+    check_tenants_done_once(&f);
+    assert_int_equal(fleet_stop_agent(&f, 0, SIGTERM), 0);
+    assert_int_equal(fleet_stop_agent(&f, 1, SIGTERM), 0);
+}
+
+static void test_rollout_coordinator_killed_before_publish(void **state)
+{
+    fleet f;
+    char plan[1024];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(plan, sizeof(plan), plan_json, "resume-coord");
+    setenv("PGR_FAILPOINT", "coord_after_outbox", 1);
+    int rc = fleet_run(&f, plan, out, sizeof(out));
+    unsetenv("PGR_FAILPOINT");
+    assert_int_equal(rc, 128 + SIGKILL);
+    PGconn *ctl = itest_connect(f.ctl_db);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.job_outbox WHERE "
+                                       "sent_at IS NULL"),
+                     3);
+    rc = fleet_run(&f, plan, out, sizeof(out));
+    if (rc != 0)
+        fail_msg("second run failed:\n%s", out);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.job_outbox WHERE "
+                                       "sent_at IS NOT NULL"),
+                     3);
+    PQfinish(ctl);
+    check_tenants_done_once(&f);
+    assert_int_equal(fleet_stop_agent(&f, 0, SIGTERM), 0);
+    assert_int_equal(fleet_stop_agent(&f, 1, SIGTERM), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rollout_agent_killed_mid_job_resumes_once),
+        cmocka_unit_test(test_rollout_coordinator_killed_before_publish),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
