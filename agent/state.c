@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 /* Advisory lock key pair: "pgro" and 1. Advisory locks are per database, so this is one lock
  * per tenant database. */
 #define LOCK_KEY "1886545775, 1"
@@ -45,7 +45,10 @@ static const char *const state_ddl =
     " hash text NOT NULL, record text NOT NULL, published_at timestamptz);"
     "CREATE INDEX IF NOT EXISTS audit_outbox_unpublished ON pgrollout.audit_outbox (seq)"
     " WHERE published_at IS NULL;"
-    "INSERT INTO pgrollout.state_version VALUES (1) ON CONFLICT DO NOTHING;";
+    /* columns added after the first tenants were set up */
+    "ALTER TABLE pgrollout.jobs ADD COLUMN IF NOT EXISTS kid text,"
+    " ADD COLUMN IF NOT EXISTS envelope text;"
+    "INSERT INTO pgrollout.state_version VALUES (1), (2) ON CONFLICT DO NOTHING;";
 
 pgr_code agent_state_ensure(agent_exec *x, pgr_error *err)
 {
@@ -56,7 +59,7 @@ pgr_code agent_state_ensure(agent_exec *x, pgr_error *err)
                     "WHERE to_regclass('pgrollout.state_version') IS NOT NULL",
                     &r, NULL) == PGR_OK) {
         bool current =
-            PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+            PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && strcmp(PQgetvalue(r, 0, 0), "2") == 0;
         PQclear(r);
         if (current)
             return PGR_OK;

@@ -145,8 +145,14 @@ static void audit_failure(agent_exec *x, const pgr_migration *m, const pgr_step 
     json_object_set_new(rec, "code", json_string(pgr_code_name(e->code)));
     json_object_set_new(rec, "sqlstate", json_string(e->sqlstate));
     json_object_set_new(rec, "attempts", json_integer(attempts));
-    /* the message is ours or PostgreSQL's primary message: object names and counts, no values */
-    json_object_set_new(rec, "error", json_string(e->msg));
+    /* the message is ours or PostgreSQL's primary message: object names and counts, no values;
+     * the orphan ids shown to the operator stay out of the permanent record */
+    char msg[sizeof(e->msg)];
+    snprintf(msg, sizeof(msg), "%s", e->msg);
+    char *ids = strstr(msg, " (first ids: ");
+    if (ids != NULL)
+        *ids = '\0';
+    json_object_set_new(rec, "error", json_string(msg));
     PGR_IGNORE(agent_audit_append(x, rec, NULL));
 }
 

@@ -21,6 +21,8 @@ Commands:
                   --save-logs copies the service logs to DIR first.
   status          Say what runs; exit 0 if both services answer, else 1.
   env             Print the `export` lines of the running services (exit 1 if not running).
+  kafka-stop      Stop only the Kafka broker (fault-injection tests); kafka-start starts it
+  kafka-start     again on the same ports and data and waits until it answers.
   deps [PKG...]   Only install missing Debian packages (plus PKG...) and fetch the Kafka jars.
   -h, --help      This text.
 
@@ -408,6 +410,11 @@ EOF
     cat "$LOG_DIR/storage-tool.log" >&2
     die "StorageTool format failed"
   }
+  launch_kafka
+}
+
+# Starts the broker JVM on the formatted storage (also used by `kafka-start` after a stop).
+launch_kafka() {
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$CONTROLLER_PORT)"
   # setsid: own session, so a Ctrl-C in the terminal that ran `up` does not reach the broker.
   # The inner bash writes its own pid and execs java, so the pid file is java's pid whether or
@@ -417,6 +424,25 @@ EOF
     "$JAVA" -Xms128m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -cp "$KAFKA_JARS/*" -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
     kafka.Kafka "$KAFKA_DIR/server.properties" </dev/null >>"$LOG_DIR/kafka.out" 2>&1 &
+}
+
+# Fault injection for tests: stop the broker (PostgreSQL keeps running), start it again on the
+# same ports and data.
+cmd_kafka_stop() {
+  load_conf || die "services are not running"
+  stop_kafka
+}
+
+cmd_kafka_start() {
+  load_conf || die "services are not running"
+  kafka_pid >/dev/null && return 0
+  launch_kafka
+  local deadline=$((SECONDS + WAIT_TIMEOUT))
+  until kafka_ready; do
+    ((SECONDS < deadline)) || die "Kafka not ready after ${WAIT_TIMEOUT}s"
+    sleep 0.3
+  done
+  log "Kafka is ready"
 }
 
 # Poll (no fixed sleeps as the condition) until both services answer or WAIT_TIMEOUT passes.
@@ -545,6 +571,8 @@ main() {
       "cmd_$cmd"
       ;;
     down) cmd_down "$@" ;;
+    kafka-stop) cmd_kafka_stop ;;
+    kafka-start) cmd_kafka_start ;;
     deps)
       deps_packages "$@"
       fetch_jars

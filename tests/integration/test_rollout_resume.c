@@ -99,11 +99,62 @@ static void test_rollout_coordinator_killed_before_publish(void **state)
     assert_int_equal(fleet_stop_agent(&f, 1, SIGTERM), 0);
 }
 
+static void services(const char *what)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), PGR_SOURCE_DIR "/deploy/local/services.sh %s", what);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+}
+
+static void test_rollout_survives_broker_outage(void **state)
+{
+    fleet f;
+    char plan[1024], path[256], cmd[1024], line[4096];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(plan, sizeof(plan), plan_json, "outage");
+    snprintf(path, sizeof(path), "%s/plan.json", f.dir);
+    fleet_write(path, plan);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 300 2>&1",
+             f.dir, path);
+    FILE *run = popen(cmd, "r");
+    assert_non_null(run);
+    /* as soon as the jobs are out, the broker goes away for 20 s */
+    bool published = false;
+    while (!published && fgets(line, sizeof(line), run) != NULL)
+        published = strstr(line, "job(s) published") != NULL;
+    assert_true(published);
+    services("kafka-stop");
+    struct timespec t = {20, 0};
+    nanosleep(&t, NULL);
+    services("kafka-start");
+    size_t n = fread(out, 1, sizeof(out) - 1, run);
+    out[n] = '\0';
+    int rc = pclose(run);
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+        fail_msg("run failed after the outage:\n%s", out);
+    check_tenants_done_once(&f);
+    /* no event lost: every step of every tenant and every result reached the control DB */
+    PGconn *ctl = itest_connect(f.ctl_db);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.events WHERE "
+                                       "type = 'result'"),
+                     3);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.events WHERE "
+                                       "type = 'step' AND payload->>'state' = 'done'"),
+                     3 * 37);
+    PQfinish(ctl);
+    assert_int_equal(fleet_stop_agent(&f, 0, SIGTERM), 0);
+    assert_int_equal(fleet_stop_agent(&f, 1, SIGTERM), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rollout_agent_killed_mid_job_resumes_once),
         cmocka_unit_test(test_rollout_coordinator_killed_before_publish),
+        cmocka_unit_test(test_rollout_survives_broker_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
