@@ -70,7 +70,8 @@ int coord_open(coord *c, const char *config_path, const char *cmd, bool signing)
         return fail(cmd, "agent keyring", &err, COORD_EXIT_USAGE);
     if (pgr_pg_connect(c->cfg->control_dsn, "pgrollout-coordinator", &c->db, &err) != PGR_OK)
         return fail(cmd, "control database", &err, COORD_EXIT_FAIL);
-    if (pgr_pg_exec(c->db, "SET lock_timeout = 5000", NULL, &err) != PGR_OK ||
+    if (pgr_pg_exec(c->db, "SET lock_timeout = 5000; SET client_min_messages = warning", NULL,
+                    &err) != PGR_OK ||
         pgr_pg_exec(c->db, control_ddl, NULL, &err) != PGR_OK)
         return fail(cmd, "control database schema", &err, COORD_EXIT_FAIL);
     pgr_kafka_topic_name(c->cfg, PGR_TOPIC_JOBS, c->topic_jobs, sizeof(c->topic_jobs));
@@ -97,6 +98,13 @@ void coord_close(coord *c)
 static pgr_code ensure_topics(coord *c, pgr_error *err)
 {
     char names[3][256];
+    int have = 0, parts = 0;
+    for (int i = 0; i < 3; i++) {
+        pgr_kafka_topic_name(c->cfg, (pgr_topic)i, names[i], sizeof(names[i]));
+        have += pgr_kafka_partitions(c->producer, names[i], 5000, &parts, NULL) == PGR_OK;
+    }
+    if (have == 3)
+        return PGR_OK;
     rd_kafka_NewTopic_t *nt[3];
     char errstr[256];
     for (int i = 0; i < 3; i++) {
@@ -105,15 +113,18 @@ static pgr_code ensure_topics(coord *c, pgr_error *err)
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(c->producer);
     rd_kafka_CreateTopics(c->producer, nt, 3, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
     pgr_code rc = PGR_OK;
     const rd_kafka_CreateTopics_result_t *res =
         ev != NULL ? rd_kafka_event_CreateTopics_result(ev) : NULL;
     size_t n = 0;
     const rd_kafka_topic_result_t **tr =
         res != NULL ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-    if (res == NULL)
-        rc = pgr_error_set(err, PGR_ERR_KAFKA, "could not create topics: no answer from Kafka");
+    if (res == NULL) {
+        /* e.g. librdkafka's mock cluster (dev-kafka) has no CreateTopics: it auto-creates */
+        pgr_log_ctx ctx = {"coordinator", NULL, NULL};
+        pgr_log_warn(&ctx, "topics could not be created (no answer); relying on auto-creation");
+    }
     for (size_t i = 0; rc == PGR_OK && i < n; i++) {
         rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)

@@ -29,6 +29,7 @@ Commands:
 Environment:
   PGR_STATE_DIR     state dir (default: <repo>/deploy/local/.state)
   PGR_CACHE_DIR     download cache (default: $HOME/.cache/pgrollout); jars in kafka-3.9.1/
+  PGR_SERVICES      "postgres" starts only PostgreSQL (default: all)
   PGR_WAIT_TIMEOUT  seconds to wait for the services to answer (default: 90)
   PGR_PG_BIN        PostgreSQL binaries (default: /usr/lib/postgresql/15/bin)
 
@@ -43,6 +44,9 @@ readonly KAFKA_VERSION=3.9.1
 readonly PG_ROLE=pgrollout
 readonly PG_BIN=${PGR_PG_BIN:-/usr/lib/postgresql/15/bin}
 readonly WAIT_TIMEOUT=${PGR_WAIT_TIMEOUT:-90}
+# PGR_SERVICES=postgres: only PostgreSQL (the demo brings its own embedded Kafka).
+if [[ ${PGR_SERVICES:-all} == postgres ]]; then ONLY_PG=1; else ONLY_PG=0; fi
+readonly ONLY_PG
 # Absolute, because the path ends up in server.properties and postgresql.conf.
 STATE_DIR=$(realpath -m -- "${PGR_STATE_DIR:-$SCRIPT_DIR/.state}")
 readonly STATE_DIR
@@ -226,7 +230,7 @@ print_env() {
   printf 'export PGHOST=%q\n' 127.0.0.1
   printf 'export PGPORT=%q\n' "$PG_PORT"
   printf 'export PGUSER=%q\n' "$PG_ROLE"
-  printf 'export PGR_KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
+  ((ONLY_PG)) || printf 'export PGR_KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
 }
 
 pg_ready() {
@@ -242,7 +246,7 @@ kafka_ready() {
   [[ $out == *"broker 1 at 127.0.0.1:$KAFKA_PORT"* ]]
 }
 
-healthy() { load_conf && pg_ready && kafka_ready; }
+healthy() { load_conf && pg_ready && { ((ONLY_PG)) || kafka_ready; }; }
 
 # ---------------------------------------------------------------------------------------------
 # Stop
@@ -447,7 +451,7 @@ cmd_kafka_start() {
 
 # Poll (no fixed sleeps as the condition) until both services answer or WAIT_TIMEOUT passes.
 wait_ready() {
-  local deadline=$((SECONDS + WAIT_TIMEOUT)) pg_ok=0 kafka_ok=0
+  local deadline=$((SECONDS + WAIT_TIMEOUT)) pg_ok=0 kafka_ok=$ONLY_PG
   while ((SECONDS < deadline)); do
     if ((!pg_ok)) && pg_ready; then
       pg_ok=1
@@ -483,7 +487,7 @@ on_up_failure() {
 
 cmd_up() {
   deps_packages
-  fetch_jars
+  ((ONLY_PG)) || fetch_jars
   if healthy; then
     log "already running (state: $STATE_DIR)"
     print_env
@@ -504,7 +508,7 @@ cmd_up() {
   PG_BASE=$STATE_DIR/pg
   write_conf
   # Kafka first: its JVM boots in the background while initdb runs.
-  start_kafka
+  ((ONLY_PG)) || start_kafka
   start_postgres
   wait_ready
   # psql & co. default the database name to the user name; make that work out of the box.

@@ -8,9 +8,9 @@
 
 static char out[1 << 20];
 
-static const char *const plan_json =
-    "{\"name\": \"%s\", \"migrations\": \"" MIGS "\", \"target\": \"20251106000003\", "
-    "\"tenants\": [\"district-001\", \"district-002\", \"district-003\"]}";
+#define plan_json                                                                                  \
+    "{\"name\": \"%s\", \"migrations\": \"" MIGS "\", \"target\": \"20251106000003\", "                \
+    "\"tenants\": [\"district-001\", \"district-002\", \"district-003\"]}"
 
 static void check_tenants_done_once(fleet *f)
 {
