@@ -167,7 +167,7 @@ static void commit_after(agent_daemon *d, const rd_kafka_message_t *m)
 
 static void loop(agent_daemon *d)
 {
-    long long next_beat = 0;
+    long long next_beat = 0, next_audit = 0;
     while (!stop_requested) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -175,6 +175,10 @@ static void loop(agent_daemon *d)
         if (ms >= next_beat) {
             heartbeat(d);
             next_beat = ms + d->cfg->heartbeat_ms;
+        }
+        if (ms >= next_audit) {
+            daemon_publish_audit(d);
+            next_audit = ms + 1000;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -197,6 +201,7 @@ static void shutdown_workers(agent_daemon *d)
         dispatch(d);
         rd_kafka_poll(d->producer, 100);
     }
+    daemon_publish_audit(d); /* the records of the last steps, before we go */
     rd_kafka_flush(d->producer, 10000);
 }
 
@@ -328,7 +333,7 @@ static int daemon_setup(agent_daemon *d, const char *path)
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_EVENTS, d->topic_events, sizeof(d->topic_events));
     char group[256];
     snprintf(group, sizeof(group), "pgrollout-agent-%s", d->cfg->agent_id);
-    if (pgr_kafka_producer_new(d->cfg, &d->producer, NULL, &err) != PGR_OK ||
+    if (pgr_kafka_producer_new(d->cfg, &d->producer, &d->delivery_errors, &err) != PGR_OK ||
         pgr_kafka_consumer_new(d->cfg, group, &d->consumer, &err) != PGR_OK)
         return setup_error("kafka", &err);
     d->tenant_count = d->cfg->tenant_count;

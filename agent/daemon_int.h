@@ -42,6 +42,7 @@ typedef struct agent_daemon {
     pthread_mutex_t mu; /* event sequence numbers */
     long long event_seq;
     volatile int cancel; /* set on SIGTERM: executors stop before their next step */
+    int delivery_errors; /* messages the broker finally refused (librdkafka delivery reports) */
 } agent_daemon;
 
 /* Signs an event payload (type + fields of body, which is consumed) and produces it. */
@@ -61,5 +62,9 @@ daemon_tenant *daemon_tenant_find(agent_daemon *d, const char *id);
 void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j);
 
 void daemon_job_free(daemon_job *j);
+
+/* Publishes every tenant's unpublished audit records (signed, in seq order) and marks them
+ * published once the broker acknowledged them. */
+void daemon_publish_audit(agent_daemon *d);
 
 #endif

@@ -35,7 +35,24 @@ static const char *const control_ddl =
     "CREATE TABLE IF NOT EXISTS pgrollout_control.events ("
     " id bigserial PRIMARY KEY, agent_id text, tenant_id text, job_id text, type text NOT NULL,"
     " payload jsonb NOT NULL, received_at timestamptz NOT NULL DEFAULT now());"
-    "INSERT INTO pgrollout_control.schema_version VALUES (1) ON CONFLICT DO NOTHING;";
+    /* the central audit record: append-only, each (tenant, seq) once */
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.audit_log ("
+    " tenant_id text NOT NULL, seq bigint NOT NULL, prev_hash text NOT NULL,"
+    " hash text NOT NULL, record text NOT NULL, kid text NOT NULL, envelope text NOT NULL,"
+    " received_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, seq));"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.audit_alerts ("
+    " id bigserial PRIMARY KEY, tenant_id text, seq bigint, kind text NOT NULL,"
+    " detail text NOT NULL, at timestamptz NOT NULL DEFAULT now());"
+    "CREATE OR REPLACE FUNCTION pgrollout_control.audit_log_append_only() RETURNS trigger"
+    " LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'pgrollout_control.audit_log is"
+    " append-only: % refused', TG_OP; END $f$;"
+    "CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON"
+    " pgrollout_control.audit_log FOR EACH ROW EXECUTE FUNCTION"
+    " pgrollout_control.audit_log_append_only();"
+    "CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON"
+    " pgrollout_control.audit_log FOR EACH STATEMENT EXECUTE FUNCTION"
+    " pgrollout_control.audit_log_append_only();"
+    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2) ON CONFLICT DO NOTHING;";
 
 static int fail(const char *cmd, const char *what, const pgr_error *err, int code)
 {
@@ -71,8 +88,19 @@ int coord_open(coord *c, const char *config_path, const char *cmd, bool signing)
     if (pgr_pg_connect(c->cfg->control_dsn, "pgrollout-coordinator", &c->db, &err) != PGR_OK)
         return fail(cmd, "control database", &err, COORD_EXIT_FAIL);
     if (pgr_pg_exec(c->db, "SET lock_timeout = 5000; SET client_min_messages = warning", NULL,
-                    &err) != PGR_OK ||
-        pgr_pg_exec(c->db, control_ddl, NULL, &err) != PGR_OK)
+                    &err) != PGR_OK)
+        return fail(cmd, "control database", &err, COORD_EXIT_FAIL);
+    /* Installed already (the collector's restricted role cannot run DDL, and need not)? */
+    PGresult *r = NULL;
+    bool current = false;
+    if (pgr_pg_exec(c->db,
+                    "SELECT max(version) = 2 FROM pgrollout_control.schema_version WHERE "
+                    "to_regclass('pgrollout_control.schema_version') IS NOT NULL",
+                    &r, NULL) == PGR_OK) {
+        current = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        PQclear(r);
+    }
+    if (!current && pgr_pg_exec(c->db, control_ddl, NULL, &err) != PGR_OK)
         return fail(cmd, "control database schema", &err, COORD_EXIT_FAIL);
     pgr_kafka_topic_name(c->cfg, PGR_TOPIC_JOBS, c->topic_jobs, sizeof(c->topic_jobs));
     pgr_kafka_topic_name(c->cfg, PGR_TOPIC_EVENTS, c->topic_events, sizeof(c->topic_events));

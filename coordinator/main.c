@@ -23,6 +23,7 @@ static const coord_command commands[] = {
     {"run", coord_run_main, "sign and publish a rollout's jobs, follow the agents' events"},
     {"status", coord_status_main, "show a rollout's tenants and their state"},
     {"tenants", coord_tenants_main, "list tenants known from agent heartbeats"},
+    {"audit", coord_audit_main, "collect, verify, export and anchor the central audit record"},
     {"dev-kafka", coord_devkafka_main, "in-memory mock Kafka for demos (not durable)"},
     {NULL, NULL, NULL},
 };

@@ -1,0 +1,88 @@
+/*
+ * publish.c - the agent's audit outbox publisher. Records wait in pgrollout.audit_outbox of
+ * each tenant database (written in the transaction of the change they describe); this sends
+ * them in seq order, each signed (pgrollout/audit/v1), to the audit topic keyed by tenant, and
+ * marks them published only after the broker acknowledged them. With Kafka down they simply
+ * wait; a record sent twice (acknowledged but not yet marked) is absorbed by the collector,
+ * which stores each (tenant, seq) once.
+ */
+#include "daemon_int.h"
+#include "executor_int.h"
+
+#include "pgr/log.h"
+#include "pgr/pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PUBLISH_BATCH 500
+
+/* The audit message payload: the chain fields and the canonical record bytes as a string. */
+static char *audit_payload(const char *tenant, PGresult *r, int i)
+{
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "type", "audit", "tenant_id", tenant, "seq",
+                  (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10), "prev_hash",
+                  PQgetvalue(r, i, 1), "hash", PQgetvalue(r, i, 2), "record", PQgetvalue(r, i, 3));
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static void publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
+{
+    PGconn *conn = NULL;
+    PGresult *r = NULL;
+    pgr_error err;
+    pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
+
+    if (pgr_pg_connect(t->conf->dsn, "pgrollout-agent-audit", &conn, &err) != PGR_OK)
+        return; /* the database is down: the records wait, nothing is lost */
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", PUBLISH_BATCH);
+    const char *params[] = {limit};
+    if (pgr_pg_execp(conn,
+                     "SELECT seq, prev_hash, hash, record FROM pgrollout.audit_outbox WHERE "
+                     "published_at IS NULL AND to_regclass('pgrollout.audit_outbox') IS NOT NULL "
+                     "ORDER BY seq LIMIT $1",
+                     1, params, &r, &err) != PGR_OK ||
+        PQntuples(r) == 0) {
+        PQclear(r);
+        PQfinish(conn);
+        return;
+    }
+    int before = d->delivery_errors;
+    bool ok = true;
+    for (int i = 0; ok && i < PQntuples(r); i++) {
+        char *payload = audit_payload(t->conf->id, r, i);
+        char *env = payload != NULL
+                        ? pgr_envelope_seal(PGR_DOMAIN_AUDIT, &d->key, payload, strlen(payload))
+                        : NULL;
+        ok = env != NULL &&
+             pgr_kafka_send(d->producer, topic, t->conf->id, env, strlen(env), &err) == PGR_OK;
+        free(payload);
+        free(env);
+    }
+    /* acknowledged by the broker (acks=all, idempotent), then and only then marked */
+    ok = ok && rd_kafka_flush(d->producer, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+         d->delivery_errors == before;
+    if (ok) {
+        const char *last[] = {PQgetvalue(r, PQntuples(r) - 1, 0)};
+        if (pgr_pg_execp(conn,
+                         "UPDATE pgrollout.audit_outbox SET published_at = now() WHERE "
+                         "published_at IS NULL AND seq <= $1",
+                         1, last, NULL, &err) != PGR_OK)
+            pgr_log_warn(&ctx, "could not mark audit records published: %s", err.msg);
+    }
+    PQclear(r);
+    PQfinish(conn);
+}
+
+void daemon_publish_audit(agent_daemon *d)
+{
+    char topic[256];
+    pgr_kafka_topic_name(d->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
+    for (size_t i = 0; i < d->tenant_count; i++)
+        publish_tenant(d, &d->tenants[i], topic);
+}
