@@ -95,6 +95,31 @@ static void test_audit_every_record_once_and_verified(void **state)
     assert_non_null(strstr(out, "district-003 "));
 }
 
+static void test_audit_collector_killed_mid_batch_restarts_cleanly(void **state)
+{
+    (void)state;
+    /* a fresh collector group re-reads the whole topic; killed after storing 20 records but
+     * before committing the 20th offset, then restarted */
+    char ini[256], cmd[1024];
+    snprintf(ini, sizeof(ini), "%s/coord2.ini", F.dir);
+    snprintf(cmd, sizeof(cmd),
+             "sed 's/^\\[coordinator\\]/[coordinator]\\nid = second/' %s/coord.ini > %s", F.dir,
+             ini);
+    assert_int_equal(system(cmd), 0);
+    long before = ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log");
+    setenv("PGR_FAILPOINT", "collector_after_store", 1);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " audit collect --idle-exit 3 --config %s", ini);
+    int rc = run_cmd(cmd, out, sizeof(out));
+    unsetenv("PGR_FAILPOINT");
+    assert_int_equal(rc, 128 + SIGKILL);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log"), before);
+    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_alerts WHERE kind "
+                                "IN ('gap', 'fork', 'chain_break')"),
+                     0);
+    assert_int_equal(audit_cmd("verify"), 0);
+}
+
 static void test_audit_log_is_append_only(void **state)
 {
     (void)state;
@@ -235,6 +260,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_audit_every_record_once_and_verified),
+        cmocka_unit_test(test_audit_collector_killed_mid_batch_restarts_cleanly),
         cmocka_unit_test(test_audit_log_is_append_only),
         cmocka_unit_test(test_audit_agent_key_cannot_write_another_tenants_chain),
         cmocka_unit_test(test_audit_verify_catches_tampering),

@@ -330,6 +330,39 @@ static void test_executor_audit_chain_verifies_and_holds_no_phi(void **state)
     itest_drop_db(db);
 }
 
+/* A data error whose PostgreSQL message quotes the offending value (here a PHI-looking name):
+ * neither the operator's output, nor the jobs table, nor the audit chain may carry it. */
+static void test_executor_data_errors_never_leak_values(void **state)
+{
+    char db[64], dir[64], path[128];
+    (void)state;
+    assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
+    snprintf(path, sizeof(path), "%s/20260101000000-phi-probe.sql", dir);
+    FILE *f = fopen(path, "w");
+    fputs("-- pgrollout:up\n-- pgrollout:step sql phi\nUPDATE students SET \"dateOfBirth\" = "
+          "'Zo\xc3\xab \xc3\x93lafsd\xc3\xb3ttir 2014'::date WHERE false;\n"
+          "-- pgrollout:down\n-- pgrollout:step sql\nSELECT 1;\n",
+          f);
+    fclose(f);
+    new_tenant(db, sizeof(db), 1, 0);
+    assert_int_equal(agent("apply", db, dir, "--json", out, sizeof(out)), 1);
+    assert_null(strstr(out, "lafsd"));
+    assert_non_null(strstr(out, "SQLSTATE 22007"));
+    PGconn *c = itest_connect(db);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE record "
+                                     "LIKE '%lafsd%' OR record LIKE '%\\u00d3%'"),
+                     0);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE error LIKE "
+                                     "'%lafsd%'"),
+                     0);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'step_failed' AND "
+                                     "(record::jsonb->>'phi')::boolean"),
+                     1);
+    PQfinish(c);
+    itest_drop_db(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_executor_second_runner_is_refused),
         cmocka_unit_test(test_executor_backup_is_private_verified_and_audited),
         cmocka_unit_test(test_executor_audit_chain_verifies_and_holds_no_phi),
+        cmocka_unit_test(test_executor_data_errors_never_leak_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
