@@ -146,8 +146,8 @@ static void test_rollout_survives_broker_outage(void **state)
                      3 * 37);
     /* and the audit records: all published after the outage, collected, chains continuous */
     long total = 0;
-    for (int t = 0; t < NTENANTS; t++) {
-        PGconn *c = itest_connect(f.db[t]);
+    for (int k = 0; k < NTENANTS; k++) {
+        PGconn *c = itest_connect(f.db[k]);
         for (int i = 0; i < 150 && itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox "
                                                    "WHERE published_at IS NULL") > 0;
              i++) {
