@@ -182,8 +182,21 @@ static void loop(agent_daemon *d)
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            daemon_intake(d, m);
-            commit_after(d, m);
+            if (daemon_intake(d, m)) {
+                commit_after(d, m);
+            } else {
+                /* not recorded (tenant database unreachable): read it again in a moment,
+                 * never commit past a job that is not durably recorded */
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)
+                    ->offset = m->offset;
+                rd_kafka_error_t *e = rd_kafka_seek_partitions(d->consumer, l, 5000);
+                if (e != NULL)
+                    rd_kafka_error_destroy(e);
+                rd_kafka_topic_partition_list_destroy(l);
+                struct timespec pause = {1, 0};
+                nanosleep(&pause, NULL);
+            }
         }
         if (m != NULL)
             rd_kafka_message_destroy(m);
@@ -201,6 +214,7 @@ static void shutdown_workers(agent_daemon *d)
         dispatch(d);
         rd_kafka_poll(d->producer, 100);
     }
+    daemon_audit_all(d, "agent_stop");
     daemon_publish_audit(d); /* the records of the last steps, before we go */
     rd_kafka_flush(d->producer, 10000);
 }
@@ -291,10 +305,11 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
         rc = PGR_OK; /* cancel: nothing runs for this tenant now */
     if (rc == PGR_OK && problems > 0)
         rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
+    /* a job stopped by shutdown is not finished: it resumes at the next start */
+    const char *outcome = rc == PGR_OK ? "succeeded" : d->cancel ? "interrupted" : "failed";
     daemon_event(d, "result", t->conf->id, job->job_id,
-                 json_pack("{s:s, s:s, s:s, s:s?}", "job_type", job->type, "outcome",
-                           rc == PGR_OK ? "succeeded" : "failed", "code", pgr_code_name(rc),
-                           "message", rc == PGR_OK ? NULL : err.msg));
+                 json_pack("{s:s, s:s, s:s, s:s?}", "job_type", job->type, "outcome", outcome,
+                           "code", pgr_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg));
 }
 
 static int setup_error(const char *what, const pgr_error *err)
@@ -410,6 +425,7 @@ int agent_cli_run(int argc, char **argv)
         signal(SIGTERM, on_signal);
         signal(SIGINT, on_signal);
         daemon_resume(&d);
+        daemon_audit_all(&d, "agent_start");
         if (assign_partitions(&d, &err) != PGR_OK) {
             fprintf(stderr, "pgrollout-agent run: %s\n", err.msg);
             rc = AGENT_EXIT_FAIL;

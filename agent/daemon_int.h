@@ -49,9 +49,10 @@ typedef struct agent_daemon {
 void daemon_event(agent_daemon *d, const char *type, const char *tenant, const char *job_id,
                   json_t *body);
 
-/* Verifies, records and queues one message from the jobs topic. Never fails the daemon: a bad
- * message is rejected (security event + audit record) and skipped. */
-void daemon_intake(agent_daemon *d, const rd_kafka_message_t *m);
+/* Verifies, records and queues one message from the jobs topic. A bad message is rejected
+ * (security event + audit record) and skipped. Returns false only when a valid job could not be
+ * recorded (tenant database unreachable): its offset must not be committed. */
+bool daemon_intake(agent_daemon *d, const rd_kafka_message_t *m);
 
 /* Queues the unfinished jobs recorded in each tenant database (restart resumption). */
 void daemon_resume(agent_daemon *d);
@@ -66,5 +67,8 @@ void daemon_job_free(daemon_job *j);
 /* Publishes every tenant's unpublished audit records (signed, in seq order) and marks them
  * published once the broker acknowledged them. */
 void daemon_publish_audit(agent_daemon *d);
+
+/* Writes an audit record (agent_start, agent_stop) into every tenant's chain. */
+void daemon_audit_all(agent_daemon *d, const char *action);
 
 #endif

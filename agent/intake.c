@@ -143,7 +143,7 @@ static void enqueue(daemon_tenant *t, pgr_job *job, const char *envelope)
 
 /* Checks the verified, parsed job against this agent and the tenant database; records and
  * queues it, or rejects it. Takes ownership of job. */
-static void accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const char *kid,
+static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const char *kid,
                        const char *envelope)
 {
     agent_exec_opts o;
@@ -159,25 +159,26 @@ static void accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
     } else if (tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err) != PGR_OK ||
                record_job(&x, job, kid, envelope, &why, &err) != PGR_OK) {
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
-        pgr_log_error(&ctx, "could not record the job: %s", err.msg);
+        pgr_log_error(&ctx, "could not record the job (will retry): %s", err.msg);
         agent_exec_close(&x, false);
         pgr_job_free(job);
-        return;
+        return false;
     } else {
         agent_exec_close(&x, false);
         if (why == NULL) {
             enqueue(t, job, envelope);
-            return;
+            return true;
         }
         if (strcmp(why, "duplicate") == 0) {
             pgr_job_free(job);
-            return;
+            return true;
         }
         reject(d, t, t->conf->id, job->job_id, why, kid,
                strcmp(why, "replay") == 0 ? "this job id was seen before"
                                           : "seq is not above the last accepted job's");
     }
     pgr_job_free(job);
+    return true;
 }
 
 static void job_id_hint(const char *payload, char out[37])
@@ -191,7 +192,7 @@ static void job_id_hint(const char *payload, char out[37])
         out[0] = '\0';
 }
 
-void daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
+bool daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
 {
     char tenant[129], kid[PGR_KID_LEN], jid[37];
     char *payload = NULL, *env = NULL;
@@ -205,10 +206,11 @@ void daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
              m->key != NULL ? (const char *)m->key : "");
     daemon_tenant *t = daemon_tenant_find(d, tenant);
     if (t == NULL)
-        return; /* another agent's tenant on a shared partition */
+        return true; /* another agent's tenant on a shared partition */
     env = strndup(m->payload != NULL ? (const char *)m->payload : "", m->len);
     if (env == NULL)
-        return;
+        return false;
+    bool done = true;
     if (pgr_envelope_open(m->payload, m->len, (size_t)d->cfg->max_job_bytes, PGR_DOMAIN_JOB,
                           d->coordinators, &payload, &plen, NULL, kid, &why, &err) != PGR_OK) {
         reject(d, t, tenant, NULL, pgr_envelope_reject_name(why), kid, err.msg);
@@ -217,10 +219,11 @@ void daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
         reject(d, t, tenant, jid[0] != '\0' ? jid : NULL,
                jwhy == PGR_JOB_CHECKSUM_MISMATCH ? "checksum_mismatch" : "malformed", kid, err.msg);
     } else {
-        accept_job(d, t, job, kid, env);
+        done = accept_job(d, t, job, kid, env);
     }
     free(payload);
     free(env);
+    return done;
 }
 
 /* Jobs accepted before a restart and not finished: verify their stored envelope again (a key
@@ -268,4 +271,23 @@ void daemon_resume(agent_daemon *d)
 {
     for (size_t i = 0; i < d->tenant_count; i++)
         resume_tenant(d, &d->tenants[i]);
+}
+
+void daemon_audit_all(agent_daemon *d, const char *action)
+{
+    for (size_t i = 0; i < d->tenant_count; i++) {
+        agent_exec_opts o;
+        agent_exec x;
+        pgr_error err;
+        daemon_tenant *t = &d->tenants[i];
+        if (tenant_session(d, t, &o, &x, NULL, "agent", &err) == PGR_OK) {
+            json_t *rec = agent_audit_new(&x, action);
+            json_object_set_new(rec, "kid", json_string(d->key.kid));
+            if (agent_audit_append(&x, rec, &err) != PGR_OK) {
+                pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
+                pgr_log_warn(&ctx, "could not record %s: %s", action, err.msg);
+            }
+        }
+        agent_exec_close(&x, false);
+    }
 }

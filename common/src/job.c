@@ -29,14 +29,24 @@ static long long days_from_civil(int y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+/* Exactly "YYYY-MM-DDTHH:MM:SSZ": digits where digits belong, a real calendar date. */
 pgr_code pgr_time_parse(const char *s, time_t *out)
 {
-    int y, mo, d, h, mi, se;
-    char z = 0, extra = 0;
-    if (s == NULL || strlen(s) != 20 ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%c", &y, &mo, &d, &h, &mi, &se, &z, &extra) != 7 ||
-        z != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || mo < 1 || mo > 12 || d < 1 ||
-        d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970)
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (s == NULL || strlen(s) != sizeof(shape) - 1)
+        return PGR_ERR_INVALID;
+    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+        if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
+            return PGR_ERR_INVALID;
+    }
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    int h = (s[11] - '0') * 10 + (s[12] - '0'), mi = (s[14] - '0') * 10 + (s[15] - '0');
+    int se = (s[17] - '0') * 10 + (s[18] - '0');
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
+        mi > 59 || se > 59)
         return PGR_ERR_INVALID;
     *out = (time_t)(days_from_civil(y, mo, d) * 86400LL + h * 3600 + mi * 60 + se);
     return PGR_OK;
@@ -107,8 +117,12 @@ static pgr_code parse_migration(json_t *m, pgr_migration_set *set, pgr_job_rejec
     char fname[256], actual[PGR_SHA256_HEX_LEN];
     pgr_migration *mig = NULL;
 
-    if (!json_is_object(m) || version == NULL || name == NULL || sum == NULL ||
-        !json_is_string(text) || strlen(version) != PGR_VERSION_LEN || strlen(name) > 200)
+    bool name_ok = name != NULL && *name != '\0' && strlen(name) <= 200;
+    for (const char *p = name; name_ok && *p != '\0'; p++)
+        name_ok =
+            islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '-';
+    if (!json_is_object(m) || version == NULL || !name_ok || sum == NULL || !json_is_string(text) ||
+        strlen(version) != PGR_VERSION_LEN)
         return pgr_error_set(err, PGR_ERR_INVALID, "job: malformed migration entry");
     const char *t = json_string_value(text);
     size_t tlen = json_string_length(text);

@@ -253,6 +253,10 @@ static void test_envelope_time_and_uuid(void **state)
     assert_string_equal(buf, "2024-02-29T23:59:59Z");
     assert_int_equal(pgr_time_parse("2024-02-29T23:59:59+01:00", &t), PGR_ERR_INVALID);
     assert_int_equal(pgr_time_parse("2024-13-01T00:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_time_parse("2025-02-29T00:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_time_parse("2025- 1-06T00:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_time_parse("2025-01-06T-1:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_time_parse("2025-01-06T00:00:60Z", &t), PGR_ERR_INVALID);
     assert_true(pgr_uuid_valid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"));
     assert_false(pgr_uuid_valid("6F1C2D3E-4B5A-4C6D-8E7F-0A1B2C3D4E5F"));
     assert_false(pgr_uuid_valid("6f1c2d3e4b5a4c6d8e7f0a1b2c3d4e5f"));
