@@ -57,12 +57,16 @@ void daemon_event(agent_daemon *d, const char *type, const char *tenant, const c
 
 static void heartbeat(agent_daemon *d)
 {
-    json_t *tenants = json_array();
-    for (size_t i = 0; i < d->tenant_count; i++)
+    json_t *tenants = json_array(), *tags = json_object();
+    for (size_t i = 0; i < d->tenant_count; i++) {
         json_array_append_new(tenants, json_string(d->tenants[i].conf->id));
-    daemon_event(
-        d, "heartbeat", NULL, NULL,
-        json_pack("{s:s, s:o, s:i}", "kid", d->key.kid, "tenants", tenants, "running", d->active));
+        if (d->tenants[i].conf->tags != NULL)
+            json_object_set_new(tags, d->tenants[i].conf->id,
+                                json_string(d->tenants[i].conf->tags));
+    }
+    daemon_event(d, "heartbeat", NULL, NULL,
+                 json_pack("{s:s, s:o, s:o, s:i}", "kid", d->key.kid, "tenants", tenants, "tags",
+                           tags, "running", d->active));
 }
 
 typedef struct worker_arg {

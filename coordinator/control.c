@@ -18,17 +18,24 @@ static const char *const control_ddl =
     "CREATE SCHEMA IF NOT EXISTS pgrollout_control;"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.schema_version (version int PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.tenants ("
-    " tenant_id text PRIMARY KEY, agent_id text, agent_kid text, last_seen timestamptz,"
+    " tenant_id text PRIMARY KEY, agent_id text, agent_kid text, last_seen timestamptz, tags text,"
     " next_seq bigint NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.rollouts ("
     " rollout_id text PRIMARY KEY, plan jsonb NOT NULL, state text NOT NULL, operator text,"
     " created_at timestamptz NOT NULL DEFAULT now(),"
     " updated_at timestamptz NOT NULL DEFAULT now());"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.tenant_runs ("
-    " rollout_id text NOT NULL, tenant_id text NOT NULL, job_id text NOT NULL UNIQUE,"
-    " seq bigint NOT NULL, state text NOT NULL, version text, step int, steps int, object text,"
+    " rollout_id text NOT NULL, tenant_id text NOT NULL, job_id text UNIQUE, wave int NOT NULL"
+    " DEFAULT 0, seq bigint, state text NOT NULL, version text, step int, steps int, object text,"
     " percent double precision, error text, agent_id text,"
     " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (rollout_id, tenant_id));"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.rollout_waves ("
+    " rollout_id text NOT NULL, idx int NOT NULL, name text NOT NULL, state text NOT NULL,"
+    " soak_until timestamptz, approved_by text, approved_at timestamptz,"
+    " started_at timestamptz, finished_at timestamptz, PRIMARY KEY (rollout_id, idx));"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.operator_log ("
+    " id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), rollout_id text NOT NULL,"
+    " action text NOT NULL, wave text, operator text NOT NULL, detail text);"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.job_outbox ("
     " job_id text PRIMARY KEY, tenant_id text NOT NULL, envelope text NOT NULL,"
     " created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz);"
@@ -51,6 +58,9 @@ static const char *const control_ddl =
     " pgrollout_control.audit_log_append_only();"
     "CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON"
     " pgrollout_control.audit_log FOR EACH STATEMENT EXECUTE FUNCTION"
+    " pgrollout_control.audit_log_append_only();"
+    "CREATE OR REPLACE TRIGGER operator_log_no_change BEFORE UPDATE OR DELETE ON"
+    " pgrollout_control.operator_log FOR EACH ROW EXECUTE FUNCTION"
     " pgrollout_control.audit_log_append_only();"
     "INSERT INTO pgrollout_control.schema_version VALUES (1), (2) ON CONFLICT DO NOTHING;";
 
@@ -203,13 +213,14 @@ static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
         const char *id = json_string_value(t);
         if (id == NULL || !pgr_keyring_allows_tenant(e, id))
             continue;
-        const char *params[] = {id, str(ev, "agent_id"), e->key.kid};
+        const char *tags = str(json_object_get(ev, "tags"), id);
+        const char *params[] = {id, str(ev, "agent_id"), e->key.kid, tags};
         PGR_IGNORE(pgr_pg_execp(c->db,
                                 "INSERT INTO pgrollout_control.tenants (tenant_id, agent_id, "
-                                "agent_kid, last_seen) VALUES ($1, $2, $3, now()) ON CONFLICT "
-                                "(tenant_id) DO UPDATE SET agent_id = $2, agent_kid = $3, "
-                                "last_seen = now()",
-                                3, params, NULL, NULL));
+                                "agent_kid, last_seen, tags) VALUES ($1, $2, $3, now(), $4) ON "
+                                "CONFLICT (tenant_id) DO UPDATE SET agent_id = $2, agent_kid = "
+                                "$3, last_seen = now(), tags = $4",
+                                4, params, NULL, NULL));
     }
 }
 

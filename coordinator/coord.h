@@ -38,6 +38,14 @@ int coord_kafka(coord *c, const char *cmd);
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m);
 
 int coord_run_main(int argc, char **argv);
+int coord_resume_main(int argc, char **argv);
+int coord_pause_main(int argc, char **argv);
+int coord_abort_main(int argc, char **argv);
+int coord_approve_main(int argc, char **argv);
+
+/* Records an operator action on a rollout (append-only operator_log). */
+pgr_code coord_operator_log(coord *c, const char *rollout, const char *action, const char *wave,
+                            const char *op, const char *detail);
 int coord_status_main(int argc, char **argv);
 int coord_tenants_main(int argc, char **argv);
 

@@ -1,11 +1,15 @@
 /*
- * run.c - `pgrollout run --config FILE --plan FILE`: one flat rollout (waves come later). For
- * every tenant of the plan: a signed job is written to the job outbox together with the tenant
- * run (one transaction), then published, then marked sent; events are followed until every
- * tenant has a result. A crash anywhere is resumed by running the same command again.
+ * run.c - `pgrollout run --plan FILE` and `pgrollout resume ROLLOUT`: the staged rollout
+ * engine. The rollout, its waves and every tenant run live in the control database; this loop
+ * only moves them forward: it starts a wave, publishes at most max_parallel jobs at a time
+ * (each written to the job outbox with its tenant run in one transaction, then published, then
+ * marked sent), folds the agents' signed events in, and gates each wave on success within its
+ * failure budget, its soak time and, if asked, a manual approval. Kill it anywhere and
+ * `resume` carries on without publishing a job twice; a second coordinator is refused.
  */
 #include "coord.h"
 #include "coord_cli.h"
+#include "waves.h"
 
 #include "pgr/job.h"
 #include "pgr/log.h"
@@ -15,10 +19,13 @@
 #include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define COORD_EXIT_PAUSED 4
 
 static volatile sig_atomic_t run_stop = 0;
 
@@ -28,160 +35,102 @@ static void on_signal(int sig)
     run_stop = 1;
 }
 
-typedef struct run_plan {
-    json_t *doc;
-    const char *name;
-    const char *dir;
-    const char *target;
-    const char *type;
-    json_t *tenants; /* array of strings */
-    pgr_job_options options;
-    int ttl_seconds;
-} run_plan;
-
-static int plan_error(const char *path, const char *field, const char *why)
-{
-    fprintf(stderr, "pgrollout run: plan \"%s\": %s: %s\n", path, field, why);
-    return COORD_EXIT_USAGE;
-}
-
-static int plan_load(const char *path, run_plan *p)
-{
-    json_error_t je;
-    memset(p, 0, sizeof(*p));
-    p->doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (p->doc == NULL) {
-        fprintf(stderr, "pgrollout run: plan \"%s\":%d: %s\n", path, je.line, je.text);
-        return COORD_EXIT_USAGE;
-    }
-    p->name = json_string_value(json_object_get(p->doc, "name"));
-    p->dir = json_string_value(json_object_get(p->doc, "migrations"));
-    p->target = json_string_value(json_object_get(p->doc, "target"));
-    p->type = json_string_value(json_object_get(p->doc, "type"));
-    p->tenants = json_object_get(p->doc, "tenants");
-    json_t *o = json_object_get(p->doc, "options");
-    json_t *ttl = json_object_get(p->doc, "job_ttl_seconds");
-    if (p->name == NULL || *p->name == '\0' || strlen(p->name) > 100)
-        return plan_error(path, "name", "a non-empty string is required");
-    if (p->dir == NULL)
-        return plan_error(path, "migrations", "a directory is required");
-    if (!json_is_array(p->tenants) || json_array_size(p->tenants) == 0)
-        return plan_error(path, "tenants", "a non-empty array of tenant ids is required");
-    p->type = p->type != NULL ? p->type : "apply";
-    if (strcmp(p->type, "apply") != 0 && strcmp(p->type, "rollback") != 0)
-        return plan_error(path, "type", "expected apply or rollback");
-    p->ttl_seconds = ttl != NULL ? (int)json_integer_value(ttl) : 3600;
-    if (p->ttl_seconds < 60 || p->ttl_seconds > 7 * 86400)
-        return plan_error(path, "job_ttl_seconds", "expected 60 to 604800");
-    p->options.lock_timeout_ms = 5000;
-    p->options.retries = 5;
-    if (o != NULL) {
-        json_t *lt = json_object_get(o, "lock_timeout_ms"), *re = json_object_get(o, "retries");
-        json_t *st = json_object_get(o, "statement_timeout_ms"), *bk = json_object_get(o, "backup");
-        const char *orph = json_string_value(json_object_get(o, "orphans"));
-        p->options.lock_timeout_ms = lt != NULL ? (int)json_integer_value(lt) : 5000;
-        p->options.statement_timeout_ms = st != NULL ? (int)json_integer_value(st) : 0;
-        p->options.retries = re != NULL ? (int)json_integer_value(re) : 5;
-        p->options.backup = json_is_true(bk);
-        if (orph != NULL && strcmp(orph, "abort") != 0 && strcmp(orph, "quarantine") != 0)
-            return plan_error(path, "options.orphans", "expected abort or quarantine");
-        snprintf(p->options.orphans, sizeof(p->options.orphans), "%s", orph != NULL ? orph : "");
-        if (p->options.lock_timeout_ms < 1 || p->options.lock_timeout_ms > 600000)
-            return plan_error(path, "options.lock_timeout_ms", "expected 1 to 600000");
-        if (p->options.retries < 0 || p->options.retries > 100)
-            return plan_error(path, "options.retries", "expected 0 to 100");
-    }
-    size_t i;
-    json_t *t;
-    json_array_foreach(p->tenants, i, t)
-    {
-        if (!json_is_string(t) || json_string_length(t) == 0 || json_string_length(t) > 128)
-            return plan_error(path, "tenants", "every tenant id is a non-empty string");
-    }
-    return 0;
-}
-
-static int atoi_checked_positive(const char *s)
-{
-    int64_t v = 0;
-    return pgr_parse_int64(s, 1, 86400 * 7, &v, NULL) == PGR_OK ? (int)v : -1;
-}
-
 static void uuid4(char out[37])
 {
     uint8_t b[16];
+    char hex[33];
     randombytes_buf(b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    char hex[33];
     for (int i = 0; i < 16; i++)
         snprintf(hex + 2 * i, 3, "%02x", b[i]);
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-/* One tenant's job: next seq, signed envelope, outbox row and tenant run, one transaction. */
-static pgr_code create_job(coord *c, const run_plan *p, const pgr_migration_set *set,
-                           const char *tenant, const char *op, pgr_error *err)
+static int atoi_safe(const char *s)
+{
+    int64_t v = 0;
+    return pgr_parse_int64(s, 0, INT32_MAX, &v, NULL) == PGR_OK ? (int)v : 0;
+}
+
+typedef struct engine {
+    coord *c;
+    rollout_plan plan;
+    pgr_migration_set *set;
+    const char *op;
+    bool json;
+    char **last; /* last line printed per tenant run row */
+    size_t last_count;
+} engine;
+
+static pgr_code exec1(coord *c, const char *sql, int n, const char *const *params, pgr_error *err)
+{
+    return pgr_pg_execp(c->db, sql, n, params, NULL, err);
+}
+
+/* Records an operator action (pause, resume, approve, abort, automatic ones) append-only. */
+pgr_code coord_operator_log(coord *c, const char *rollout, const char *action, const char *wave,
+                            const char *op, const char *detail)
+{
+    const char *params[] = {rollout, action, wave, op, detail};
+    return exec1(c,
+                 "INSERT INTO pgrollout_control.operator_log (rollout_id, action, wave, operator, "
+                 "detail) VALUES ($1, $2, $3, $4, $5)",
+                 5, params, NULL);
+}
+
+/* A signed job for one tenant run: next seq, envelope in the outbox, run row updated, one
+ * transaction. */
+static pgr_code create_job(engine *e, const char *tenant, pgr_error *err)
 {
     pgr_job job;
     PGresult *r = NULL;
-    const char *k[] = {p->name, tenant};
+    char *payload = NULL, *env = NULL, seq[32];
     memset(&job, 0, sizeof(job));
-    pgr_code rc = pgr_pg_exec(c->db, "BEGIN", NULL, err);
+    pgr_code rc = pgr_pg_exec(e->c->db, "BEGIN", NULL, err);
     if (rc == PGR_OK)
-        rc = pgr_pg_execp(c->db,
-                          "SELECT 1 FROM pgrollout_control.tenant_runs WHERE rollout_id = $1 AND "
-                          "tenant_id = $2",
-                          2, k, &r, err);
-    bool exists = rc == PGR_OK && PQntuples(r) > 0;
-    PQclear(r);
-    r = NULL;
-    if (rc == PGR_OK && !exists)
-        rc = pgr_pg_execp(c->db,
-                          "INSERT INTO pgrollout_control.tenants (tenant_id) VALUES ($1) ON "
-                          "CONFLICT DO NOTHING",
-                          1, (const char *[]){tenant}, NULL, err);
-    if (rc == PGR_OK && !exists)
-        rc = pgr_pg_execp(c->db,
+        rc = exec1(e->c,
+                   "INSERT INTO pgrollout_control.tenants (tenant_id) VALUES ($1) ON "
+                   "CONFLICT DO NOTHING",
+                   1, (const char *[]){tenant}, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(e->c->db,
                           "UPDATE pgrollout_control.tenants SET next_seq = next_seq + 1 WHERE "
                           "tenant_id = $1 RETURNING next_seq",
                           1, (const char *[]){tenant}, &r, err);
-    char *payload = NULL, *env = NULL;
-    if (rc == PGR_OK && !exists) {
-        snprintf(job.type, sizeof(job.type), "%s", p->type);
+    if (rc == PGR_OK) {
+        snprintf(job.type, sizeof(job.type), "%s", e->plan.type);
         uuid4(job.job_id);
-        job.rollout_id = (char *)(uintptr_t)p->name;
-        job.wave = (char *)(uintptr_t) "all";
+        job.rollout_id = (char *)(uintptr_t)e->plan.name;
         job.tenant_id = (char *)(uintptr_t)tenant;
         job.seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         job.issued_at = time(NULL);
-        job.expires_at = job.issued_at + p->ttl_seconds;
-        job.operator_name = (char *)(uintptr_t)op;
-        job.target = (char *)(uintptr_t)p->target;
-        job.options = p->options;
-        payload = pgr_job_build(&job, set);
-        env = payload != NULL ? pgr_envelope_seal(PGR_DOMAIN_JOB, &c->key, payload, strlen(payload))
-                              : NULL;
+        job.expires_at = job.issued_at + e->plan.ttl_seconds;
+        job.operator_name = (char *)(uintptr_t)e->op;
+        job.target = (char *)(uintptr_t)e->plan.target;
+        job.options = e->plan.options;
+        payload = pgr_job_build(&job, e->set);
+        env = payload != NULL
+                  ? pgr_envelope_seal(PGR_DOMAIN_JOB, &e->c->key, payload, strlen(payload))
+                  : NULL;
         if (env == NULL)
             rc = pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     }
     PQclear(r);
-    char seq[32];
     snprintf(seq, sizeof(seq), "%lld", job.seq);
-    const char *params[] = {job.job_id, tenant, env, p->name, seq};
-    if (rc == PGR_OK && !exists)
-        rc = pgr_pg_execp(c->db,
-                          "INSERT INTO pgrollout_control.job_outbox (job_id, tenant_id, envelope) "
-                          "VALUES ($1, $2, $3)",
-                          3, params, NULL, err);
-    if (rc == PGR_OK && !exists)
-        rc = pgr_pg_execp(c->db,
-                          "INSERT INTO pgrollout_control.tenant_runs (rollout_id, tenant_id, "
-                          "job_id, seq, state) VALUES ($1, $2, $3, $4, 'queued')",
-                          4, (const char *[]){p->name, tenant, job.job_id, seq}, NULL, err);
-    rc = rc == PGR_OK ? pgr_pg_exec(c->db, "COMMIT", NULL, err) : rc;
+    if (rc == PGR_OK)
+        rc = exec1(e->c,
+                   "INSERT INTO pgrollout_control.job_outbox (job_id, tenant_id, envelope) "
+                   "VALUES ($1, $2, $3)",
+                   3, (const char *[]){job.job_id, tenant, env}, err);
+    if (rc == PGR_OK)
+        rc = exec1(e->c,
+                   "UPDATE pgrollout_control.tenant_runs SET job_id = $3, seq = $4, state "
+                   "= 'queued', updated_at = now() WHERE rollout_id = $1 AND tenant_id = $2",
+                   4, (const char *[]){e->plan.name, tenant, job.job_id, seq}, err);
+    rc = rc == PGR_OK ? pgr_pg_exec(e->c->db, "COMMIT", NULL, err) : rc;
     if (rc != PGR_OK)
-        PGR_IGNORE(pgr_pg_exec(c->db, "ROLLBACK", NULL, NULL));
+        PGR_IGNORE(pgr_pg_exec(e->c->db, "ROLLBACK", NULL, NULL));
     free(payload);
     free(env);
     return rc;
@@ -189,245 +138,622 @@ static pgr_code create_job(coord *c, const run_plan *p, const pgr_migration_set 
 
 /* Publishes the rollout's unsent outbox rows, waits for the broker's acknowledgements, then
  * marks them sent. A crash before the mark republishes them; agents absorb the duplicate. */
-static pgr_code publish_outbox(coord *c, const char *rollout, int *count, pgr_error *err)
+static pgr_code publish_outbox(engine *e, pgr_error *err)
 {
     PGresult *r = NULL;
-    const char *params[] = {rollout};
+    coord *c = e->c;
     pgr_code rc = pgr_pg_execp(c->db,
                                "SELECT o.job_id, o.tenant_id, o.envelope FROM "
                                "pgrollout_control.job_outbox o JOIN pgrollout_control.tenant_runs "
                                "t USING (job_id) WHERE t.rollout_id = $1 AND o.sent_at IS NULL "
                                "ORDER BY t.seq",
-                               1, params, &r, err);
-    *count = rc == PGR_OK ? PQntuples(r) : 0;
+                               1, (const char *[]){e->plan.name}, &r, err);
     int before = c->delivery_errors;
     for (int i = 0; rc == PGR_OK && i < PQntuples(r); i++)
         rc = pgr_kafka_send(c->producer, c->topic_jobs, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                             strlen(PQgetvalue(r, i, 2)), err);
-    if (rc == PGR_OK && (rd_kafka_flush(c->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-                         c->delivery_errors != before))
+    if (rc == PGR_OK && PQntuples(r) > 0 &&
+        (rd_kafka_flush(c->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+         c->delivery_errors != before))
         rc = pgr_error_set(err, PGR_ERR_KAFKA,
                            "jobs were not acknowledged by Kafka; they stay in the outbox and are "
-                           "sent again by the next run");
+                           "sent again by the next attempt");
     for (int i = 0; rc == PGR_OK && i < PQntuples(r); i++) {
         const char *id[] = {PQgetvalue(r, i, 0)};
-        rc = pgr_pg_execp(c->db,
-                          "UPDATE pgrollout_control.job_outbox SET sent_at = now() WHERE job_id = "
-                          "$1",
-                          1, id, NULL, err);
+        rc = exec1(c, "UPDATE pgrollout_control.job_outbox SET sent_at = now() WHERE job_id = $1",
+                   1, id, err);
         if (rc == PGR_OK)
-            rc = pgr_pg_execp(c->db,
-                              "UPDATE pgrollout_control.tenant_runs SET state = 'sent' WHERE "
-                              "job_id = $1 AND state = 'queued'",
-                              1, id, NULL, err);
+            rc = exec1(c,
+                       "UPDATE pgrollout_control.tenant_runs SET state = 'sent' WHERE job_id = "
+                       "$1 AND state = 'queued'",
+                       1, id, err);
     }
+    if (rc == PGR_OK && PQntuples(r) > 0)
+        fprintf(stderr, "rollout %s: %d job(s) published\n", e->plan.name, PQntuples(r));
     PQclear(r);
     return rc;
 }
 
-typedef struct run_view {
-    char **last; /* last line printed per tenant */
-    size_t count;
-} run_view;
+/* First run of a plan: the rollout, its waves and a pending run per tenant, one transaction.
+ * The stored plan carries the absolute migrations path, so `resume` needs nothing else. */
+static pgr_code create_rollout(engine *e, pgr_error *err)
+{
+    rollout_plan *p = &e->plan;
+    json_object_set_new(p->doc, "migrations", json_string(p->dir));
+    char *text = json_dumps(p->doc, JSON_COMPACT | JSON_SORT_KEYS);
+    pgr_code rc = pgr_pg_exec(e->c->db, "BEGIN", NULL, err);
+    if (rc == PGR_OK)
+        rc = exec1(e->c,
+                   "INSERT INTO pgrollout_control.rollouts (rollout_id, plan, state, "
+                   "operator) VALUES ($1, $2::jsonb, 'running', $3)",
+                   3, (const char *[]){p->name, text, e->op}, err);
+    for (size_t w = 0; rc == PGR_OK && w < p->wave_count; w++) {
+        char idx[16];
+        snprintf(idx, sizeof(idx), "%zu", w);
+        rc = exec1(e->c,
+                   "INSERT INTO pgrollout_control.rollout_waves (rollout_id, idx, name, "
+                   "state) VALUES ($1, $2, $3, 'pending')",
+                   3, (const char *[]){p->name, idx, p->waves[w].name}, err);
+        for (size_t t = 0; rc == PGR_OK && t < p->waves[w].count; t++)
+            rc = exec1(e->c,
+                       "INSERT INTO pgrollout_control.tenant_runs (rollout_id, tenant_id, "
+                       "wave, state) VALUES ($1, $2, $3, 'pending')",
+                       3, (const char *[]){p->name, p->waves[w].tenants[t], idx}, err);
+    }
+    rc = rc == PGR_OK ? pgr_pg_exec(e->c->db, "COMMIT", NULL, err) : rc;
+    if (rc != PGR_OK)
+        PGR_IGNORE(pgr_pg_exec(e->c->db, "ROLLBACK", NULL, NULL));
+    free(text);
+    return rc;
+}
 
-/* Prints what changed; returns the number of tenants not yet finished (or -1 on error), and
- * the number that failed in *failed. */
-static int show_runs(coord *c, const char *rollout, run_view *v, bool json, int *failed)
+typedef struct wave_counts {
+    int total, pending, inflight, succeeded, failed;
+} wave_counts;
+
+static pgr_code count_wave(engine *e, int w, wave_counts *n, pgr_error *err)
+{
+    char idx[16];
+    PGresult *r = NULL;
+    snprintf(idx, sizeof(idx), "%d", w);
+    pgr_code rc = pgr_pg_execp(
+        e->c->db,
+        "SELECT count(*), count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE "
+        "state IN ('queued', 'sent', 'running', 'interrupted')), count(*) FILTER (WHERE state = "
+        "'succeeded'), count(*) FILTER (WHERE state IN ('failed', 'rejected')) FROM "
+        "pgrollout_control.tenant_runs WHERE rollout_id = $1 AND wave = $2",
+        2, (const char *[]){e->plan.name, idx}, &r, err);
+    if (rc == PGR_OK) {
+        n->total = atoi_safe(PQgetvalue(r, 0, 0));
+        n->pending = atoi_safe(PQgetvalue(r, 0, 1));
+        n->inflight = atoi_safe(PQgetvalue(r, 0, 2));
+        n->succeeded = atoi_safe(PQgetvalue(r, 0, 3));
+        n->failed = atoi_safe(PQgetvalue(r, 0, 4));
+        PQclear(r);
+    }
+    return rc;
+}
+
+typedef enum advance_result { ADV_CONTINUE, ADV_DONE, ADV_FAILED, ADV_PAUSED } advance_result;
+
+static void set_rollout(engine *e, const char *state)
+{
+    PGR_IGNORE(exec1(e->c,
+                     "UPDATE pgrollout_control.rollouts SET state = $2, updated_at = now() "
+                     "WHERE rollout_id = $1",
+                     2, (const char *[]){e->plan.name, state}, NULL));
+}
+
+static void set_wave(engine *e, int w, const char *state, int soak)
+{
+    char idx[16], s[16];
+    snprintf(idx, sizeof(idx), "%d", w);
+    snprintf(s, sizeof(s), "%d", soak);
+    PGR_IGNORE(exec1(e->c,
+                     "UPDATE pgrollout_control.rollout_waves SET state = $3, started_at = "
+                     "coalesce(started_at, now()), soak_until = CASE WHEN $3 = 'soaking' THEN "
+                     "now() + make_interval(secs => $4::int) ELSE soak_until END, finished_at = "
+                     "CASE WHEN $3 = 'passed' THEN now() END WHERE rollout_id = $1 AND idx = $2",
+                     4, (const char *[]){e->plan.name, idx, state, s}, NULL));
+    if (!e->json)
+        printf("wave %s: %s\n", e->plan.waves[w].name, state);
+}
+
+/* The current wave (first not passed), its state, approval and soak; -1 when all passed. */
+static int current_wave(engine *e, char state[32], bool *approved, bool *soak_due)
 {
     PGresult *r = NULL;
-    const char *params[] = {rollout};
-    if (pgr_pg_execp(c->db,
-                     "SELECT tenant_id, state, coalesce(version, ''), coalesce(step, 0), "
-                     "coalesce(steps, 0), coalesce(object, ''), coalesce(percent, 0), "
-                     "coalesce(error, ''), job_id FROM pgrollout_control.tenant_runs WHERE "
-                     "rollout_id = $1 ORDER BY tenant_id",
-                     1, params, &r, NULL) != PGR_OK)
-        return -1;
-    int open = 0;
-    *failed = 0;
-    if (v->last == NULL) {
-        v->count = (size_t)PQntuples(r);
-        v->last = calloc(v->count + 1, sizeof(char *));
+    int w = -1;
+    if (pgr_pg_execp(e->c->db,
+                     "SELECT idx, state, approved_at IS NOT NULL, coalesce(soak_until <= now(), "
+                     "true) FROM pgrollout_control.rollout_waves WHERE rollout_id = $1 AND state "
+                     "<> 'passed' ORDER BY idx LIMIT 1",
+                     1, (const char *[]){e->plan.name}, &r, NULL) != PGR_OK)
+        return -2;
+    if (PQntuples(r) == 1) {
+        w = atoi_safe(PQgetvalue(r, 0, 0));
+        snprintf(state, 32, "%s", PQgetvalue(r, 0, 1));
+        *approved = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+        *soak_due = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
     }
-    for (int i = 0; i < PQntuples(r) && (size_t)i < v->count; i++) {
-        const char *state = PQgetvalue(r, i, 1);
-        bool done = strcmp(state, "succeeded") == 0;
-        bool bad = strcmp(state, "failed") == 0 || strcmp(state, "rejected") == 0;
-        open += !done && !bad;
-        *failed += bad;
+    PQclear(r);
+    return w;
+}
+
+static void rollout_state(engine *e, char out[32])
+{
+    PGresult *r = NULL;
+    snprintf(out, 32, "running");
+    if (pgr_pg_execp(e->c->db, "SELECT state FROM pgrollout_control.rollouts WHERE rollout_id = $1",
+                     1, (const char *[]){e->plan.name}, &r, NULL) == PGR_OK) {
+        if (PQntuples(r) == 1)
+            snprintf(out, 32, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+}
+
+/* Starts jobs of the wave while fewer than max_parallel run. */
+static pgr_code dispatch(engine *e, int w, wave_counts *n, pgr_error *err)
+{
+    char idx[16];
+    snprintf(idx, sizeof(idx), "%d", w);
+    pgr_code rc = PGR_OK;
+    while (rc == PGR_OK && n->pending > 0 && n->inflight < e->plan.waves[w].max_parallel) {
+        PGresult *r = NULL;
+        rc = pgr_pg_execp(e->c->db,
+                          "SELECT tenant_id FROM pgrollout_control.tenant_runs WHERE rollout_id = "
+                          "$1 AND wave = $2 AND state = 'pending' ORDER BY tenant_id LIMIT 1",
+                          2, (const char *[]){e->plan.name, idx}, &r, err);
+        if (rc == PGR_OK && PQntuples(r) == 1)
+            rc = create_job(e, PQgetvalue(r, 0, 0), err);
+        PQclear(r);
+        n->pending--;
+        n->inflight++;
+    }
+    return rc == PGR_OK ? publish_outbox(e, err) : rc;
+}
+
+/* Failures beyond the wave's budget: the plan's on_failure, recorded. */
+static void over_budget(engine *e, int w, const wave_counts *n)
+{
+    char detail[160];
+    const char *action = strcmp(e->plan.on_failure, "abort") == 0 ? "aborted" : "paused";
+    snprintf(detail, sizeof(detail), "%d failure(s) in wave %s, budget %d: on_failure %s",
+             n->failed, e->plan.waves[w].name, wave_budget(&e->plan.waves[w]), e->plan.on_failure);
+    set_rollout(e, action);
+    PGR_IGNORE(coord_operator_log(e->c, e->plan.name, action, e->plan.waves[w].name,
+                                  "pgrollout (automatic)", detail));
+    fprintf(stderr, "ROLLOUT %s %s: %s\n", e->plan.name, action, detail);
+}
+
+static advance_result finish(engine *e)
+{
+    PGresult *r = NULL;
+    int failed = 0;
+    if (pgr_pg_execp(e->c->db,
+                     "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE rollout_id = $1 "
+                     "AND state IN ('failed', 'rejected')",
+                     1, (const char *[]){e->plan.name}, &r, NULL) == PGR_OK) {
+        failed = atoi_safe(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    set_rollout(e, failed == 0 ? "succeeded" : "failed");
+    fprintf(stderr, "rollout %s: %s (%d failed)\n", e->plan.name,
+            failed == 0 ? "succeeded" : "failed", failed);
+    return failed == 0 ? ADV_DONE : ADV_FAILED;
+}
+
+static advance_result gate(engine *e, int w, bool approved)
+{
+    if (e->plan.waves[w].manual_approval && !approved) {
+        set_wave(e, w, "awaiting_approval", 0);
+        fprintf(stderr, "rollout %s: wave %s waits for approval: pgrollout approve %s --wave %s\n",
+                e->plan.name, e->plan.waves[w].name, e->plan.name, e->plan.waves[w].name);
+        return ADV_PAUSED;
+    }
+    set_wave(e, w, "passed", 0);
+    return ADV_CONTINUE;
+}
+
+static advance_result advance(engine *e, pgr_error *err)
+{
+    char rstate[32], wstate[32];
+    bool approved = false, soak_due = false;
+    wave_counts n;
+    rollout_state(e, rstate);
+    int w = current_wave(e, wstate, &approved, &soak_due);
+    if (w == -1)
+        return finish(e);
+    if (w < 0 || count_wave(e, w, &n, err) != PGR_OK)
+        return ADV_CONTINUE; /* the control DB hiccuped: try again on the next round */
+    bool over = n.failed > wave_budget(&e->plan.waves[w]);
+    if (over && strcmp(rstate, "running") == 0) {
+        over_budget(e, w, &n);
+        rollout_state(e, rstate);
+    }
+    if (strcmp(rstate, "running") != 0) {
+        if (n.inflight > 0)
+            return ADV_CONTINUE; /* no new jobs; running ones finish */
+        return strcmp(rstate, "aborted") == 0 ? ADV_FAILED : ADV_PAUSED;
+    }
+    if (strcmp(wstate, "pending") == 0)
+        set_wave(e, w, "running", 0);
+    if (strcmp(wstate, "pending") == 0 || strcmp(wstate, "running") == 0) {
+        if (dispatch(e, w, &n, err) != PGR_OK)
+            fprintf(stderr, "pgrollout: %s\n", err->msg);
+        if (n.pending > 0 || n.inflight > 0)
+            return ADV_CONTINUE;
+        if (e->plan.waves[w].soak_seconds > 0) {
+            set_wave(e, w, "soaking", e->plan.waves[w].soak_seconds);
+            return ADV_CONTINUE;
+        }
+        return gate(e, w, approved);
+    }
+    if (strcmp(wstate, "soaking") == 0)
+        return soak_due ? gate(e, w, approved) : ADV_CONTINUE;
+    return gate(e, w, approved); /* awaiting_approval */
+}
+
+/* Prints each tenant run whose line changed (text, or one JSON object per line). */
+static void show(engine *e)
+{
+    PGresult *r = NULL;
+    if (pgr_pg_execp(e->c->db,
+                     "SELECT t.tenant_id, t.state, coalesce(t.version, ''), coalesce(t.step, 0), "
+                     "coalesce(t.steps, 0), coalesce(t.object, ''), coalesce(t.percent, 0), "
+                     "coalesce(t.error, ''), w.name FROM pgrollout_control.tenant_runs t JOIN "
+                     "pgrollout_control.rollout_waves w ON w.rollout_id = t.rollout_id AND "
+                     "w.idx = t.wave WHERE t.rollout_id = $1 ORDER BY t.wave, t.tenant_id",
+                     1, (const char *[]){e->plan.name}, &r, NULL) != PGR_OK)
+        return;
+    if (e->last == NULL) {
+        e->last_count = (size_t)PQntuples(r);
+        e->last = calloc(e->last_count + 1, sizeof(char *));
+    }
+    for (int i = 0; e->last != NULL && i < PQntuples(r) && (size_t)i < e->last_count; i++) {
         char line[1024];
-        if (json)
+        const char *pct = PQgetvalue(r, i, 6);
+        if (e->json)
             snprintf(line, sizeof(line),
-                     "{\"tenant_id\":\"%s\",\"state\":\"%s\",\"version\":\"%s\",\"step\":%s,"
-                     "\"steps\":%s,\"percent\":%s,\"job_id\":\"%s\"}",
-                     PQgetvalue(r, i, 0), state, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                     PQgetvalue(r, i, 4), PQgetvalue(r, i, 6), PQgetvalue(r, i, 8));
+                     "{\"wave\":\"%s\",\"tenant_id\":\"%s\",\"state\":\"%s\",\"version\":\"%s\","
+                     "\"step\":%s,\"steps\":%s,\"percent\":%s}",
+                     PQgetvalue(r, i, 8), PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                     PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), pct);
         else
-            snprintf(line, sizeof(line), "%-24s %-10s %s %s/%s %s %s%s%s", PQgetvalue(r, i, 0),
-                     state, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-                     PQgetvalue(r, i, 5),
-                     strcmp(PQgetvalue(r, i, 6), "0") != 0 ? PQgetvalue(r, i, 6) : "",
-                     strcmp(PQgetvalue(r, i, 6), "0") != 0 ? "% " : "", PQgetvalue(r, i, 7));
-        if (v->last[i] == NULL || strcmp(v->last[i], line) != 0) {
+            snprintf(line, sizeof(line), "[%s] %-20s %-10s %s %s/%s %s %s%s%s", PQgetvalue(r, i, 8),
+                     PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                     PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
+                     strcmp(pct, "0") != 0 ? pct : "", strcmp(pct, "0") != 0 ? "% " : "",
+                     PQgetvalue(r, i, 7));
+        if (e->last[i] == NULL || strcmp(e->last[i], line) != 0) {
             printf("%s\n", line);
-            free(v->last[i]);
-            v->last[i] = strdup(line);
+            free(e->last[i]);
+            e->last[i] = strdup(line);
         }
     }
     fflush(stdout);
     PQclear(r);
-    return open;
 }
 
-/* Consumes events until every tenant of the rollout finished, or timeout, or a signal. */
-static int follow(coord *c, const char *rollout, bool json, int timeout_s)
+static int engine_loop(engine *e, int timeout_s)
 {
-    run_view v = {NULL, 0};
-    int failed = 0, open = 1;
+    pgr_error err;
     time_t deadline = time(NULL) + timeout_s;
-    long long last_show = 0;
-    while (!run_stop && open > 0 && time(NULL) < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, 200);
+    long long last = 0;
+    advance_result res = ADV_CONTINUE;
+    while (!run_stop && res == ADV_CONTINUE && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->c->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            json_t *ev = coord_ingest_event(c, m);
-            json_decref(ev);
-            /* the event is stored: its offset may be committed */
-            rd_kafka_commit_message(c->consumer, m, 1);
+            json_decref(coord_ingest_event(e->c, m));
+            rd_kafka_commit_message(e->c->consumer, m, 1); /* stored first, then committed */
         }
         if (m != NULL)
             rd_kafka_message_destroy(m);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        if (now - last_show >= 250 || m == NULL) {
-            open = show_runs(c, rollout, &v, json, &failed);
-            last_show = now;
+        if (now - last >= 250 || m == NULL) {
+            pgr_error_clear(&err);
+            res = advance(e, &err);
+            show(e);
+            last = now;
         }
     }
-    for (size_t i = 0; i < v.count; i++)
-        free(v.last[i]);
-    free(v.last);
-    if (open != 0) {
-        fprintf(stderr, "pgrollout run: %s; run \"pgrollout run\" again to follow it\n",
-                run_stop ? "interrupted" : "timed out waiting for results");
+    for (size_t i = 0; i < e->last_count; i++)
+        free(e->last[i]);
+    free(e->last);
+    e->last = NULL;
+    if (res == ADV_CONTINUE) {
+        fprintf(stderr, "pgrollout: %s; \"pgrollout resume %s\" carries on\n",
+                run_stop ? "interrupted" : "timed out", e->plan.name);
         return COORD_EXIT_FAIL;
     }
-    const char *params[] = {rollout, failed == 0 ? "succeeded" : "failed"};
-    PGR_IGNORE(pgr_pg_execp(c->db,
-                            "UPDATE pgrollout_control.rollouts SET state = $2, updated_at = now() "
-                            "WHERE rollout_id = $1",
-                            2, params, NULL, NULL));
-    fprintf(stderr, "rollout %s: %s (%d failed)\n", rollout, params[1], failed);
-    return failed == 0 ? COORD_EXIT_OK : COORD_EXIT_FAIL;
+    return res == ADV_DONE     ? COORD_EXIT_OK
+           : res == ADV_PAUSED ? COORD_EXIT_PAUSED
+                               : COORD_EXIT_FAIL;
 }
 
-static int start_rollout(coord *c, const run_plan *p, const char *op, const char *plan_text)
-{
-    pgr_migration_set *set = NULL;
-    pgr_error err;
-    pgr_error_clear(&err);
-    if (pgr_migration_dir_load(p->dir, &set, &err) != PGR_OK) {
-        fprintf(stderr, "pgrollout run: %s\n", err.msg);
-        return COORD_EXIT_USAGE;
-    }
-    if (p->target != NULL && pgr_migration_set_find(set, p->target) == NULL) {
-        pgr_migration_set_free(set);
-        fprintf(stderr, "pgrollout run: target %s is not one of the migrations\n", p->target);
-        return COORD_EXIT_USAGE;
-    }
-    const char *params[] = {p->name, plan_text, op};
-    pgr_code rc = pgr_pg_execp(c->db,
-                               "INSERT INTO pgrollout_control.rollouts (rollout_id, plan, state, "
-                               "operator) VALUES ($1, $2::jsonb, 'running', $3) ON CONFLICT "
-                               "(rollout_id) DO NOTHING",
-                               3, params, NULL, &err);
-    size_t i;
-    json_t *t;
-    json_array_foreach(p->tenants, i, t)
-    {
-        if (rc == PGR_OK)
-            rc = create_job(c, p, set, json_string_value(t), op, &err);
-    }
-    pgr_migration_set_free(set);
-    if (rc != PGR_OK) {
-        fprintf(stderr, "pgrollout run: %s\n", err.msg);
-        return COORD_EXIT_FAIL;
-    }
-    const char *fp = getenv("PGR_FAILPOINT");
-    if (fp != NULL && strcmp(fp, "coord_after_outbox") == 0)
-        raise(SIGKILL); /* crash test: jobs written, none published */
-    return 0;
-}
+typedef struct run_args {
+    const char *config, *plan, *op, *wave, *rollout;
+    bool json;
+    int timeout_s;
+} run_args;
 
-int coord_run_main(int argc, char **argv)
+static int parse_args(int argc, char **argv, const char *cmd, const char *usage, run_args *a,
+                      bool want_rollout)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"plan", required_argument, NULL, 'p'},
-                                         {"operator", required_argument, NULL, 'o'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *config = NULL, *plan = NULL, *op = getenv("USER");
-    bool json = false;
-    int timeout_s = 3600, c;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"plan", required_argument, NULL, 'p'},
+        {"operator", required_argument, NULL, 'o'}, {"timeout", required_argument, NULL, 't'},
+        {"wave", required_argument, NULL, 'w'},     {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    int c;
+    int64_t t = 0;
+    memset(a, 0, sizeof(*a));
+    a->op = getenv("USER") != NULL ? getenv("USER") : "unknown";
+    a->timeout_s = 3600;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'c')
-            config = optarg;
+            a->config = optarg;
         else if (c == 'p')
-            plan = optarg;
+            a->plan = optarg;
         else if (c == 'o')
-            op = optarg;
-        else if (c == 't')
-            timeout_s = atoi_checked_positive(optarg);
+            a->op = optarg;
+        else if (c == 'w')
+            a->wave = optarg;
         else if (c == 'j')
-            json = true;
+            a->json = true;
+        else if (c == 't' && pgr_parse_int64(optarg, 1, 7 * 86400, &t, NULL) == PGR_OK)
+            a->timeout_s = (int)t;
         else if (c == 'h') {
-            printf("usage: pgrollout run --config FILE --plan FILE [--operator NAME] "
-                   "[--timeout SEC] [--json]\n\n"
-                   "Signs and publishes one job per tenant of the plan (written to the job "
-                   "outbox first),\nthen follows the agents' events until every tenant has a "
-                   "result. Running it again\nresumes the same rollout (the plan's name).\n"
-                   "exit codes: 0 all succeeded, 1 a tenant failed or the run was interrupted, "
-                   "2 usage\n");
-            return COORD_EXIT_OK;
+            printf("%s", usage);
+            return -1;
         } else {
-            fprintf(stderr, "pgrollout run: unknown or incomplete option \"%s\"\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "pgrollout %s: invalid or unknown option \"%s\"\n%s", cmd,
+                    argv[optind - 1], usage);
             return COORD_EXIT_USAGE;
         }
     }
-    if (config == NULL || plan == NULL || optind != argc || timeout_s <= 0) {
-        fprintf(stderr, "pgrollout run: --config FILE and --plan FILE are required\n");
+    if (want_rollout && optind == argc - 1)
+        a->rollout = argv[optind++];
+    if (a->config == NULL || optind != argc || (want_rollout && a->rollout == NULL)) {
+        fprintf(stderr, "pgrollout %s: missing or unexpected arguments\n%s", cmd, usage);
         return COORD_EXIT_USAGE;
     }
-    run_plan p;
-    int rc = plan_load(plan, &p);
-    coord co;
-    memset(&co, 0, sizeof(co));
-    if (rc == 0)
-        rc = coord_open(&co, config, "run", true);
-    if (rc == 0)
-        rc = coord_kafka(&co, "run");
-    char *plan_text = rc == 0 ? json_dumps(p.doc, JSON_COMPACT) : NULL;
-    if (rc == 0)
-        rc = start_rollout(&co, &p, op != NULL ? op : "unknown", plan_text);
-    free(plan_text);
-    int sent = 0;
+    return 0;
+}
+
+/* One coordinator per rollout: a session advisory lock on the rollout's name. */
+static bool lock_rollout(coord *c, const char *name)
+{
+    PGresult *r = NULL;
+    bool got = false;
+    if (pgr_pg_execp(c->db,
+                     "SELECT pg_try_advisory_lock(hashtext('pgrollout-rollout'), hashtext($1))", 1,
+                     (const char *[]){name}, &r, NULL) == PGR_OK) {
+        got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        PQclear(r);
+    }
+    if (!got)
+        fprintf(stderr, "pgrollout: another coordinator is running rollout \"%s\"\n", name);
+    return got;
+}
+
+static json_t *stored_plan(coord *c, const char *name)
+{
+    PGresult *r = NULL;
+    json_t *doc = NULL;
+    if (pgr_pg_execp(c->db,
+                     "SELECT plan::text FROM pgrollout_control.rollouts WHERE rollout_id = $1", 1,
+                     (const char *[]){name}, &r, NULL) == PGR_OK) {
+        if (PQntuples(r) == 1)
+            doc = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+        PQclear(r);
+    }
+    return doc;
+}
+
+/* Resume: running again, and the failed tenants of the current wave get a new job. */
+static void reopen(engine *e)
+{
+    set_rollout(e, "running");
+    PGR_IGNORE(exec1(e->c,
+                     "UPDATE pgrollout_control.tenant_runs SET state = 'pending', job_id = NULL, "
+                     "seq = NULL, error = NULL, updated_at = now() WHERE rollout_id = $1 AND state "
+                     "IN ('failed', 'rejected') AND wave = (SELECT min(idx) FROM "
+                     "pgrollout_control.rollout_waves WHERE rollout_id = $1 AND state <> 'passed')",
+                     1, (const char *[]){e->plan.name}, NULL));
+    PGR_IGNORE(coord_operator_log(e->c, e->plan.name, "resume", NULL, e->op, NULL));
+}
+
+static int load_migrations(engine *e)
+{
     pgr_error err;
-    if (rc == 0 && publish_outbox(&co, p.name, &sent, &err) != PGR_OK) {
+    pgr_error_clear(&err);
+    if (pgr_migration_dir_load(e->plan.dir, &e->set, &err) != PGR_OK) {
+        fprintf(stderr, "pgrollout: %s\n", err.msg);
+        return COORD_EXIT_USAGE;
+    }
+    if (e->plan.target != NULL && pgr_migration_set_find(e->set, e->plan.target) == NULL) {
+        fprintf(stderr, "pgrollout: target %s is not one of the migrations\n", e->plan.target);
+        return COORD_EXIT_USAGE;
+    }
+    return 0;
+}
+
+static const char *const run_usage =
+    "usage: pgrollout run --config FILE --plan FILE [--operator NAME] [--timeout SEC] [--json]\n"
+    "       pgrollout resume ROLLOUT --config FILE [--operator NAME] [--timeout SEC] [--json]\n\n"
+    "run: start the rollout of a plan (docs/ROLLOUTS.md), or carry on with it if it exists;\n"
+    "resume: carry on with a paused or interrupted rollout (failed tenants of the current wave\n"
+    "get a new job). Both follow the agents' events and move the waves forward.\n"
+    "exit codes: 0 complete, 1 failed, aborted or interrupted, 2 usage, 3 another coordinator\n"
+    "            runs this rollout, 4 paused (failure budget exceeded, or waiting for approval)\n";
+
+static int run_engine(run_args *a, bool resume)
+{
+    coord c;
+    engine e;
+    char perr[512];
+    memset(&e, 0, sizeof(e));
+    e.c = &c;
+    e.op = a->op;
+    e.json = a->json;
+    int rc = coord_open(&c, a->config, resume ? "resume" : "run", true);
+    json_t *doc = NULL;
+    if (rc == 0 && !resume) {
+        if (rollout_plan_load(a->plan, c.db, &e.plan, perr, sizeof(perr)) != 0) {
+            fprintf(stderr, "pgrollout run: plan \"%s\": %s\n", a->plan, perr);
+            rc = COORD_EXIT_USAGE;
+        } else if ((doc = stored_plan(&c, e.plan.name)) != NULL) {
+            fprintf(stderr, "rollout %s exists: carrying on with its stored plan\n", e.plan.name);
+            rollout_plan_free(&e.plan);
+            resume = true;
+            a->rollout = NULL;
+        }
+    }
+    if (rc == 0 && resume) {
+        if (doc == NULL)
+            doc = stored_plan(&c, a->rollout);
+        if (doc == NULL) {
+            fprintf(stderr, "pgrollout resume: no rollout \"%s\"\n", a->rollout);
+            rc = COORD_EXIT_USAGE;
+        } else if (rollout_plan_resolve(doc, c.db, &e.plan, perr, sizeof(perr)) != 0) {
+            fprintf(stderr, "pgrollout resume: stored plan: %s\n", perr);
+            rc = COORD_EXIT_FAIL;
+        }
+    }
+    if (rc == 0 && !lock_rollout(&c, e.plan.name))
+        rc = COORD_EXIT_CONFLICT;
+    if (rc == 0)
+        rc = load_migrations(&e);
+    pgr_error err;
+    if (rc == 0 && !resume && create_rollout(&e, &err) != PGR_OK) {
         fprintf(stderr, "pgrollout run: %s\n", err.msg);
         rc = COORD_EXIT_FAIL;
     }
+    if (rc == 0 && resume)
+        reopen(&e);
+    if (rc == 0)
+        rc = coord_kafka(&c, "run");
+    const char *fp = getenv("PGR_FAILPOINT");
+    if (rc == 0 && fp != NULL && strcmp(fp, "coord_after_outbox") == 0) {
+        /* crash test: the first wave's jobs written to the outbox, none published */
+        wave_counts n;
+        if (count_wave(&e, 0, &n, &err) == PGR_OK) {
+            set_wave(&e, 0, "running", 0);
+            for (int i = 0; i < n.pending && i < e.plan.waves[0].max_parallel; i++) {
+                PGresult *r = NULL;
+                if (pgr_pg_execp(c.db,
+                                 "SELECT tenant_id FROM pgrollout_control.tenant_runs WHERE "
+                                 "rollout_id = $1 AND state = 'pending' AND wave = 0 ORDER "
+                                 "BY tenant_id LIMIT 1",
+                                 1, (const char *[]){e.plan.name}, &r, NULL) == PGR_OK &&
+                    PQntuples(r) == 1)
+                    PGR_IGNORE(create_job(&e, PQgetvalue(r, 0, 0), &err));
+                PQclear(r);
+            }
+        }
+        raise(SIGKILL);
+    }
     if (rc == 0) {
-        fprintf(stderr, "rollout %s: %d job(s) published\n", p.name, sent);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
-        rc = follow(&co, p.name, json, timeout_s);
+        rc = engine_loop(&e, a->timeout_s);
     }
-    coord_close(&co);
-    json_decref(p.doc);
+    pgr_migration_set_free(e.set);
+    rollout_plan_free(&e.plan);
+    coord_close(&c);
     return rc;
+}
+
+int coord_run_main(int argc, char **argv)
+{
+    run_args a;
+    int rc = parse_args(argc, argv, "run", run_usage, &a, false);
+    if (rc != 0)
+        return rc < 0 ? COORD_EXIT_OK : rc;
+    if (a.plan == NULL) {
+        fprintf(stderr, "pgrollout run: --plan FILE is required\n%s", run_usage);
+        return COORD_EXIT_USAGE;
+    }
+    return run_engine(&a, false);
+}
+
+int coord_resume_main(int argc, char **argv)
+{
+    run_args a;
+    int rc = parse_args(argc, argv, "resume", run_usage, &a, true);
+    if (rc != 0)
+        return rc < 0 ? COORD_EXIT_OK : rc;
+    return run_engine(&a, true);
+}
+
+/* pause, abort, approve: a state change in the control database, with the operator. */
+static int control_main(int argc, char **argv, const char *cmd)
+{
+    char usage[256];
+    run_args a;
+    snprintf(usage, sizeof(usage),
+             "usage: pgrollout %s ROLLOUT --config FILE [--operator NAME]%s\n", cmd,
+             strcmp(cmd, "approve") == 0 ? " [--wave NAME]" : "");
+    int rc = parse_args(argc, argv, cmd, usage, &a, true);
+    if (rc != 0)
+        return rc < 0 ? COORD_EXIT_OK : rc;
+    coord c;
+    rc = coord_open(&c, a.config, cmd, false);
+    pgr_error err;
+    PGresult *r = NULL;
+    if (rc == 0 && strcmp(cmd, "approve") == 0)
+        rc = pgr_pg_execp(c.db,
+                          "UPDATE pgrollout_control.rollout_waves SET approved_by = $3, "
+                          "approved_at = now() WHERE rollout_id = $1 AND ($2::text IS NULL OR "
+                          "name = $2) AND state <> 'passed' AND idx = (SELECT min(idx) FROM "
+                          "pgrollout_control.rollout_waves WHERE rollout_id = $1 AND state <> "
+                          "'passed' AND ($2::text IS NULL OR name = $2))",
+                          3, (const char *[]){a.rollout, a.wave, a.op}, &r, &err) == PGR_OK
+                 ? 0
+                 : COORD_EXIT_FAIL;
+    else if (rc == 0)
+        rc = pgr_pg_execp(
+                 c.db,
+                 "UPDATE pgrollout_control.rollouts SET state = $2, updated_at = now() "
+                 "WHERE rollout_id = $1 AND state IN ('running', 'paused')",
+                 2, (const char *[]){a.rollout, strcmp(cmd, "pause") == 0 ? "paused" : "aborted"},
+                 &r, &err) == PGR_OK
+                 ? 0
+                 : COORD_EXIT_FAIL;
+    if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0) {
+        fprintf(stderr, "pgrollout %s: nothing to %s in rollout \"%s\"\n", cmd, cmd, a.rollout);
+        rc = COORD_EXIT_FAIL;
+    } else if (rc == 0) {
+        PGR_IGNORE(coord_operator_log(&c, a.rollout, cmd, a.wave, a.op, NULL));
+        printf("rollout %s: %s by %s\n", a.rollout,
+               strcmp(cmd, "approve") == 0 ? "approved"
+               : strcmp(cmd, "pause") == 0 ? "paused"
+                                           : "aborted",
+               a.op);
+    } else if (r == NULL && rc == COORD_EXIT_FAIL) {
+        fprintf(stderr, "pgrollout %s: %s\n", cmd, err.msg);
+    }
+    PQclear(r);
+    coord_close(&c);
+    return rc;
+}
+
+int coord_pause_main(int argc, char **argv)
+{
+    return control_main(argc, argv, "pause");
+}
+
+int coord_abort_main(int argc, char **argv)
+{
+    return control_main(argc, argv, "abort");
+}
+
+int coord_approve_main(int argc, char **argv)
+{
+    return control_main(argc, argv, "approve");
 }

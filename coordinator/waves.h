@@ -18,7 +18,7 @@ typedef struct wave_def {
     char **tenants;
     size_t count;
     int max_parallel;
-    int max_failures;        /* failures allowed in the wave */
+    int max_failures;         /* failures allowed in the wave */
     double max_failure_ratio; /* or as a ratio of its tenants (whichever allows more) */
     int soak_seconds;
     bool manual_approval;
