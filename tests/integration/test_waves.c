@@ -1,0 +1,143 @@
+/* test_waves.c - staged rollouts with the real broker: a canary with orphan rows pauses the
+ * rollout before any later tenant gets a job, and `resume` after the data is fixed completes
+ * it; a canary with manual approval waits (exit 4) until `approve`, later waves run after it,
+ * one at a time with max_parallel 1; a second coordinator on the same rollout is refused. */
+#include "rollout_env.h"
+
+#define MIGS PGR_SOURCE_DIR "/migrations"
+
+static char out[1 << 20];
+
+static int coord(fleet *f, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), COORD_BIN " %s --config %s/coord.ini --timeout 240", args, f->dir);
+    return run_cmd(cmd, out, sizeof(out));
+}
+
+static long jobs_of(fleet *f, int t)
+{
+    PGconn *c = itest_connect(f->db[t]);
+    long n = itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE to_regclass("
+                             "'pgrollout.jobs') IS NOT NULL");
+    PQfinish(c);
+    return n;
+}
+
+static long valid_indexes(fleet *f, int t)
+{
+    PGconn *c = itest_connect(f->db[t]);
+    long n = itest_scalar(c, "SELECT count(*) FROM pg_index i JOIN pg_class x ON x.oid = "
+                             "i.indexrelid WHERE x.relname LIKE 'idx\\_%' AND i.indisvalid");
+    PQfinish(c);
+    return n;
+}
+
+static void test_waves_canary_with_orphans_pauses_then_resumes(void **state)
+{
+    fleet f;
+    char path[256];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    PGconn *c = itest_connect(f.db[0]);
+    itest_exec(c, "UPDATE medication_logs SET \"medicationId\" = gen_random_uuid() WHERE id IN "
+                  "(SELECT id FROM medication_logs ORDER BY id LIMIT 3)");
+    PQfinish(c);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(path, sizeof(path), "%s/waves.json", f.dir);
+    fleet_write(path, "{\"name\": \"canary-orphans\", \"migrations\": \"" MIGS "\", "
+                      "\"tenants\": [\"district-001\", \"district-002\", \"district-003\"], "
+                      "\"options\": {\"orphans\": \"abort\", \"retries\": 1}, \"on_failure\": "
+                      "\"pause\", \"waves\": [{\"name\": \"canary\", \"tenants\": "
+                      "[\"district-001\"]}, {\"name\": \"rest\", \"percent\": 100, "
+                      "\"max_parallel\": 2}]}");
+    char args[512];
+    snprintf(args, sizeof(args), "run --plan %s", path);
+    assert_int_equal(coord(&f, args), 4);
+    assert_non_null(strstr(out, "paused"));
+    /* no tenant of a later wave has any job */
+    assert_int_equal(jobs_of(&f, 1), 0);
+    assert_int_equal(jobs_of(&f, 2), 0);
+    PGconn *ctl = itest_connect(f.ctl_db);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.operator_log "
+                                       "WHERE action = 'paused' AND wave = 'canary'"),
+                     1);
+    /* fix the data, resume: the canary gets a new job, then the rest */
+    c = itest_connect(f.db[0]);
+    itest_exec(c, "DELETE FROM medication_logs m WHERE NOT EXISTS (SELECT 1 FROM medications "
+                  "x WHERE x.id = m.\"medicationId\")");
+    PQfinish(c);
+    assert_int_equal(coord(&f, "resume canary-orphans"), 0);
+    for (int t = 0; t < NTENANTS; t++)
+        assert_int_equal(valid_indexes(&f, t), 34);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.operator_log "
+                                       "WHERE action = 'resume'"),
+                     1);
+    PQfinish(ctl);
+    fleet_stop_agent(&f, 0, SIGTERM);
+    fleet_stop_agent(&f, 1, SIGTERM);
+}
+
+static void test_waves_approval_order_and_parallelism(void **state)
+{
+    fleet f;
+    char path[256], args[512];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(path, sizeof(path), "%s/waves.json", f.dir);
+    fleet_write(path, "{\"name\": \"approval\", \"migrations\": \"" MIGS "\", \"tenants\": "
+                      "[\"district-001\", \"district-002\", \"district-003\"], \"waves\": "
+                      "[{\"name\": \"canary\", \"tenants\": [\"district-003\"], \"approval\": "
+                      "\"manual\"}, {\"name\": \"rest\", \"percent\": 100, \"max_parallel\": "
+                      "1}]}");
+    snprintf(args, sizeof(args), "run --plan %s", path);
+    assert_int_equal(coord(&f, args), 4);
+    assert_non_null(strstr(out, "waits for approval"));
+    assert_int_equal(valid_indexes(&f, 2), 34);
+    assert_int_equal(jobs_of(&f, 0) + jobs_of(&f, 1), 0);
+    /* a second coordinator on the same rollout is refused */
+    PGconn *ctl = itest_connect(f.ctl_db);
+    itest_exec(ctl, "SELECT pg_advisory_lock(hashtext('pgrollout-rollout'), hashtext('approval'))");
+    assert_int_equal(coord(&f, "resume approval"), 3);
+    assert_non_null(strstr(out, "another coordinator is running rollout"));
+    itest_exec(ctl, "SELECT pg_advisory_unlock(hashtext('pgrollout-rollout'), "
+                    "hashtext('approval'))");
+    assert_int_equal(coord(&f, "approve approval --wave canary --operator carol"), 0);
+    assert_int_equal(coord(&f, "resume approval"), 0);
+    for (int t = 0; t < NTENANTS; t++)
+        assert_int_equal(valid_indexes(&f, t), 34);
+    /* wave order and max_parallel 1, from the events' arrival: the canary finished before the
+     * rest started, and the two tenants of "rest" did not overlap */
+    assert_int_equal(itest_scalar(ctl,
+                                  "SELECT count(*) FROM pgrollout_control.events a, "
+                                  "pgrollout_control.events b WHERE a.tenant_id = 'district-003' "
+                                  "AND a.type = 'result' AND b.tenant_id <> 'district-003' AND "
+                                  "b.type = 'step' AND b.received_at < a.received_at"),
+                     0);
+    assert_int_equal(itest_scalar(ctl,
+                                  "WITH span AS (SELECT tenant_id, min(received_at) s, "
+                                  "max(received_at) e FROM pgrollout_control.events WHERE "
+                                  "tenant_id IN ('district-001', 'district-002') AND type IN "
+                                  "('step', 'result') GROUP BY tenant_id) SELECT count(*) FROM "
+                                  "span a, span b WHERE a.tenant_id < b.tenant_id AND a.s < b.e "
+                                  "AND b.s < a.e"),
+                     0);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.operator_log "
+                                       "WHERE action = 'approve' AND operator = 'carol'"),
+                     1);
+    PQfinish(ctl);
+    fleet_stop_agent(&f, 0, SIGTERM);
+    fleet_stop_agent(&f, 1, SIGTERM);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_waves_canary_with_orphans_pauses_then_resumes),
+        cmocka_unit_test(test_waves_approval_order_and_parallelism),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
