@@ -1,6 +1,8 @@
 /* plan.c - `pgrollout plan --migrations DIR`: the steps that would run, with locks and PHI. */
 #include "coord_cli.h"
 
+#include "waves.h"
+
 #include "pgr/migration.h"
 
 #include <getopt.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 
 typedef struct plan_opts {
+    const char *rollout_plan; /* --plan FILE */
     const char *dir;
     const char *from; /* exclusive: versions above it */
     const char *to;   /* inclusive */
@@ -19,7 +22,10 @@ typedef struct plan_opts {
 static void plan_usage(FILE *out)
 {
     fprintf(out,
-            "usage: pgrollout plan --migrations DIR [--from VERSION] [--to VERSION] [--json]\n\n"
+            "usage: pgrollout plan --migrations DIR [--from VERSION] [--to VERSION] [--json]\n"
+            "       pgrollout plan --plan FILE [--json]\n\n"
+            "With --plan: checks a rollout plan (waves, tenants, options; errors name the field)\n"
+            "and prints each wave's tenants, then the steps up to the plan's target.\n\n"
             "Prints, without side effects, every up step that would run, in order, with its\n"
             "kind, object, transaction mode, PHI flag and the lock it takes.\n\n"
             "  --migrations DIR   migration files (default: migrations)\n"
@@ -27,6 +33,35 @@ static void plan_usage(FILE *out)
             "  --to VERSION       stop at this version (inclusive)\n"
             "  --json             JSON output\n"
             "  -h, --help         show this help\n");
+}
+
+static void print_waves(const rollout_plan *p, bool json)
+{
+    for (size_t w = 0; w < p->wave_count; w++) {
+        const wave_def *d = &p->waves[w];
+        json_t *ts = json_array();
+        for (size_t t = 0; t < d->count; t++)
+            json_array_append_new(ts, json_string(d->tenants[t]));
+        if (json) {
+            json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:b, s:o}", "wave", d->name, "max_parallel",
+                                  d->max_parallel, "failure_budget", wave_budget(d), "soak_seconds",
+                                  d->soak_seconds, "approval", d->manual_approval, "tenants", ts);
+            char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            printf("%s\n", s != NULL ? s : "{}");
+            free(s);
+            json_decref(o);
+            continue;
+        }
+        char *list = json_dumps(ts, JSON_COMPACT);
+        printf(
+            "wave %zu %s: %zu tenant(s), max_parallel %d, failure budget %d, soak %d s%s\n  %s\n",
+            w + 1, d->name, d->count, d->max_parallel, wave_budget(d), d->soak_seconds,
+            d->manual_approval ? ", manual approval" : "", list != NULL ? list : "");
+        free(list);
+        json_decref(ts);
+    }
+    if (!json)
+        printf("on failure: %s\n\n", p->on_failure);
 }
 
 static bool version_arg_valid(const char *v)
@@ -105,9 +140,10 @@ int coord_plan_main(int argc, char **argv)
                                          {"from", required_argument, NULL, 'f'},
                                          {"to", required_argument, NULL, 't'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"plan", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    plan_opts o = {"migrations", NULL, NULL, false};
+    plan_opts o = {NULL, "migrations", NULL, NULL, false};
     pgr_migration_set *set = NULL;
     pgr_error err;
     int c;
@@ -127,6 +163,9 @@ int coord_plan_main(int argc, char **argv)
         case 'j':
             o.json = true;
             break;
+        case 'p':
+            o.rollout_plan = optarg;
+            break;
         case 'h':
             plan_usage(stdout);
             return COORD_EXIT_OK;
@@ -142,6 +181,19 @@ int coord_plan_main(int argc, char **argv)
                 optind != argc ? "unexpected argument" : "a version is 14 digits (or 0)");
         return COORD_EXIT_USAGE;
     }
+    rollout_plan rp;
+    memset(&rp, 0, sizeof(rp));
+    if (o.rollout_plan != NULL) {
+        char perr[512];
+        if (rollout_plan_load(o.rollout_plan, NULL, &rp, perr, sizeof(perr)) != 0) {
+            fprintf(stderr, "pgrollout plan: plan \"%s\": %s\n", o.rollout_plan, perr);
+            rollout_plan_free(&rp);
+            return COORD_EXIT_USAGE;
+        }
+        print_waves(&rp, o.json);
+        o.dir = rp.dir;
+        o.to = rp.target;
+    }
     pgr_error_clear(&err);
     if (pgr_migration_dir_load(o.dir, &set, &err) != PGR_OK) {
         fprintf(stderr, "pgrollout plan: %s\n", err.msg);
@@ -149,5 +201,6 @@ int coord_plan_main(int argc, char **argv)
     }
     int rc = plan_print(set, &o);
     pgr_migration_set_free(set);
+    rollout_plan_free(&rp);
     return rc;
 }

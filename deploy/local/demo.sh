@@ -18,6 +18,8 @@ BUILD=${PGR_BUILD_DIR:-$REPO/build-demo}
 export PGR_STATE_DIR=${PGR_STATE_DIR:-$REPO/deploy/local/.state-demo}
 export PGR_SERVICES=postgres
 WORK=$(mktemp -d /tmp/pgrollout-demo.XXXXXX)
+TENANTS=()
+for t in $(seq -w 1 12); do TENANTS+=("district-0$t"); done
 PIDS=()
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
@@ -48,16 +50,17 @@ say "keys: a coordinator key and one key per agent (secret files mode 0600)"
 for k in coordinator agent1 agent2; do "$PGR" keygen --out "$WORK" --name "$k"; done
 cp "$WORK/coordinator.pub" "$WORK/coordinators.ring"
 {
-  printf '%s tenants=district-001,district-002\n' "$(cat "$WORK/agent1.pub")"
-  printf '%s tenants=district-003\n' "$(cat "$WORK/agent2.pub")"
+  printf '%s tenants=%s\n' "$(cat "$WORK/agent1.pub")" "$(IFS=,; echo "${TENANTS[*]:0:6}")"
+  printf '%s tenants=%s\n' "$(cat "$WORK/agent2.pub")" "$(IFS=,; echo "${TENANTS[*]:6:6}")"
 } >"$WORK/agents.ring"
 
-say "three tenant databases (scale $SCALE); district-002 has 5 orphan medication_logs rows"
-for t in 1 2 3; do
-  createdb "demo_district_00$t"
-  psql -X -q -v ON_ERROR_STOP=1 -d "demo_district_00$t" -f tests/fixtures/white_cross_base.sql
-  psql -X -q -v ON_ERROR_STOP=1 -d "demo_district_00$t" -v scale="$SCALE" \
-    -v orphans=$([[ $t == 2 ]] && echo 5 || echo 0) -f tests/fixtures/white_cross_data.sql
+say "twelve tenant databases (scale $SCALE); district-002 has 5 orphan medication_logs rows"
+for t in "${TENANTS[@]}"; do
+  db=demo_${t/-/_}
+  createdb "$db"
+  psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f tests/fixtures/white_cross_base.sql
+  psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v scale="$SCALE" \
+    -v orphans=$([[ $t == district-002 ]] && echo 5 || echo 0) -f tests/fixtures/white_cross_data.sql
 done
 createdb demo_control
 
@@ -71,8 +74,8 @@ agent_conf() { # id, tenants...
   local t
   for t in "$@"; do printf '%s = dbname=demo_%s\n' "$t" "${t/-/_}"; done
 }
-agent_conf agent-1 district-001 district-002 >"$WORK/agent1.ini"
-agent_conf agent-2 district-003 >"$WORK/agent2.ini"
+agent_conf agent-1 "${TENANTS[@]:0:6}" >"$WORK/agent1.ini"
+agent_conf agent-2 "${TENANTS[@]:6:6}" >"$WORK/agent2.ini"
 printf '[coordinator]\ncontrol_dsn = dbname=demo_control\nsecret_key = %s/coordinator.key\n' \
   "$WORK" >"$WORK/coordinator.ini"
 printf 'agent_keyring = %s/agents.ring\n[kafka]\nbootstrap.servers = %s\n' "$WORK" "$BOOTSTRAP" \
@@ -89,26 +92,48 @@ say "pgrollout lint migrations/"
 say "pgrollout plan --migrations migrations"
 "$PGR" plan --migrations migrations
 
+TENANT_JSON=$(printf '"%s",' "${TENANTS[@]}")
 cat >"$WORK/plan.json" <<EOF2
 { "name": "white-cross-demo", "migrations": "migrations", "target": "20251106000003",
-  "options": { "orphans": "quarantine", "lock_timeout_ms": 5000, "retries": 5 },
-  "tenants": ["district-001", "district-002", "district-003"] }
+  "tenants": [${TENANT_JSON%,}],
+  "options": { "orphans": "abort", "lock_timeout_ms": 5000, "retries": 3 },
+  "waves": [
+    { "name": "canary", "tenants": ["district-002"], "max_failures": 0 },
+    { "name": "early",  "percent": 50,  "max_parallel": 2 },
+    { "name": "rest",   "percent": 100, "max_parallel": 4 } ],
+  "on_failure": "pause" }
 EOF2
-say "pgrollout run --plan plan.json (signed jobs out, signed events back)"
+say "the plan: three waves, canary first (district-002, which has orphan rows)"
+cat "$WORK/plan.json"
+say "pgrollout run --plan plan.json: the canary's foreign key step finds the orphans"
+set +e
 "$PGR" run --config "$WORK/coordinator.ini" --plan "$WORK/plan.json" --operator demo
+rc=$?
+set -e
+echo "exit code $rc (4 = paused: failure budget exceeded)"
+say "pgrollout status white-cross-demo: nothing after the canary got a job"
+"$PGR" status white-cross-demo --config "$WORK/coordinator.ini"
+say "operator decision: quarantine district-002's orphans (copied to pgrollout_quarantine, audited)"
+"$AGENT" apply --dsn dbname=demo_district_002 --migrations migrations --orphans quarantine \
+  --operator demo --tenant district-002
+say "pgrollout resume white-cross-demo"
+"$PGR" resume white-cross-demo --config "$WORK/coordinator.ini" --operator demo
 
 say "pgrollout status white-cross-demo"
 "$PGR" status white-cross-demo --config "$WORK/coordinator.ini"
 say "pgrollout tenants list (from signed heartbeats)"
 "$PGR" tenants list --config "$WORK/coordinator.ini"
-for t in 1 2 3; do
-  say "verify district-00$t (indexes valid and as written, FK validated, extensions)"
-  "$AGENT" verify --dsn "dbname=demo_district_00$t" --migrations migrations
+say "verify every tenant (indexes valid and as written, FK validated, extensions)"
+for t in "${TENANTS[@]}"; do
+  printf '%s: ' "$t"
+  "$AGENT" verify --dsn "dbname=demo_${t/-/_}" --migrations migrations
 done
 psql -X -At -d demo_district_002 -c \
   "SELECT 'district-002 quarantined rows: ' || count(*) FROM pgrollout_quarantine.medication_logs"
-say "district-002 audit trail (hash chain in pgrollout.audit_outbox): last 5 records"
-psql -X -At -d demo_district_002 -c "SELECT seq || ' ' || left(hash, 16) || ' ' ||
-  (record::jsonb->>'action') || ' ' || coalesce(record::jsonb->>'object', '')
-  FROM pgrollout.audit_outbox ORDER BY seq DESC LIMIT 5"
+say "central audit trail: collect the agents' signed records, verify every chain, anchor"
+"$PGR" audit collect --config "$WORK/coordinator.ini" --idle-exit 10
+"$PGR" audit verify --config "$WORK/coordinator.ini"
+"$PGR" audit anchor --config "$WORK/coordinator.ini" | head -5
+say "district-002's audit trail, last 5 records"
+"$PGR" audit export --config "$WORK/coordinator.ini" --tenant district-002 --format csv | tail -5
 say "demo finished"

@@ -89,6 +89,50 @@ static void test_cli_lint_and_plan_on_white_cross(void **state)
     assert_non_null(strstr(out, "1 migration(s), 11 step(s)"));
 }
 
+static void test_cli_plan_validates_rollout_plans(void **state)
+{
+    char dir[64], path[128], cmd[512], out[16384];
+    (void)state;
+    assert_non_null(pgr_test_tmpdir(dir, sizeof(dir)));
+    snprintf(path, sizeof(path), "%s/plan.json", dir);
+    pgr_test_write(path, "{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", "
+                         "\"tenants\": [\"a\", \"b\", \"c\", \"d\"], \"waves\": [{\"name\": "
+                         "\"canary\", \"tenants\": [\"c\"]}, {\"name\": \"rest\", \"percent\": "
+                         "100}]}");
+    snprintf(cmd, sizeof(cmd), COORD " plan --plan %s", path);
+    assert_int_equal(run(cmd, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "wave 1 canary: 1 tenant(s)"));
+    assert_non_null(strstr(out, "wave 2 rest: 3 tenant(s)"));
+    /* the same plan always picks the same tenants */
+    char again[16384];
+    assert_int_equal(run(cmd, again, sizeof(again)), 0);
+    assert_string_equal(out, again);
+    static const char *const bad[][2] = {
+        {"{\"name\": \"x\", \"migrations\": \"/nonexistent\", \"tenants\": [\"a\"]}",
+         "migrations: directory \"/nonexistent\" does not exist"},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\"], \"waves\": [{\"name\": \"w\", \"tenants\": [\"zz\"]}]}",
+         "waves[0].tenants[0]: unknown tenant \"zz\""},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\"], \"waves\": [{\"name\": \"w\", \"tenants\": [\"a\"]}, {\"name\": \"v\", "
+         "\"percent\": 100}]}",
+         "waves[1]: selects no tenant"},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\"], \"waves\": [{\"name\": \"w\", \"percent\": 50, \"max_parallel\": 0}]}",
+         "waves[0].max_parallel: expected an integer"},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\"], \"on_failure\": \"explode\"}",
+         "on_failure: expected pause, abort or rollback"},
+        {"{\"name\": \"x\", \"colour\": 1}", "colour: unknown field"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pgr_test_write(path, bad[i][0]);
+        assert_int_equal(run(cmd, out, sizeof(out)), 2);
+        if (strstr(out, bad[i][1]) == NULL)
+            fail_msg("plan error \"%s\" lacks \"%s\"", out, bad[i][1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_cli_unknown_flags_and_commands_exit_2),
         cmocka_unit_test(test_cli_keygen_writes_and_refuses_overwrite),
         cmocka_unit_test(test_cli_lint_and_plan_on_white_cross),
+        cmocka_unit_test(test_cli_plan_validates_rollout_plans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
