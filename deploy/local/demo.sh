@@ -10,12 +10,15 @@
 #
 #   deploy/local/demo.sh                    # scale 2 tenants
 #   PGR_DEMO_SCALE=20 deploy/local/demo.sh  # bigger tenants (progress percentages show)
+#   PGR_DEMO_BUILD_DIR, PGR_DEMO_STATE_DIR    # where it builds and keeps its PostgreSQL
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
 SCALE=${PGR_DEMO_SCALE:-2}
-BUILD=${PGR_BUILD_DIR:-$REPO/build-demo}
-export PGR_STATE_DIR=${PGR_STATE_DIR:-$REPO/deploy/local/.state-demo}
+# Its own build and state dirs, never the test run's (tests/run.sh exports PGR_STATE_DIR and
+# runs this script as the `demo` test while its own services are up).
+BUILD=${PGR_DEMO_BUILD_DIR:-$REPO/build-demo}
+export PGR_STATE_DIR=${PGR_DEMO_STATE_DIR:-$REPO/deploy/local/.state-demo}
 export PGR_SERVICES=postgres
 WORK=$(mktemp -d /tmp/pgrollout-demo.XXXXXX)
 TENANTS=()
