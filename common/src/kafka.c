@@ -1,6 +1,7 @@
 /* kafka.c - librdkafka producer/consumer set-up with configuration pass-through. */
 #include "pgr/kafka.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,6 +82,14 @@ pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_
 {
     rd_kafka_conf_t *conf = NULL;
     pgr_code rc = pgr_kafka_conf(cfg, &conf, err);
+    /* A crashed process's group member holds its partitions until the session times out;
+     * 10 s instead of librdkafka's 45 s lets a restarted coordinator or collector carry on
+     * sooner (a [kafka] session.timeout.ms in the config still wins). */
+    bool user_session = false;
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        user_session = user_session || strcmp(cfg->kafka[i].key, "session.timeout.ms") == 0;
+    if (rc == PGR_OK && !user_session)
+        rc = conf_set(conf, "session.timeout.ms", "10000", err);
     if (rc == PGR_OK)
         rc = conf_set(conf, "group.id", group_id, err);
     if (rc == PGR_OK)

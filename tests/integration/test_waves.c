@@ -133,11 +133,60 @@ static void test_waves_approval_order_and_parallelism(void **state)
     fleet_stop_agent(&f, 1, SIGTERM);
 }
 
+static void test_waves_coordinator_killed_mid_wave_resumes_without_duplicates(void **state)
+{
+    fleet f;
+    char path[256], cmd[1024], line[4096];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(path, sizeof(path), "%s/waves.json", f.dir);
+    fleet_write(path, "{\"name\": \"killed\", \"migrations\": \"" MIGS "\", \"tenants\": "
+                      "[\"district-001\", \"district-002\", \"district-003\"], \"waves\": "
+                      "[{\"name\": \"one\", \"tenants\": [\"district-001\"]}, {\"name\": "
+                      "\"two\", \"percent\": 100, \"max_parallel\": 1}]}");
+    snprintf(cmd, sizeof(cmd), "%s/coord.ini", f.dir);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        execl(COORD_BIN, COORD_BIN, "run", "--plan", path, "--config", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *run = fdopen(fds[0], "r");
+    /* kill -9 the coordinator as soon as the second wave has published its first job */
+    bool second = false;
+    while (!second && fgets(line, sizeof(line), run) != NULL)
+        second = strstr(line, "wave two: running") != NULL;
+    assert_true(second);
+    while (fgets(line, sizeof(line), run) != NULL && strstr(line, "job(s) published") == NULL) {
+    }
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    fclose(run);
+    assert_int_equal(coord(&f, "resume killed"), 0);
+    for (int t = 0; t < NTENANTS; t++) {
+        assert_int_equal(valid_indexes(&f, t), 34);
+        assert_int_equal(jobs_of(&f, t), 1); /* no job published twice or applied twice */
+    }
+    fleet_stop_agent(&f, 0, SIGTERM);
+    fleet_stop_agent(&f, 1, SIGTERM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_waves_canary_with_orphans_pauses_then_resumes),
         cmocka_unit_test(test_waves_approval_order_and_parallelism),
+        cmocka_unit_test(test_waves_coordinator_killed_mid_wave_resumes_without_duplicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
