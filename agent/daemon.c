@@ -297,6 +297,8 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     o.cb = on_exec_event;
     o.cb_user = &c;
     o.cancel = &d->cancel;
+    char from[PGR_VERSION_LEN + 1] = "";
+    o.from_version = from;
     pgr_error_clear(&err);
     if (strcmp(job->type, "apply") == 0)
         rc = agent_exec_apply(job->migrations, &o, &err);
@@ -312,8 +314,9 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     /* a job stopped by shutdown is not finished: it resumes at the next start */
     const char *outcome = rc == PGR_OK ? "succeeded" : d->cancel ? "interrupted" : "failed";
     daemon_event(d, "result", t->conf->id, job->job_id,
-                 json_pack("{s:s, s:s, s:s, s:s?}", "job_type", job->type, "outcome", outcome,
-                           "code", pgr_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg));
+                 json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "job_type", job->type, "outcome", outcome,
+                           "code", pgr_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg,
+                           "from_version", from[0] != '\0' ? from : NULL));
 }
 
 static int setup_error(const char *what, const pgr_error *err)

@@ -256,6 +256,15 @@ static bool hist_active(const hist_row *r)
     return r != NULL && strcmp(r->status, "rolled_back") != 0;
 }
 
+static void highest_applied(const history *h, char out[PGR_VERSION_LEN + 1])
+{
+    snprintf(out, PGR_VERSION_LEN + 1, "0");
+    for (size_t i = 0; i < h->count; i++) {
+        if (strcmp(h->rows[i].status, "applied") == 0)
+            snprintf(out, PGR_VERSION_LEN + 1, "%s", h->rows[i].version);
+    }
+}
+
 /* Drift: an applied (or half-applied) migration whose file changed, or whose file is gone. */
 static pgr_code check_drift(const pgr_migration_set *set, const history *h, pgr_error *err)
 {
@@ -483,6 +492,8 @@ pgr_code agent_exec_apply(const pgr_migration_set *set, const agent_exec_opts *o
         rc = history_load(&x, &h, err);
     if (rc == PGR_OK)
         rc = check_drift(set, &h, err);
+    if (rc == PGR_OK && o->from_version != NULL)
+        highest_applied(&h, o->from_version);
     bool started = false;
     if (rc == PGR_OK) {
         rc = job_start(&x, "apply", err);

@@ -27,7 +27,7 @@ static const char *const control_ddl =
     "CREATE TABLE IF NOT EXISTS pgrollout_control.tenant_runs ("
     " rollout_id text NOT NULL, tenant_id text NOT NULL, job_id text UNIQUE, wave int NOT NULL"
     " DEFAULT 0, seq bigint, state text NOT NULL, version text, step int, steps int, object text,"
-    " percent double precision, error text, agent_id text,"
+    " percent double precision, error text, agent_id text, job_type text, from_version text,"
     " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (rollout_id, tenant_id));"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.rollout_waves ("
     " rollout_id text NOT NULL, idx int NOT NULL, name text NOT NULL, state text NOT NULL,"
@@ -234,7 +234,11 @@ static void update_run(coord *c, json_t *ev)
     snprintf(steps, sizeof(steps), "%lld",
              (long long)json_integer_value(json_object_get(ev, "steps")));
     snprintf(pct, sizeof(pct), "%.1f", json_real_value(json_object_get(ev, "percent")));
-    const char *state = strcmp(type, "result") == 0     ? str(ev, "outcome")
+    bool rb = strcmp(type, "result") == 0 && str(ev, "job_type") != NULL &&
+              strcmp(str(ev, "job_type"), "rollback") == 0 && str(ev, "outcome") != NULL &&
+              strcmp(str(ev, "outcome"), "succeeded") == 0;
+    const char *state = rb                              ? "rolled_back"
+                        : strcmp(type, "result") == 0   ? str(ev, "outcome")
                         : strcmp(type, "security") == 0 ? "rejected"
                                                         : "running";
     const char *error = strcmp(type, "security") == 0 ? str(ev, "reason") : str(ev, "message");
@@ -247,17 +251,19 @@ static void update_run(coord *c, json_t *ev)
                             strcmp(type, "progress") == 0 ? pct : NULL,
                             strcmp(type, "step") == 0 || strcmp(type, "progress") == 0 ? NULL
                                                                                        : error,
-                            str(ev, "agent_id")};
+                            str(ev, "agent_id"),
+                            str(ev, "from_version")};
     /* terminal states stay terminal: a late progress event never revives a finished run */
     PGR_IGNORE(pgr_pg_execp(
         c->db,
         "UPDATE pgrollout_control.tenant_runs SET state = CASE WHEN state IN ('succeeded', "
-        "'failed', 'rejected') THEN state ELSE $2 END, version = coalesce($3, version), "
+        "'failed', 'rejected', 'rolled_back') THEN state ELSE $2 END, version = coalesce($3, "
+        "version), from_version = coalesce($10, from_version), "
         "step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE WHEN $5 = '0' THEN "
         "steps ELSE $5::int END, object = coalesce($6, object), percent = coalesce($7::float8, "
         "percent), error = coalesce($8, error), agent_id = $9, updated_at = now() WHERE job_id = "
         "$1",
-        9, params, NULL, NULL));
+        10, params, NULL, NULL));
 }
 
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)

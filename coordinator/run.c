@@ -81,7 +81,8 @@ pgr_code coord_operator_log(coord *c, const char *rollout, const char *action, c
 
 /* A signed job for one tenant run: next seq, envelope in the outbox, run row updated, one
  * transaction. */
-static pgr_code create_job(engine *e, const char *tenant, pgr_error *err)
+static pgr_code create_job_as(engine *e, const char *tenant, const char *type,
+                              const char *target, pgr_error *err)
 {
     pgr_job job;
     PGresult *r = NULL;
@@ -99,7 +100,7 @@ static pgr_code create_job(engine *e, const char *tenant, pgr_error *err)
                           "tenant_id = $1 RETURNING next_seq",
                           1, (const char *[]){tenant}, &r, err);
     if (rc == PGR_OK) {
-        snprintf(job.type, sizeof(job.type), "%s", e->plan.type);
+        snprintf(job.type, sizeof(job.type), "%s", type);
         uuid4(job.job_id);
         job.rollout_id = (char *)(uintptr_t)e->plan.name;
         job.tenant_id = (char *)(uintptr_t)tenant;
@@ -107,7 +108,7 @@ static pgr_code create_job(engine *e, const char *tenant, pgr_error *err)
         job.issued_at = time(NULL);
         job.expires_at = job.issued_at + e->plan.ttl_seconds;
         job.operator_name = (char *)(uintptr_t)e->op;
-        job.target = (char *)(uintptr_t)e->plan.target;
+        job.target = (char *)(uintptr_t)target;
         job.options = e->plan.options;
         payload = pgr_job_build(&job, e->set);
         env = payload != NULL
@@ -126,14 +127,20 @@ static pgr_code create_job(engine *e, const char *tenant, pgr_error *err)
     if (rc == PGR_OK)
         rc = exec1(e->c,
                    "UPDATE pgrollout_control.tenant_runs SET job_id = $3, seq = $4, state "
-                   "= 'queued', updated_at = now() WHERE rollout_id = $1 AND tenant_id = $2",
-                   4, (const char *[]){e->plan.name, tenant, job.job_id, seq}, err);
+                   "= 'queued', job_type = $5, updated_at = now() WHERE rollout_id = $1 "
+                   "AND tenant_id = $2",
+                   5, (const char *[]){e->plan.name, tenant, job.job_id, seq, type}, err);
     rc = rc == PGR_OK ? pgr_pg_exec(e->c->db, "COMMIT", NULL, err) : rc;
     if (rc != PGR_OK)
         PGR_IGNORE(pgr_pg_exec(e->c->db, "ROLLBACK", NULL, NULL));
     free(payload);
     free(env);
     return rc;
+}
+
+static pgr_code create_job(engine *e, const char *tenant, pgr_error *err)
+{
+    return create_job_as(e, tenant, e->plan.type, e->plan.target, err);
 }
 
 /* Publishes the rollout's unsent outbox rows, waits for the broker's acknowledgements, then
@@ -313,17 +320,45 @@ static pgr_code dispatch(engine *e, int w, wave_counts *n, pgr_error *err)
     return rc == PGR_OK ? publish_outbox(e, err) : rc;
 }
 
+/* on_failure rollback: every tenant of the wave that succeeded gets a rollback job back to
+ * the version it had before this rollout's job (its result reported from_version). Tenants
+ * still running finish first; their results are rolled back on the next round. */
+static void rollback_wave(engine *e, int w)
+{
+    char idx[16];
+    PGresult *r = NULL;
+    pgr_error err;
+    snprintf(idx, sizeof(idx), "%d", w);
+    if (pgr_pg_execp(e->c->db,
+                     "SELECT tenant_id, coalesce(from_version, '0') FROM "
+                     "pgrollout_control.tenant_runs WHERE rollout_id = $1 AND wave = $2 AND "
+                     "state = 'succeeded' AND coalesce(job_type, 'apply') = 'apply'",
+                     2, (const char *[]){e->plan.name, idx}, &r, NULL) != PGR_OK)
+        return;
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (create_job_as(e, PQgetvalue(r, i, 0), "rollback", PQgetvalue(r, i, 1), &err) != PGR_OK)
+            fprintf(stderr, "pgrollout: rollback of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
+    }
+    PQclear(r);
+    if (publish_outbox(e, &err) != PGR_OK)
+        fprintf(stderr, "pgrollout: %s\n", err.msg);
+}
+
 /* Failures beyond the wave's budget: the plan's on_failure, recorded. */
 static void over_budget(engine *e, int w, const wave_counts *n)
 {
     char detail[160];
-    const char *action = strcmp(e->plan.on_failure, "abort") == 0 ? "aborted" : "paused";
+    const char *action = strcmp(e->plan.on_failure, "abort") == 0      ? "aborted"
+                         : strcmp(e->plan.on_failure, "rollback") == 0 ? "rolling_back"
+                                                                       : "paused";
     snprintf(detail, sizeof(detail), "%d failure(s) in wave %s, budget %d: on_failure %s",
              n->failed, e->plan.waves[w].name, wave_budget(&e->plan.waves[w]), e->plan.on_failure);
     set_rollout(e, action);
     PGR_IGNORE(coord_operator_log(e->c, e->plan.name, action, e->plan.waves[w].name,
                                   "pgrollout (automatic)", detail));
     fprintf(stderr, "ROLLOUT %s %s: %s\n", e->plan.name, action, detail);
+    if (strcmp(action, "rolling_back") == 0)
+        rollback_wave(e, w);
 }
 
 static advance_result finish(engine *e)
@@ -372,9 +407,18 @@ static advance_result advance(engine *e, pgr_error *err)
         rollout_state(e, rstate);
     }
     if (strcmp(rstate, "running") != 0) {
+        if (strcmp(rstate, "rolling_back") == 0 && n.inflight == 0 && n.succeeded > 0) {
+            rollback_wave(e, w); /* tenants that finished after the decision */
+            return ADV_CONTINUE;
+        }
         if (n.inflight > 0)
             return ADV_CONTINUE; /* no new jobs; running ones finish */
-        return strcmp(rstate, "aborted") == 0 ? ADV_FAILED : ADV_PAUSED;
+        if (strcmp(rstate, "rolling_back") == 0) {
+            set_rollout(e, "rolled_back");
+            fprintf(stderr, "rollout %s: wave %s rolled back\n", e->plan.name,
+                    e->plan.waves[w].name);
+        }
+        return strcmp(rstate, "paused") == 0 ? ADV_PAUSED : ADV_FAILED;
     }
     if (strcmp(wstate, "pending") == 0)
         set_wave(e, w, "running", 0);

@@ -181,12 +181,60 @@ static void test_waves_coordinator_killed_mid_wave_resumes_without_duplicates(vo
     fleet_stop_agent(&f, 1, SIGTERM);
 }
 
+static void test_waves_failure_with_rollback_restores_the_wave(void **state)
+{
+    fleet f;
+    char path[256], args[512];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    PGconn *c = itest_connect(f.db[1]);
+    itest_exec(c, "UPDATE medication_logs SET \"medicationId\" = gen_random_uuid() WHERE id IN "
+                  "(SELECT id FROM medication_logs ORDER BY id LIMIT 2)");
+    PQfinish(c);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(path, sizeof(path), "%s/waves.json", f.dir);
+    /* district-001 runs first (max_parallel 1, id order) and succeeds, district-002 fails on its
+     * orphans: the budget (0) is exceeded and the wave is rolled back */
+    fleet_write(path, "{\"name\": \"rb\", \"migrations\": \"" MIGS "\", \"tenants\": "
+                      "[\"district-001\", \"district-002\", \"district-003\"], \"options\": "
+                      "{\"orphans\": \"abort\", \"retries\": 0}, \"on_failure\": \"rollback\", "
+                      "\"waves\": [{\"name\": \"first\", \"tenants\": [\"district-001\", "
+                      "\"district-002\"], \"max_parallel\": 1}, {\"name\": \"later\", "
+                      "\"tenants\": [\"district-003\"]}]}");
+    snprintf(args, sizeof(args), "run --plan %s", path);
+    assert_int_equal(coord(&f, args), 1);
+    assert_non_null(strstr(out, "wave first rolled back"));
+    /* district-001 is back where it started; district-003 (later wave) untouched */
+    assert_int_equal(valid_indexes(&f, 0), 0);
+    c = itest_connect(f.db[0]);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations WHERE "
+                                     "status = 'rolled_back'"),
+                     4);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_constraint WHERE conname = "
+                                     "'fk_medication_logs_medication_id'"),
+                     0);
+    PQfinish(c);
+    assert_int_equal(jobs_of(&f, 2), 0);
+    PGconn *ctl = itest_connect(f.ctl_db);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.rollouts WHERE "
+                                       "state = 'rolled_back'"),
+                     1);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
+                                       "state = 'rolled_back' AND tenant_id = 'district-001'"),
+                     1);
+    PQfinish(ctl);
+    fleet_stop_agent(&f, 0, SIGTERM);
+    fleet_stop_agent(&f, 1, SIGTERM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_waves_canary_with_orphans_pauses_then_resumes),
         cmocka_unit_test(test_waves_approval_order_and_parallelism),
         cmocka_unit_test(test_waves_coordinator_killed_mid_wave_resumes_without_duplicates),
+        cmocka_unit_test(test_waves_failure_with_rollback_restores_the_wave),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
