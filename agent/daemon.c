@@ -311,6 +311,9 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
         rc = PGR_OK; /* cancel: nothing runs for this tenant now */
     if (rc == PGR_OK && problems > 0)
         rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
+    if (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0)
+        daemon_job_state(d, t, job, rc == PGR_OK ? "succeeded" : "failed",
+                         rc == PGR_OK ? NULL : err.msg);
     /* a job stopped by shutdown is not finished: it resumes at the next start */
     const char *outcome = rc == PGR_OK ? "succeeded" : d->cancel ? "interrupted" : "failed";
     daemon_event(d, "result", t->conf->id, job->job_id,

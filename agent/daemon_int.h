@@ -68,6 +68,10 @@ void daemon_job_free(daemon_job *j);
  * published once the broker acknowledged them. */
 void daemon_publish_audit(agent_daemon *d);
 
+/* Records the final state of a job that the executor does not track (verify, cancel). */
+void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, const char *state,
+                      const char *error);
+
 /* Writes an audit record (agent_start, agent_stop) into every tenant's chain. */
 void daemon_audit_all(agent_daemon *d, const char *action);
 

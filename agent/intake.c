@@ -291,3 +291,17 @@ void daemon_audit_all(agent_daemon *d, const char *action)
         agent_exec_close(&x, false);
     }
 }
+
+void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, const char *state,
+                      const char *error)
+{
+    agent_exec_opts o;
+    agent_exec x;
+    pgr_error err;
+    if (tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err) == PGR_OK &&
+        agent_state_job(&x, job->type, state, error, &err) != PGR_OK) {
+        pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
+        pgr_log_warn(&ctx, "could not record the job's state: %s", err.msg);
+    }
+    agent_exec_close(&x, false);
+}

@@ -81,8 +81,8 @@ pgr_code coord_operator_log(coord *c, const char *rollout, const char *action, c
 
 /* A signed job for one tenant run: next seq, envelope in the outbox, run row updated, one
  * transaction. */
-static pgr_code create_job_as(engine *e, const char *tenant, const char *type,
-                              const char *target, pgr_error *err)
+static pgr_code create_job_as(engine *e, const char *tenant, const char *type, const char *target,
+                              pgr_error *err)
 {
     pgr_job job;
     PGresult *r = NULL;
@@ -332,7 +332,7 @@ static void rollback_wave(engine *e, int w)
     if (pgr_pg_execp(e->c->db,
                      "SELECT tenant_id, coalesce(from_version, '0') FROM "
                      "pgrollout_control.tenant_runs WHERE rollout_id = $1 AND wave = $2 AND "
-                     "state = 'succeeded' AND coalesce(job_type, 'apply') = 'apply'",
+                     "state = 'succeeded' AND coalesce(job_type, 'apply') IN ('apply', 'verify')",
                      2, (const char *[]){e->plan.name, idx}, &r, NULL) != PGR_OK)
         return;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -390,6 +390,38 @@ static advance_result gate(engine *e, int w, bool approved)
     return ADV_CONTINUE;
 }
 
+/* The post-apply check of a wave: a verify job to every tenant that succeeded (indexes valid
+ * and as written, constraints validated, extensions present); a problem is a failure that
+ * counts against the wave's budget. */
+static void send_verify(engine *e, int w)
+{
+    char idx[16];
+    PGresult *r = NULL;
+    pgr_error err;
+    snprintf(idx, sizeof(idx), "%d", w);
+    if (pgr_pg_execp(e->c->db,
+                     "SELECT tenant_id FROM pgrollout_control.tenant_runs WHERE rollout_id = $1 "
+                     "AND wave = $2 AND state = 'succeeded' AND job_type = 'apply'",
+                     2, (const char *[]){e->plan.name, idx}, &r, NULL) != PGR_OK)
+        return;
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (create_job_as(e, PQgetvalue(r, i, 0), "verify", e->plan.target, &err) != PGR_OK)
+            fprintf(stderr, "pgrollout: verify of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
+    }
+    PQclear(r);
+    if (publish_outbox(e, &err) != PGR_OK)
+        fprintf(stderr, "pgrollout: %s\n", err.msg);
+}
+
+static advance_result soak_or_gate(engine *e, int w, bool approved)
+{
+    if (e->plan.waves[w].soak_seconds > 0) {
+        set_wave(e, w, "soaking", e->plan.waves[w].soak_seconds);
+        return ADV_CONTINUE;
+    }
+    return gate(e, w, approved);
+}
+
 static advance_result advance(engine *e, pgr_error *err)
 {
     char rstate[32], wstate[32];
@@ -427,12 +459,15 @@ static advance_result advance(engine *e, pgr_error *err)
             fprintf(stderr, "pgrollout: %s\n", err->msg);
         if (n.pending > 0 || n.inflight > 0)
             return ADV_CONTINUE;
-        if (e->plan.waves[w].soak_seconds > 0) {
-            set_wave(e, w, "soaking", e->plan.waves[w].soak_seconds);
+        if (strcmp(e->plan.type, "apply") == 0 && n.succeeded > 0) {
+            send_verify(e, w);
+            set_wave(e, w, "verifying", 0);
             return ADV_CONTINUE;
         }
-        return gate(e, w, approved);
+        return soak_or_gate(e, w, approved);
     }
+    if (strcmp(wstate, "verifying") == 0)
+        return n.inflight > 0 ? ADV_CONTINUE : soak_or_gate(e, w, approved);
     if (strcmp(wstate, "soaking") == 0)
         return soak_due ? gate(e, w, approved) : ADV_CONTINUE;
     return gate(e, w, approved); /* awaiting_approval */
@@ -603,6 +638,11 @@ static json_t *stored_plan(coord *c, const char *name)
 static void reopen(engine *e)
 {
     set_rollout(e, "running");
+    /* a wave stopped while verifying runs again for the tenants that get a new job */
+    PGR_IGNORE(exec1(e->c,
+                     "UPDATE pgrollout_control.rollout_waves SET state = 'running' WHERE "
+                     "rollout_id = $1 AND state = 'verifying'",
+                     1, (const char *[]){e->plan.name}, NULL));
     PGR_IGNORE(exec1(e->c,
                      "UPDATE pgrollout_control.tenant_runs SET state = 'pending', job_id = NULL, "
                      "seq = NULL, error = NULL, updated_at = now() WHERE rollout_id = $1 AND state "

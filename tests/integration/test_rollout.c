@@ -94,7 +94,10 @@ static void test_rollout_three_tenants_two_agents(void **state)
         assert_string_equal(got, want);
         free(got);
         assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
-                                         "'succeeded' AND seq = 1"),
+                                         "'succeeded' AND seq = 1 AND type = 'apply'"),
+                         1);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
+                                         "'succeeded' AND type = 'verify'"),
                          1);
         PQfinish(c);
     }
@@ -122,7 +125,8 @@ static void test_rollout_three_tenants_two_agents(void **state)
         json_t *ev = json_loads(payload, 0, NULL);
         const char *type = json_string_value(json_object_get(ev, "type"));
         const char *agent_id = json_string_value(json_object_get(ev, "agent_id"));
-        if (strcmp(type, "result") == 0) {
+        const char *jt = json_string_value(json_object_get(ev, "job_type"));
+        if (strcmp(type, "result") == 0 && jt != NULL && strcmp(jt, "apply") == 0) {
             results++;
             assert_string_equal(json_string_value(json_object_get(ev, "outcome")), "succeeded");
             from[strcmp(agent_id, "agent-1") == 0 ? 0 : 1]++;
@@ -238,8 +242,7 @@ static void expect_security(rd_kafka_t *ec, pgr_keyring *kr, const char *reason)
         if (found)
             return;
     }
-    fail_msg("no security event with reason %s (%d messages, %d verified)", reason, seen,
-             verified);
+    fail_msg("no security event with reason %s (%d messages, %d verified)", reason, seen, verified);
 }
 
 static void test_rollout_hostile_jobs_are_refused(void **state)
@@ -306,7 +309,7 @@ static void test_rollout_hostile_jobs_are_refused(void **state)
     /* a replay of the rollout's own (finished) job, taken from the control database */
     PGconn *ctl = itest_connect(F.ctl_db);
     PGresult *r = PQexec(ctl, "SELECT envelope FROM pgrollout_control.job_outbox WHERE "
-                              "tenant_id = 'district-001'");
+                              "tenant_id = 'district-001' ORDER BY created_at LIMIT 1");
     assert_int_equal(PQntuples(r), 1);
     send_job(p, t1, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)));
     expect_security(ec, kr, "replay");
