@@ -15,5 +15,6 @@ int coord_lint_main(int argc, char **argv);
 int coord_plan_main(int argc, char **argv);
 int coord_devkafka_main(int argc, char **argv);
 int coord_audit_main(int argc, char **argv);
+int coord_report_main(int argc, char **argv);
 
 #endif

@@ -27,6 +27,7 @@ static const coord_command commands[] = {
     {"abort", coord_abort_main, "abort a rollout: no new jobs"},
     {"status", coord_status_main, "show a rollout's tenants and their state"},
     {"tenants", coord_tenants_main, "list tenants known from agent heartbeats"},
+    {"report", coord_report_main, "write a self-contained HTML report of a rollout"},
     {"audit", coord_audit_main, "collect, verify, export and anchor the central audit record"},
     {"dev-kafka", coord_devkafka_main, "in-memory mock Kafka for demos (not durable)"},
     {NULL, NULL, NULL},

@@ -139,4 +139,7 @@ say "central audit trail: collect the agents' signed records, verify every chain
 "$PGR" audit anchor --config "$WORK/coordinator.ini" | head -5
 say "district-002's audit trail, last 5 records"
 "$PGR" audit export --config "$WORK/coordinator.ini" --tenant district-002 --format csv | tail -5
-say "demo finished"
+say "HTML report"
+"$PGR" report white-cross-demo --config "$WORK/coordinator.ini" \
+  --html "$REPO/deploy/local/demo-report.html"
+say "demo finished: report in deploy/local/demo-report.html; everything else was cleaned up"

@@ -223,6 +223,22 @@ static void test_waves_failure_with_rollback_restores_the_wave(void **state)
     assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
                                        "state = 'rolled_back' AND tenant_id = 'district-001'"),
                      1);
+    /* the HTML report: self-contained, with the failure and the rollback */
+    char html[256], cmdl[512];
+    snprintf(html, sizeof(html), "%s/report.html", f.dir);
+    snprintf(cmdl, sizeof(cmdl), COORD_BIN " report rb --html %s --config %s/coord.ini", html,
+             f.dir);
+    assert_int_equal(run_cmd(cmdl, out, sizeof(out)), 0);
+    FILE *h = fopen(html, "r");
+    assert_non_null(h);
+    size_t n = fread(out, 1, sizeof(out) - 1, h);
+    out[n] = '\0';
+    fclose(h);
+    assert_non_null(strstr(out, "<h1>Rollout rb</h1>"));
+    assert_non_null(strstr(out, "orphan row(s)"));
+    assert_non_null(strstr(out, "<td class=\"rolled_back\">rolled_back</td>"));
+    assert_null(strstr(out, "<script"));
+    assert_null(strstr(out, "http"));
     PQfinish(ctl);
     fleet_stop_agent(&f, 0, SIGTERM);
     fleet_stop_agent(&f, 1, SIGTERM);
