@@ -61,6 +61,8 @@ typedef struct engine {
     bool json;
     char **last; /* last line printed per tenant run row */
     size_t last_count;
+    char wave_line[64][256]; /* last summary printed per wave */
+    size_t wave_line_count;
 } engine;
 
 static pgr_code exec1(coord *c, const char *sql, int n, const char *const *params, pgr_error *err)
@@ -262,8 +264,6 @@ static void set_wave(engine *e, int w, const char *state, int soak)
                      "now() + make_interval(secs => $4::int) ELSE soak_until END, finished_at = "
                      "CASE WHEN $3 = 'passed' THEN now() END WHERE rollout_id = $1 AND idx = $2",
                      4, (const char *[]){e->plan.name, idx, state, s}, NULL));
-    if (!e->json)
-        printf("wave %s: %s\n", e->plan.waves[w].name, state);
 }
 
 /* The current wave (first not passed), its state, approval and soak; -1 when all passed. */
@@ -473,9 +473,46 @@ static advance_result advance(engine *e, pgr_error *err)
     return gate(e, w, approved); /* awaiting_approval */
 }
 
+/* One line per wave when its counts change: state, done/total and a bar. */
+static void show_waves(engine *e)
+{
+    PGresult *r = NULL;
+    if (pgr_pg_execp(e->c->db,
+                     "SELECT w.idx, w.name, w.state, count(t.*), count(t.*) FILTER (WHERE "
+                     "t.state IN ('succeeded', 'failed', 'rejected', 'rolled_back')), count(t.*) "
+                     "FILTER (WHERE t.state IN ('failed', 'rejected')) FROM "
+                     "pgrollout_control.rollout_waves w LEFT JOIN pgrollout_control.tenant_runs t "
+                     "ON t.rollout_id = w.rollout_id AND t.wave = w.idx WHERE w.rollout_id = $1 "
+                     "GROUP BY w.idx, w.name, w.state ORDER BY w.idx",
+                     1, (const char *[]){e->plan.name}, &r, NULL) != PGR_OK)
+        return;
+    for (int i = 0; i < PQntuples(r) && (size_t)i < e->wave_line_count; i++) {
+        int total = atoi_safe(PQgetvalue(r, i, 3)), done = atoi_safe(PQgetvalue(r, i, 4));
+        char bar[21], line[256];
+        int fill = total > 0 ? done * 20 / total : 0;
+        for (int k = 0; k < 20; k++)
+            bar[k] = k < fill ? '#' : '.';
+        bar[20] = '\0';
+        if (e->json)
+            snprintf(line, sizeof(line),
+                     "{\"wave\":\"%s\",\"state\":\"%s\",\"done\":%d,\"total\":%d,\"failed\":%s}",
+                     PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), done, total, PQgetvalue(r, i, 5));
+        else
+            snprintf(line, sizeof(line), "wave %-12s %-18s [%s] %d/%d done, %s failed",
+                     PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), bar, done, total,
+                     PQgetvalue(r, i, 5));
+        if (strcmp(e->wave_line[i], line) != 0) {
+            printf("%s\n", line);
+            snprintf(e->wave_line[i], sizeof(e->wave_line[i]), "%s", line);
+        }
+    }
+    PQclear(r);
+}
+
 /* Prints each tenant run whose line changed (text, or one JSON object per line). */
 static void show(engine *e)
 {
+    show_waves(e);
     PGresult *r = NULL;
     if (pgr_pg_execp(e->c->db,
                      "SELECT t.tenant_id, t.state, coalesce(t.version, ''), coalesce(t.step, 0), "
@@ -682,6 +719,7 @@ static int run_engine(run_args *a, bool resume)
     engine e;
     char perr[512];
     memset(&e, 0, sizeof(e));
+    e.wave_line_count = 64;
     e.c = &c;
     e.op = a->op;
     e.json = a->json;

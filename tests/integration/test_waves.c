@@ -163,7 +163,7 @@ static void test_waves_coordinator_killed_mid_wave_resumes_without_duplicates(vo
     /* kill -9 the coordinator as soon as the second wave has published its first job */
     bool second = false;
     while (!second && fgets(line, sizeof(line), run) != NULL)
-        second = strstr(line, "wave two: running") != NULL;
+        second = strstr(line, "wave two ") != NULL && strstr(line, " running ") != NULL;
     assert_true(second);
     while (fgets(line, sizeof(line), run) != NULL && strstr(line, "job(s) published") == NULL) {
     }
