@@ -109,6 +109,7 @@ static void dispatch(agent_daemon *d)
         w->j = t->queue;
         t->queue = w->j->next;
         t->busy = true;
+        t->cancel = 0;
         t->done = 0;
         if (pthread_create(&t->thread, NULL, worker_main, w) != 0) {
             t->queue = w->j; /* try again on the next round */
@@ -214,6 +215,10 @@ static void loop(agent_daemon *d)
 static void shutdown_workers(agent_daemon *d)
 {
     d->cancel = 1;
+    for (size_t i = 0; i < d->tenant_count; i++) {
+        if (d->tenants[i].cancel == 0)
+            d->tenants[i].cancel = 1;
+    }
     while (d->active > 0) {
         dispatch(d);
         rd_kafka_poll(d->producer, 100);
@@ -296,7 +301,7 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     o.backup_dir = job->options.backup ? d->cfg->state_dir : NULL;
     o.cb = on_exec_event;
     o.cb_user = &c;
-    o.cancel = &d->cancel;
+    o.cancel = &t->cancel;
     char from[PGR_VERSION_LEN + 1] = "";
     o.from_version = from;
     pgr_error_clear(&err);
@@ -315,7 +320,10 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
         daemon_job_state(d, t, job, rc == PGR_OK ? "succeeded" : "failed",
                          rc == PGR_OK ? NULL : err.msg);
     /* a job stopped by shutdown is not finished: it resumes at the next start */
-    const char *outcome = rc == PGR_OK ? "succeeded" : d->cancel ? "interrupted" : "failed";
+    const char *outcome = rc == PGR_OK     ? "succeeded"
+                          : t->cancel == 2 ? "cancelled"
+                          : t->cancel == 1 ? "interrupted"
+                                           : "failed";
     daemon_event(d, "result", t->conf->id, job->job_id,
                  json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "job_type", job->type, "outcome", outcome,
                            "code", pgr_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg,

@@ -26,6 +26,7 @@ typedef struct daemon_tenant {
     pthread_t thread;
     bool joinable;
     volatile int done;
+    volatile int cancel; /* 1: shutdown (resume later), 2: a cancel job (abort: stop for good) */
 } daemon_tenant;
 
 typedef struct agent_daemon {

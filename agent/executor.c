@@ -435,7 +435,10 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
         json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
         json_object_set_new(rec, "duration_ms", json_integer(agent_now_ms() - t0));
         /* a job stopped by shutdown stays resumable: the daemon picks "interrupted" up again */
-        const char *state = rc == PGR_OK ? "succeeded" : cancelled(x) ? "interrupted" : "failed";
+        const char *state = rc == PGR_OK                         ? "succeeded"
+                            : cancelled(x) && *x->o->cancel == 2 ? "cancelled"
+                            : cancelled(x)                       ? "interrupted"
+                                                                 : "failed";
         if (agent_state_job(x, type, state, msg, NULL) == PGR_OK &&
             agent_audit_append(x, rec, NULL) == PGR_OK)
             PGR_IGNORE(agent_exec_commit(x, NULL));

@@ -174,6 +174,7 @@ static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const
                                     int count, pgr_error *err)
 {
     progress_state ps = {0, 0, -10000};
+    bool cancel_sent = false;
     int pid = PQbackendPID(x->conn);
     int sock = PQsocket(x->conn);
 
@@ -188,6 +189,15 @@ static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const
         FD_ZERO(&rd);
         FD_SET(sock, &rd);
         struct timeval tv = {0, PROGRESS_INTERVAL_MS * 1000};
+        if (x->o->cancel != NULL && *x->o->cancel == 2 && !cancel_sent) {
+            /* abort: cancel the build; the invalid leftover is dropped below */
+            PGcancel *pc = PQgetCancel(x->conn);
+            char ebuf[256];
+            if (pc != NULL)
+                PQcancel(pc, ebuf, sizeof(ebuf));
+            PQfreeCancel(pc);
+            cancel_sent = true;
+        }
         if (select(sock + 1, &rd, NULL, NULL, &tv) == 0 ||
             agent_now_ms() - ps.last_poll >= PROGRESS_INTERVAL_MS) {
             ps.last_poll = agent_now_ms();

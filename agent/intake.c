@@ -165,6 +165,15 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
         return false;
     } else {
         agent_exec_close(&x, false);
+        if (why == NULL && strcmp(job->type, "cancel") == 0) {
+            /* acts at once: the tenant's running job stops (a concurrent build is cancelled
+             * and its invalid leftover dropped); it is not resumed later */
+            if (t->busy)
+                t->cancel = 2;
+            daemon_job_state(d, t, job, "succeeded", NULL);
+            pgr_job_free(job);
+            return true;
+        }
         if (why == NULL) {
             enqueue(t, job, envelope);
             return true;

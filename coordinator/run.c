@@ -62,6 +62,7 @@ typedef struct engine {
     char **last; /* last line printed per tenant run row */
     size_t last_count;
     char wave_line[64][256]; /* last summary printed per wave */
+    bool cancels_sent;
     size_t wave_line_count;
 } engine;
 
@@ -126,7 +127,7 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
                    "INSERT INTO pgrollout_control.job_outbox (job_id, tenant_id, envelope) "
                    "VALUES ($1, $2, $3)",
                    3, (const char *[]){job.job_id, tenant, env}, err);
-    if (rc == PGR_OK)
+    if (rc == PGR_OK && strcmp(type, "cancel") != 0) /* a cancel job leaves the run's job */
         rc = exec1(e->c,
                    "UPDATE pgrollout_control.tenant_runs SET job_id = $3, seq = $4, state "
                    "= 'queued', job_type = $5, updated_at = now() WHERE rollout_id = $1 "
@@ -153,9 +154,10 @@ static pgr_code publish_outbox(engine *e, pgr_error *err)
     coord *c = e->c;
     pgr_code rc = pgr_pg_execp(c->db,
                                "SELECT o.job_id, o.tenant_id, o.envelope FROM "
-                               "pgrollout_control.job_outbox o JOIN pgrollout_control.tenant_runs "
-                               "t USING (job_id) WHERE t.rollout_id = $1 AND o.sent_at IS NULL "
-                               "ORDER BY t.seq",
+                               "pgrollout_control.job_outbox o WHERE o.sent_at IS NULL AND "
+                               "o.tenant_id IN (SELECT tenant_id FROM "
+                               "pgrollout_control.tenant_runs WHERE rollout_id = $1) ORDER BY "
+                               "o.created_at",
                                1, (const char *[]){e->plan.name}, &r, err);
     int before = c->delivery_errors;
     for (int i = 0; rc == PGR_OK && i < PQntuples(r); i++)
@@ -320,6 +322,27 @@ static pgr_code dispatch(engine *e, int w, wave_counts *n, pgr_error *err)
     return rc == PGR_OK ? publish_outbox(e, err) : rc;
 }
 
+/* abort: every tenant still running its job gets a cancel job; the agent stops the job at
+ * once (a concurrent index build is cancelled and its invalid leftover dropped). */
+static void cancel_inflight(engine *e)
+{
+    PGresult *r = NULL;
+    pgr_error err;
+    e->cancels_sent = true;
+    if (pgr_pg_execp(e->c->db,
+                     "SELECT tenant_id FROM pgrollout_control.tenant_runs WHERE rollout_id = $1 "
+                     "AND state IN ('queued', 'sent', 'running', 'interrupted')",
+                     1, (const char *[]){e->plan.name}, &r, NULL) != PGR_OK)
+        return;
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (create_job_as(e, PQgetvalue(r, i, 0), "cancel", NULL, &err) != PGR_OK)
+            fprintf(stderr, "pgrollout: cancel of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
+    }
+    PQclear(r);
+    if (publish_outbox(e, &err) != PGR_OK)
+        fprintf(stderr, "pgrollout: %s\n", err.msg);
+}
+
 /* on_failure rollback: every tenant of the wave that succeeded gets a rollback job back to
  * the version it had before this rollout's job (its result reported from_version). Tenants
  * still running finish first; their results are rolled back on the next round. */
@@ -439,6 +462,8 @@ static advance_result advance(engine *e, pgr_error *err)
         rollout_state(e, rstate);
     }
     if (strcmp(rstate, "running") != 0) {
+        if (strcmp(rstate, "aborted") == 0 && n.inflight > 0 && !e->cancels_sent)
+            cancel_inflight(e);
         if (strcmp(rstate, "rolling_back") == 0 && n.inflight == 0 && n.succeeded > 0) {
             rollback_wave(e, w); /* tenants that finished after the decision */
             return ADV_CONTINUE;

@@ -244,6 +244,78 @@ static void test_waves_failure_with_rollback_restores_the_wave(void **state)
     fleet_stop_agent(&f, 1, SIGTERM);
 }
 
+/* abort while a tenant builds a large index concurrently: the agent cancels the build, drops
+ * its invalid leftover, and the job ends as cancelled (not resumed later). */
+static void test_waves_abort_cancels_running_index_build(void **state)
+{
+    fleet f;
+    char dir[64], path[256], cmd[1024];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    snprintf(dir, sizeof(dir), "/tmp/pgrabort.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/20251107000000-big-index.sql", dir);
+    fleet_write(path, "-- pgrollout:up\n-- pgrollout:step index name=idx_pgr_big_note "
+                      "table=pgr_big\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_big_note ON "
+                      "pgr_big USING btree (note);\n-- pgrollout:down\n-- pgrollout:step "
+                      "drop_index name=idx_pgr_big_note table=pgr_big\nDROP INDEX CONCURRENTLY IF "
+                      "EXISTS idx_pgr_big_note;\n");
+    PGconn *c = itest_connect(f.db[0]);
+    itest_exec(c, "CREATE TABLE pgr_big AS SELECT g AS id, md5(g::text) AS note FROM "
+                  "generate_series(1, 4000000) g");
+    PQfinish(c);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(path, sizeof(path), "%s/abort.json", f.dir);
+    char plan[1024];
+    snprintf(plan, sizeof(plan),
+             "{\"name\": \"ab\", \"migrations\": \"%s\", \"tenants\": [\"district-001\"]}", dir);
+    fleet_write(path, plan);
+    char ini[256];
+    snprintf(ini, sizeof(ini), "%s/coord.ini", f.dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execl(COORD_BIN, COORD_BIN, "run", "--plan", path, "--config", ini, (char *)NULL);
+        _exit(127);
+    }
+    /* wait until the build reports progress, then abort from another shell */
+    PGconn *ctl = itest_connect(f.ctl_db);
+    long seen = 0;
+    for (int i = 0; i < 300 && seen == 0; i++) {
+        struct timespec t = {0, 100000000L};
+        nanosleep(&t, NULL);
+        seen = itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.events WHERE type = "
+                                 "'progress' AND tenant_id = 'district-001'");
+    }
+    assert_true(seen > 0);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " abort ab --config %s --operator dave", ini);
+    assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    c = itest_connect(f.db[0]);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_class WHERE relname = "
+                                     "'idx_pgr_big_note'"),
+                     0);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = 'apply' AND "
+                                     "state = 'cancelled'"),
+                     1);
+    PQfinish(c);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
+                                       "state = 'cancelled'"),
+                     1);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.operator_log WHERE "
+                                       "action = 'abort' AND operator = 'dave'"),
+                     1);
+    PQfinish(ctl);
+    fleet_stop_agent(&f, 0, SIGTERM);
+    fleet_stop_agent(&f, 1, SIGTERM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_waves_approval_order_and_parallelism),
         cmocka_unit_test(test_waves_coordinator_killed_mid_wave_resumes_without_duplicates),
         cmocka_unit_test(test_waves_failure_with_rollback_restores_the_wave),
+        cmocka_unit_test(test_waves_abort_cancels_running_index_build),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
