@@ -16,18 +16,25 @@
 #include "pgr/kafka.h"
 
 #define COORD_BIN PGR_BIN_DIR "/pgrollout"
-#define NTENANTS  3
+#define NTENANTS  3  /* the default fleet */
+#define MAXTENANTS 32
 
 typedef struct fleet {
     char dir[64];
     char prefix[64];
     char ctl_db[64];
-    char db[NTENANTS][64];
-    const char *tenant[NTENANTS];
+    char db[MAXTENANTS][64];
+    const char *tenant[MAXTENANTS];
+    char names[MAXTENANTS][32];
+    int n; /* tenants; agent 1 serves the first two thirds, agent 2 the rest */
     pid_t agent_pid[2];
 } fleet;
 
-static const char *const fleet_tenants[NTENANTS] = {"district-001", "district-002", "district-003"};
+/* Agent 1 serves tenant t when this is true, agent 2 otherwise. */
+static inline bool fleet_agent1(const fleet *f, int t)
+{
+    return t < (2 * f->n) / 3;
+}
 
 static inline void fleet_write(const char *path, const char *text)
 {
@@ -58,15 +65,15 @@ static inline char *fleet_read_line(const char *path)
 /* Agent 1 serves tenants 0 and 1, agent 2 serves tenant 2. */
 static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
 {
-    char path[256], text[4096];
+    char path[256], text[8192];
     int n = snprintf(text, sizeof(text),
                      "[agent]\nid = agent-%d\nsecret_key = %s/agent%d.key\nkeyring = "
                      "%s/coordinators.ring\nstate_dir = %s\nmax_job_bytes = %d\nheartbeat_ms = "
                      "1000\n[topics]\nprefix = %s\n[kafka]\nbootstrap.servers = %s\n[tenants]\n",
                      a + 1, f->dir, a + 1, f->dir, f->dir, max_job_bytes, f->prefix,
                      itest_kafka_bootstrap());
-    for (int t = 0; t < NTENANTS; t++) {
-        if ((a == 0 && t < 2) || (a == 1 && t == 2))
+    for (int t = 0; t < f->n; t++) {
+        if ((a == 0) == fleet_agent1(f, t))
             n += snprintf(text + n, sizeof(text) - (size_t)n, "%s = dbname=%s\n", f->tenant[t],
                           f->db[t]);
     }
@@ -74,9 +81,12 @@ static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
     fleet_write(path, text);
 }
 
-static inline void fleet_setup(fleet *f, int max_job_bytes)
+static inline void fleet_setup_n(fleet *f, int n, int max_job_bytes)
 {
-    char path[256], text[4096];
+    char path[256], text[8192];
+    f->n = n;
+    for (int t = 0; t < n; t++)
+        snprintf(f->names[t], sizeof(f->names[t]), "district-%03d", t + 1);
     snprintf(f->dir, sizeof(f->dir), "/tmp/pgrfleet.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->prefix, sizeof(f->prefix), "it%d%ld.", (int)getpid(), (long)time(NULL) % 100000);
@@ -97,13 +107,18 @@ static inline void fleet_setup(fleet *f, int max_job_bytes)
     snprintf(path, sizeof(path), "%s/agent1.pub", f->dir);
     snprintf(a1, sizeof(a1), "%s", fleet_read_line(path));
     snprintf(path, sizeof(path), "%s/agent2.pub", f->dir);
-    snprintf(text, sizeof(text), "%s tenants=%s,%s\n%s tenants=%s\n", a1, fleet_tenants[0],
-             fleet_tenants[1], fleet_read_line(path), fleet_tenants[2]);
+    char a2[512], l1[2048] = "", l2[2048] = "";
+    snprintf(a2, sizeof(a2), "%s", fleet_read_line(path));
+    for (int t = 0; t < f->n; t++) {
+        char *l = fleet_agent1(f, t) ? l1 : l2;
+        snprintf(l + strlen(l), 2048 - strlen(l), "%s%s", l[0] != '\0' ? "," : "", f->names[t]);
+    }
+    snprintf(text, sizeof(text), "%s tenants=%s\n%s tenants=%s\n", a1, l1, a2, l2);
     snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
     fleet_write(path, text);
     itest_create_db("itest_ctl", f->ctl_db, sizeof(f->ctl_db));
-    for (int t = 0; t < NTENANTS; t++) {
-        f->tenant[t] = fleet_tenants[t];
+    for (int t = 0; t < f->n; t++) {
+        f->tenant[t] = f->names[t];
         itest_create_db("itest_fleet", f->db[t], sizeof(f->db[t]));
         itest_load_white_cross(f->db[t], 1, 0);
     }
@@ -115,6 +130,11 @@ static inline void fleet_setup(fleet *f, int max_job_bytes)
     fleet_write(path, text);
     fleet_agent_config(f, 0, max_job_bytes);
     fleet_agent_config(f, 1, max_job_bytes);
+}
+
+static inline void fleet_setup(fleet *f, int max_job_bytes)
+{
+    fleet_setup_n(f, NTENANTS, max_job_bytes);
 }
 
 static inline pid_t fleet_start_agent(fleet *f, int a)

@@ -316,6 +316,70 @@ static void test_waves_abort_cancels_running_index_build(void **state)
     fleet_stop_agent(&f, 1, SIGTERM);
 }
 
+/* 20 tenants, three waves: every tenant migrated, waves strictly in order, and never more
+ * tenants of a wave running at once than its max_parallel (from the events' arrival). */
+static void test_waves_twenty_tenants_three_waves(void **state)
+{
+    fleet f;
+    char path[256], args[512], plan[4096], list[2048] = "";
+    (void)state;
+    fleet_setup_n(&f, 20, 4 * 1024 * 1024);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    for (int t = 0; t < f.n; t++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"", t > 0 ? ", " : "",
+                 f.names[t]);
+    snprintf(plan, sizeof(plan),
+             "{\"name\": \"twenty\", \"migrations\": \"" MIGS "\", \"tenants\": [%s], "
+             "\"waves\": [{\"name\": \"canary\", \"tenants\": [\"district-007\"]}, "
+             "{\"name\": \"early\", \"percent\": 25, \"max_parallel\": 2}, {\"name\": "
+             "\"rest\", \"percent\": 100, \"max_parallel\": 4}]}",
+             list);
+    snprintf(path, sizeof(path), "%s/twenty.json", f.dir);
+    fleet_write(path, plan);
+    snprintf(args, sizeof(args), "run --plan %s", path);
+    int rc = coord(&f, args);
+    if (rc != 0)
+        fail_msg("run exited %d:\n%s", rc, out);
+    for (int t = 0; t < f.n; t++)
+        assert_int_equal(valid_indexes(&f, t), 34);
+    PGconn *ctl = itest_connect(f.ctl_db);
+    const char *spans =
+        "WITH span AS (SELECT t.tenant_id, t.wave, min(e.received_at) FILTER (WHERE e.type = "
+        "'step') s, max(e.received_at) FILTER (WHERE e.type = 'result' AND e.payload->>'job_type' "
+        "= 'apply') e FROM pgrollout_control.tenant_runs t JOIN pgrollout_control.events e ON "
+        "e.tenant_id = t.tenant_id WHERE t.rollout_id = 'twenty' GROUP BY t.tenant_id, t.wave) ";
+    char sql[2048];
+    /* the sizes of the waves: 1, then ceil(25% of 20) - 1 = 4, then the remaining 15 */
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
+                                       "rollout_id = 'twenty' AND wave = 1"),
+                     4);
+    /* no tenant of a later wave started before every tenant of an earlier wave finished */
+    snprintf(sql, sizeof(sql),
+             "%sSELECT count(*) FROM span a, span b WHERE a.wave < b.wave AND b.s < a.e", spans);
+    assert_int_equal(itest_scalar(ctl, sql), 0);
+    /* at no tenant's start were more of its wave running than max_parallel */
+    snprintf(sql, sizeof(sql),
+             "%sSELECT coalesce(max(n), 0) FROM (SELECT a.tenant_id, count(*) n FROM span a JOIN "
+             "span b ON a.wave = b.wave AND b.s <= a.s AND b.e > a.s WHERE a.wave = %d GROUP BY "
+             "a.tenant_id) x",
+             spans, 1);
+    long early = itest_scalar(ctl, sql);
+    snprintf(sql, sizeof(sql),
+             "%sSELECT coalesce(max(n), 0) FROM (SELECT a.tenant_id, count(*) n FROM span a JOIN "
+             "span b ON a.wave = b.wave AND b.s <= a.s AND b.e > a.s WHERE a.wave = %d GROUP BY "
+             "a.tenant_id) x",
+             spans, 2);
+    long rest = itest_scalar(ctl, sql);
+    print_message("most tenants running at once: early %ld (max 2), rest %ld (max 4)\n", early,
+                  rest);
+    assert_true(early >= 1 && early <= 2);
+    assert_true(rest >= 1 && rest <= 4);
+    PQfinish(ctl);
+    fleet_stop_agent(&f, 0, SIGTERM);
+    fleet_stop_agent(&f, 1, SIGTERM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_waves_coordinator_killed_mid_wave_resumes_without_duplicates),
         cmocka_unit_test(test_waves_failure_with_rollback_restores_the_wave),
         cmocka_unit_test(test_waves_abort_cancels_running_index_build),
+        cmocka_unit_test(test_waves_twenty_tenants_three_waves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
