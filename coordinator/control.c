@@ -257,7 +257,8 @@ static void update_run(coord *c, json_t *ev)
     PGR_IGNORE(pgr_pg_execp(
         c->db,
         "UPDATE pgrollout_control.tenant_runs SET state = CASE WHEN state IN ('succeeded', "
-        "'failed', 'rejected', 'rolled_back', 'cancelled') THEN state ELSE $2 END, version = coalesce($3, "
+        "'failed', 'rejected', 'rolled_back', 'cancelled') THEN state ELSE $2 END, version = "
+        "coalesce($3, "
         "version), from_version = coalesce($10, from_version), "
         "step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE WHEN $5 = '0' THEN "
         "steps ELSE $5::int END, object = coalesce($6, object), percent = coalesce($7::float8, "

@@ -42,6 +42,7 @@ int coord_resume_main(int argc, char **argv);
 int coord_pause_main(int argc, char **argv);
 int coord_abort_main(int argc, char **argv);
 int coord_approve_main(int argc, char **argv);
+int coord_rollback_main(int argc, char **argv);
 
 /* Records an operator action on a rollout (append-only operator_log). */
 pgr_code coord_operator_log(coord *c, const char *rollout, const char *action, const char *wave,

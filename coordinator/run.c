@@ -616,6 +616,7 @@ static int engine_loop(engine *e, int timeout_s)
 
 typedef struct run_args {
     const char *config, *plan, *op, *wave, *rollout;
+    const char *rollback_wave; /* `pgrollout rollback`: the wave to roll back */
     bool json;
     int timeout_s;
 } run_args;
@@ -738,6 +739,33 @@ static const char *const run_usage =
     "exit codes: 0 complete, 1 failed, aborted or interrupted, 2 usage, 3 another coordinator\n"
     "            runs this rollout, 4 paused (failure budget exceeded, or waiting for approval)\n";
 
+/* `pgrollout rollback ROLLOUT --wave NAME`: that wave becomes the current one again and its
+ * tenants that succeeded get rollback jobs to their starting version; the engine then waits
+ * for them and ends the rollout as rolled_back. */
+static int start_rollback(engine *e, const char *wave)
+{
+    int w = -1;
+    for (size_t i = 0; i < e->plan.wave_count; i++) {
+        if (strcmp(e->plan.waves[i].name, wave) == 0)
+            w = (int)i;
+    }
+    if (w < 0) {
+        fprintf(stderr, "pgrollout rollback: rollout %s has no wave \"%s\"\n", e->plan.name, wave);
+        return COORD_EXIT_USAGE;
+    }
+    char idx[16];
+    snprintf(idx, sizeof(idx), "%d", w);
+    /* this wave and every later one are no longer passed: nothing after it may proceed */
+    PGR_IGNORE(exec1(e->c,
+                     "UPDATE pgrollout_control.rollout_waves SET state = 'rolling_back' WHERE "
+                     "rollout_id = $1 AND idx >= $2::int AND state = 'passed'",
+                     2, (const char *[]){e->plan.name, idx}, NULL));
+    set_rollout(e, "rolling_back");
+    PGR_IGNORE(coord_operator_log(e->c, e->plan.name, "rollback", wave, e->op, NULL));
+    rollback_wave(e, w);
+    return 0;
+}
+
 static int run_engine(run_args *a, bool resume)
 {
     coord c;
@@ -781,10 +809,12 @@ static int run_engine(run_args *a, bool resume)
         fprintf(stderr, "pgrollout run: %s\n", err.msg);
         rc = COORD_EXIT_FAIL;
     }
-    if (rc == 0 && resume)
+    if (rc == 0 && resume && a->rollback_wave == NULL)
         reopen(&e);
     if (rc == 0)
         rc = coord_kafka(&c, "run");
+    if (rc == 0 && a->rollback_wave != NULL)
+        rc = start_rollback(&e, a->rollback_wave);
     const char *fp = getenv("PGR_FAILPOINT");
     if (rc == 0 && fp != NULL && strcmp(fp, "coord_after_outbox") == 0) {
         /* crash test: the first wave's jobs written to the outbox, none published */
@@ -888,6 +918,25 @@ static int control_main(int argc, char **argv, const char *cmd)
     PQclear(r);
     coord_close(&c);
     return rc;
+}
+
+int coord_rollback_main(int argc, char **argv)
+{
+    run_args a;
+    const char *usage = "usage: pgrollout rollback ROLLOUT --wave NAME --config FILE "
+                        "[--operator NAME] [--timeout SEC] [--json]\n"
+                        "Rolls the wave's succeeded tenants back to the version each had before "
+                        "the rollout,\nthen ends the rollout as rolled_back.\n";
+    int rc = parse_args(argc, argv, "rollback", usage, &a, true);
+    if (rc != 0)
+        return rc < 0 ? COORD_EXIT_OK : rc;
+    if (a.wave == NULL) {
+        fprintf(stderr, "pgrollout rollback: --wave NAME is required\n%s", usage);
+        return COORD_EXIT_USAGE;
+    }
+    a.rollback_wave = a.wave;
+    rc = run_engine(&a, true);
+    return rc == COORD_EXIT_FAIL ? COORD_EXIT_OK : rc; /* rolled back as asked */
 }
 
 int coord_pause_main(int argc, char **argv)

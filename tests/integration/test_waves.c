@@ -128,6 +128,16 @@ static void test_waves_approval_order_and_parallelism(void **state)
     assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.operator_log "
                                        "WHERE action = 'approve' AND operator = 'carol'"),
                      1);
+    /* an operator rolls the last wave back: its tenants return to where they started, the
+     * canary keeps the migrations */
+    assert_int_equal(coord(&f, "rollback approval --wave rest --operator erin"), 0);
+    assert_int_equal(valid_indexes(&f, 0), 0);
+    assert_int_equal(valid_indexes(&f, 1), 0);
+    assert_int_equal(valid_indexes(&f, 2), 34);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.operator_log "
+                                       "WHERE action = 'rollback' AND operator = 'erin' AND wave = "
+                                       "'rest'"),
+                     1);
     PQfinish(ctl);
     fleet_stop_agent(&f, 0, SIGTERM);
     fleet_stop_agent(&f, 1, SIGTERM);
