@@ -51,8 +51,8 @@ static const char *const control_ddl =
     " id bigserial PRIMARY KEY, tenant_id text, seq bigint, kind text NOT NULL,"
     " detail text NOT NULL, at timestamptz NOT NULL DEFAULT now());"
     "CREATE OR REPLACE FUNCTION pgrollout_control.audit_log_append_only() RETURNS trigger"
-    " LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'pgrollout_control.audit_log is"
-    " append-only: % refused', TG_OP; END $f$;"
+    " LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'pgrollout_control.% is"
+    " append-only: % refused', TG_TABLE_NAME, TG_OP; END $f$;"
     "CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON"
     " pgrollout_control.audit_log FOR EACH ROW EXECUTE FUNCTION"
     " pgrollout_control.audit_log_append_only();"
@@ -62,7 +62,15 @@ static const char *const control_ddl =
     "CREATE OR REPLACE TRIGGER operator_log_no_change BEFORE UPDATE OR DELETE ON"
     " pgrollout_control.operator_log FOR EACH ROW EXECUTE FUNCTION"
     " pgrollout_control.audit_log_append_only();"
-    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2) ON CONFLICT DO NOTHING;";
+    "CREATE OR REPLACE TRIGGER operator_log_no_truncate BEFORE TRUNCATE ON"
+    " pgrollout_control.operator_log FOR EACH STATEMENT EXECUTE FUNCTION"
+    " pgrollout_control.audit_log_append_only();"
+    /* columns added after version 2: control databases created before get them here */
+    "ALTER TABLE pgrollout_control.tenant_runs ADD COLUMN IF NOT EXISTS job_type text,"
+    " ADD COLUMN IF NOT EXISTS from_version text, ADD COLUMN IF NOT EXISTS wave int NOT NULL"
+    " DEFAULT 0;"
+    "ALTER TABLE pgrollout_control.tenants ADD COLUMN IF NOT EXISTS tags text;"
+    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3) ON CONFLICT DO NOTHING;";
 
 static int fail(const char *cmd, const char *what, const pgr_error *err, int code)
 {
@@ -104,7 +112,7 @@ int coord_open(coord *c, const char *config_path, const char *cmd, bool signing)
     PGresult *r = NULL;
     bool current = false;
     if (pgr_pg_exec(c->db,
-                    "SELECT max(version) = 2 FROM pgrollout_control.schema_version WHERE "
+                    "SELECT max(version) = 3 FROM pgrollout_control.schema_version WHERE "
                     "to_regclass('pgrollout_control.schema_version') IS NOT NULL",
                     &r, NULL) == PGR_OK) {
         current = strcmp(PQgetvalue(r, 0, 0), "t") == 0;

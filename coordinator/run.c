@@ -353,9 +353,10 @@ static void rollback_wave(engine *e, int w)
     pgr_error err;
     snprintf(idx, sizeof(idx), "%d", w);
     if (pgr_pg_execp(e->c->db,
-                     "SELECT tenant_id, coalesce(from_version, '0') FROM "
+                     "SELECT tenant_id, from_version FROM "
                      "pgrollout_control.tenant_runs WHERE rollout_id = $1 AND wave = $2 AND "
-                     "state = 'succeeded' AND coalesce(job_type, 'apply') IN ('apply', 'verify')",
+                     "state = 'succeeded' AND coalesce(job_type, 'apply') IN ('apply', 'verify') "
+                     "AND from_version IS NOT NULL",
                      2, (const char *[]){e->plan.name, idx}, &r, NULL) != PGR_OK)
         return;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -477,9 +478,12 @@ static advance_result advance(engine *e, pgr_error *err)
         }
         return strcmp(rstate, "paused") == 0 ? ADV_PAUSED : ADV_FAILED;
     }
-    if (strcmp(wstate, "pending") == 0)
+    if (strcmp(wstate, "pending") == 0 || (n.pending > 0 && strcmp(wstate, "running") != 0)) {
+        /* a resumed wave may have tenants to (re)run whatever gate it had reached */
         set_wave(e, w, "running", 0);
-    if (strcmp(wstate, "pending") == 0 || strcmp(wstate, "running") == 0) {
+        snprintf(wstate, sizeof(wstate), "running");
+    }
+    if (strcmp(wstate, "running") == 0) {
         if (dispatch(e, w, &n, err) != PGR_OK)
             fprintf(stderr, "pgrollout: %s\n", err->msg);
         if (n.pending > 0 || n.inflight > 0)
@@ -617,6 +621,7 @@ static int engine_loop(engine *e, int timeout_s)
 typedef struct run_args {
     const char *config, *plan, *op, *wave, *rollout;
     const char *rollback_wave; /* `pgrollout rollback`: the wave to roll back */
+    bool rolled_back;          /* out: the rollout ended rolled_back */
     bool json;
     int timeout_s;
 } run_args;
@@ -809,8 +814,19 @@ static int run_engine(run_args *a, bool resume)
         fprintf(stderr, "pgrollout run: %s\n", err.msg);
         rc = COORD_EXIT_FAIL;
     }
-    if (rc == 0 && resume && a->rollback_wave == NULL)
-        reopen(&e);
+    if (rc == 0 && resume && a->rollback_wave == NULL) {
+        char st[32];
+        rollout_state(&e, st);
+        if (strcmp(st, "aborted") == 0 || strcmp(st, "rolled_back") == 0) {
+            fprintf(stderr,
+                    "pgrollout resume: rollout %s is %s: it does not start again (run a "
+                    "new plan)\n",
+                    e.plan.name, st);
+            rc = COORD_EXIT_FAIL;
+        } else {
+            reopen(&e);
+        }
+    }
     if (rc == 0)
         rc = coord_kafka(&c, "run");
     if (rc == 0 && a->rollback_wave != NULL)
@@ -839,6 +855,9 @@ static int run_engine(run_args *a, bool resume)
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         rc = engine_loop(&e, a->timeout_s);
+        char st[32];
+        rollout_state(&e, st);
+        a->rolled_back = strcmp(st, "rolled_back") == 0;
     }
     pgr_migration_set_free(e.set);
     rollout_plan_free(&e.plan);
@@ -935,8 +954,9 @@ int coord_rollback_main(int argc, char **argv)
         return COORD_EXIT_USAGE;
     }
     a.rollback_wave = a.wave;
+    a.rolled_back = false;
     rc = run_engine(&a, true);
-    return rc == COORD_EXIT_FAIL ? COORD_EXIT_OK : rc; /* rolled back as asked */
+    return rc == COORD_EXIT_FAIL && a.rolled_back ? COORD_EXIT_OK : rc; /* rolled back as asked */
 }
 
 int coord_pause_main(int argc, char **argv)

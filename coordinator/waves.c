@@ -279,6 +279,18 @@ static int parse_options(json_t *o, pgr_job_options *opt, char *err, size_t errl
         return 0;
     if (!json_is_object(o))
         return PERR("options: expected an object");
+    static const char *const known[] = {"lock_timeout_ms", "statement_timeout_ms", "retries",
+                                        "orphans", "backup"};
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val)
+    {
+        size_t i = 0;
+        while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], key) != 0)
+            i++;
+        if (i == sizeof(known) / sizeof(known[0]))
+            return PERR("options.%s: unknown field", key);
+    }
     json_t *lt = json_object_get(o, "lock_timeout_ms"), *re = json_object_get(o, "retries");
     json_t *st = json_object_get(o, "statement_timeout_ms"), *bk = json_object_get(o, "backup");
     json_t *orj = json_object_get(o, "orphans");
@@ -325,6 +337,9 @@ static int parse_top(json_t *doc, rollout_plan *p, char *err, size_t errlen)
     p->name = json_string_value(json_object_get(doc, "name"));
     const char *dir = json_string_value(json_object_get(doc, "migrations"));
     p->target = json_string_value(json_object_get(doc, "target"));
+    json_t *tj = json_object_get(doc, "target");
+    if (tj != NULL && (p->target == NULL || strlen(p->target) != 14))
+        return PERR("target: expected a 14-digit migration version");
     p->type = json_string_value(json_object_get(doc, "type"));
     p->on_failure = json_string_value(json_object_get(doc, "on_failure"));
     json_t *ttl = json_object_get(doc, "job_ttl_seconds");
@@ -364,8 +379,19 @@ int rollout_plan_resolve(json_t *doc, PGconn *db, rollout_plan *p, char *err, si
     p->waves = rc == 0 ? calloc(n, sizeof(wave_def)) : NULL;
     if (rc == 0 && p->waves == NULL)
         rc = PERR("out of memory");
-    for (size_t i = 0; rc == 0 && waves != NULL && i < n; i++, p->wave_count++)
+    for (size_t i = 0; rc == 0 && waves != NULL && i < n; i++, p->wave_count++) {
         rc = parse_wave(json_array_get(waves, i), i, &f, &p->waves[i], err, errlen);
+        for (size_t k = 0; rc == 0 && k < i; k++) {
+            if (strcmp(p->waves[k].name, p->waves[i].name) == 0)
+                rc = PERR("waves[%zu].name: \"%s\" is also the name of waves[%zu]", i,
+                          p->waves[i].name, k);
+        }
+    }
+    for (size_t i = 0; rc == 0 && waves != NULL && i < f.count; i++) {
+        if (f.wave[i] < 0)
+            rc = PERR("waves: tenant \"%s\" is in no wave (end with a wave of percent 100)",
+                      f.ids[i]);
+    }
     if (rc == 0 && waves == NULL) {
         /* no waves: one wave of every tenant, all at once, every failure tolerated */
         wave_def *w = &p->waves[0];

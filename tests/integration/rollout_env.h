@@ -15,8 +15,8 @@
 #include "pgr/job.h"
 #include "pgr/kafka.h"
 
-#define COORD_BIN PGR_BIN_DIR "/pgrollout"
-#define NTENANTS  3  /* the default fleet */
+#define COORD_BIN  PGR_BIN_DIR "/pgrollout"
+#define NTENANTS   3 /* the default fleet */
 #define MAXTENANTS 32
 
 typedef struct fleet {
@@ -137,8 +137,25 @@ static inline void fleet_setup(fleet *f, int max_job_bytes)
     fleet_setup_n(f, NTENANTS, max_job_bytes);
 }
 
+/* Agents still running when the test program ends (a failed test skips its own cleanup) are
+ * stopped, so that no agent outlives its test run. */
+static pid_t fleet_all_agents[64];
+static int fleet_agent_count;
+
+static void fleet_kill_leftovers(void)
+{
+    for (int i = 0; i < fleet_agent_count; i++) {
+        if (fleet_all_agents[i] > 0 && kill(fleet_all_agents[i], 0) == 0) {
+            kill(fleet_all_agents[i], SIGKILL);
+            waitpid(fleet_all_agents[i], NULL, 0);
+        }
+    }
+}
+
 static inline pid_t fleet_start_agent(fleet *f, int a)
 {
+    if (fleet_agent_count == 0)
+        atexit(fleet_kill_leftovers);
     char cfg[256], log[256];
     snprintf(cfg, sizeof(cfg), "%s/agent%d.ini", f->dir, a + 1);
     snprintf(log, sizeof(log), "%s/agent%d.log", f->dir, a + 1);
@@ -152,6 +169,8 @@ static inline pid_t fleet_start_agent(fleet *f, int a)
         _exit(127);
     }
     f->agent_pid[a] = pid;
+    if (fleet_agent_count < 64)
+        fleet_all_agents[fleet_agent_count++] = pid;
     return pid;
 }
 
@@ -161,6 +180,10 @@ static inline int fleet_stop_agent(fleet *f, int a, int sig)
     int st = 0;
     kill(f->agent_pid[a], sig);
     waitpid(f->agent_pid[a], &st, 0);
+    for (int i = 0; i < fleet_agent_count; i++) {
+        if (fleet_all_agents[i] == f->agent_pid[a])
+            fleet_all_agents[i] = 0; /* reaped: its pid may be reused */
+    }
     f->agent_pid[a] = 0;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }

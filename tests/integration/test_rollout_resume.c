@@ -60,6 +60,10 @@ static void test_rollout_agent_killed_mid_job_resumes_once(void **state)
     assert_non_null(run);
     int st = 0;
     waitpid(f.agent_pid[0], &st, 0);
+    for (int i = 0; i < fleet_agent_count; i++) {
+        if (fleet_all_agents[i] == f.agent_pid[0])
+            fleet_all_agents[i] = 0;
+    }
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     f.agent_pid[0] = 0;
     fleet_start_agent(&f, 0); /* restart: the unfinished job resumes from the tenant DB */

@@ -124,6 +124,16 @@ static void test_cli_plan_validates_rollout_plans(void **state)
          "[\"a\"], \"on_failure\": \"explode\"}",
          "on_failure: expected pause, abort or rollback"},
         {"{\"name\": \"x\", \"colour\": 1}", "colour: unknown field"},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\", \"b\"], \"waves\": [{\"name\": \"w\", \"tenants\": [\"a\"]}]}",
+         "waves: tenant \"b\" is in no wave"},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\", \"b\"], \"waves\": [{\"name\": \"w\", \"tenants\": [\"a\"]}, {\"name\": "
+         "\"w\", \"tenants\": [\"b\"]}]}",
+         "waves[1].name: \"w\" is also the name of waves[0]"},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\"], \"options\": {\"lock_timout_ms\": 5}}",
+         "options.lock_timout_ms: unknown field"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         pgr_test_write(path, bad[i][0]);
