@@ -49,16 +49,10 @@ static pgr_code tenant_session(agent_daemon *d, daemon_tenant *t, agent_exec_opt
     return rc;
 }
 
-static void reject(agent_daemon *d, daemon_tenant *t, const char *tenant, const char *job_id,
-                   const char *reason, const char *kid, const char *detail)
+static void record_rejection(agent_daemon *d, daemon_tenant *t, const char *tenant,
+                             const char *job_id, const char *reason, const char *kid)
 {
     pgr_log_ctx ctx = {"intake", tenant, job_id};
-    pgr_log_warn(&ctx, "job rejected (%s): %s", reason, detail);
-    json_t *body = json_pack("{s:s, s:s, s:s}", "reason", reason, "kid", kid != NULL ? kid : "",
-                             "detail", detail);
-    daemon_event(d, "security", tenant, job_id, body);
-    if (t == NULL)
-        return; /* not our tenant: no database to record it in */
     agent_exec_opts o;
     agent_exec x;
     pgr_error err;
@@ -73,6 +67,19 @@ static void reject(agent_daemon *d, daemon_tenant *t, const char *tenant, const 
         pgr_log_error(&ctx, "could not record the rejection: %s", err.msg);
     }
     agent_exec_close(&x, false);
+}
+
+static void reject(agent_daemon *d, daemon_tenant *t, const char *tenant, const char *job_id,
+                   const char *reason, const char *kid, const char *detail)
+{
+    pgr_log_ctx ctx = {"intake", tenant, job_id};
+    pgr_log_warn(&ctx, "job rejected (%s): %s", reason, detail);
+    /* the audit record first, then the event: whoever sees the event finds the record */
+    if (t != NULL)
+        record_rejection(d, t, tenant, job_id, reason, kid);
+    json_t *body = json_pack("{s:s, s:s, s:s}", "reason", reason, "kid", kid != NULL ? kid : "",
+                             "detail", detail);
+    daemon_event(d, "security", tenant, job_id, body);
 }
 
 /* In one transaction: replay and sequence checks, the jobs row, the audit record. Returns the
