@@ -212,6 +212,8 @@ static void print_json_event(const agent_event *ev)
         json_object_set_new(o, "record", json_loads(ev->audit_json, 0, NULL));
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", line != NULL ? line : "{}");
+    /* a stream: whoever reads it (a pipe, a log shipper) sees each event when it happens */
+    fflush(stdout);
     free(line);
     json_decref(o);
 }

@@ -104,7 +104,7 @@ static void store(coord *c, const char *tenant, long long seq, const char *prev,
 }
 
 /* One message of the audit topic. */
-static void ingest(coord *c, const rd_kafka_message_t *m)
+void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
 {
     char *payload = NULL, kid[PGR_KID_LEN], tenant[129];
     size_t plen = 0;
@@ -142,25 +142,38 @@ static void ingest(coord *c, const rd_kafka_message_t *m)
     free(payload);
 }
 
-static int collect(coord *c, int idle_exit_s)
+rd_kafka_t *coord_audit_consumer(coord *c)
 {
+    char group[256], topic[256];
+    rd_kafka_t *rk = NULL;
+    pgr_error err;
+    snprintf(group, sizeof(group), "pgrollout-audit-collector-%s", c->cfg->coordinator_id);
+    if (pgr_kafka_consumer_new(c->cfg, group, &rk, &err) != PGR_OK) {
+        fprintf(stderr, "pgrollout: audit collector: %s\n", err.msg);
+        return NULL;
+    }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-    char topic[256];
     pgr_kafka_topic_name(c->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
     rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->consumer, sub);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "pgrollout audit collect: subscribe: %s\n", rd_kafka_err2str(e));
-        return COORD_EXIT_FAIL;
+        fprintf(stderr, "pgrollout: audit collector: subscribe: %s\n", rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
     }
+    return rk;
+}
+
+static int collect(coord *c, int idle_exit_s)
+{
     long stored = 0;
     time_t last = time(NULL);
     const char *fp = getenv("PGR_FAILPOINT");
     while (!audit_stop && (idle_exit_s <= 0 || time(NULL) - last < idle_exit_s)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            ingest(c, m);
+            coord_audit_ingest(c, m);
             /* crash test: stored, offset not committed (a restart must absorb the replay) */
             if (stored == 20 && fp != NULL && strcmp(fp, "collector_after_store") == 0)
                 raise(SIGKILL);
@@ -421,10 +434,8 @@ int coord_audit_main(int argc, char **argv)
         rc = COORD_EXIT_USAGE;
     }
     if (rc == 0 && strcmp(sub, "collect") == 0) {
-        char group[256];
-        snprintf(group, sizeof(group), "pgrollout-audit-collector-%s", c.cfg->coordinator_id);
-        if (pgr_kafka_consumer_new(c.cfg, group, &c.consumer, &err) != PGR_OK) {
-            fprintf(stderr, "pgrollout audit collect: %s\n", err.msg);
+        c.consumer = coord_audit_consumer(&c);
+        if (c.consumer == NULL) {
             rc = COORD_EXIT_FAIL;
         } else {
             signal(SIGTERM, on_signal);

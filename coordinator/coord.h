@@ -37,6 +37,12 @@ int coord_kafka(coord *c, const char *cmd);
  * refused. */
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m);
 
+/* The audit collector's consumer (its own group, subscribed to the audit topic), or NULL. */
+rd_kafka_t *coord_audit_consumer(coord *c);
+
+/* Verifies and stores one audit message (or records an alert). */
+void coord_audit_ingest(coord *c, const rd_kafka_message_t *m);
+
 int coord_run_main(int argc, char **argv);
 int coord_resume_main(int argc, char **argv);
 int coord_pause_main(int argc, char **argv);

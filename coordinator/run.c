@@ -63,6 +63,7 @@ typedef struct engine {
     size_t last_count;
     char wave_line[64][256]; /* last summary printed per wave */
     bool cancels_sent;
+    rd_kafka_t *audit; /* --collect-audit: the collector runs inside the engine loop */
     size_t wave_line_count;
 } engine;
 
@@ -594,6 +595,16 @@ static int engine_loop(engine *e, int timeout_s)
         }
         if (m != NULL)
             rd_kafka_message_destroy(m);
+        for (int k = 0; e->audit != NULL && k < 100; k++) {
+            rd_kafka_message_t *am = rd_kafka_consumer_poll(e->audit, 0);
+            if (am == NULL)
+                break;
+            if (am->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                coord_audit_ingest(e->c, am);
+                rd_kafka_commit_message(e->audit, am, 0); /* stored first, then committed */
+            }
+            rd_kafka_message_destroy(am);
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -621,7 +632,8 @@ static int engine_loop(engine *e, int timeout_s)
 typedef struct run_args {
     const char *config, *plan, *op, *wave, *rollout;
     const char *rollback_wave; /* `pgrollout rollback`: the wave to roll back */
-    bool rolled_back;          /* out: the rollout ended rolled_back */
+    bool collect_audit;
+    bool rolled_back; /* out: the rollout ended rolled_back */
     bool json;
     int timeout_s;
 } run_args;
@@ -629,11 +641,15 @@ typedef struct run_args {
 static int parse_args(int argc, char **argv, const char *cmd, const char *usage, run_args *a,
                       bool want_rollout)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"plan", required_argument, NULL, 'p'},
-        {"operator", required_argument, NULL, 'o'}, {"timeout", required_argument, NULL, 't'},
-        {"wave", required_argument, NULL, 'w'},     {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"plan", required_argument, NULL, 'p'},
+                                         {"operator", required_argument, NULL, 'o'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"wave", required_argument, NULL, 'w'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"collect-audit", no_argument, NULL, 'A'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     int64_t t = 0;
     memset(a, 0, sizeof(*a));
@@ -652,6 +668,8 @@ static int parse_args(int argc, char **argv, const char *cmd, const char *usage,
             a->wave = optarg;
         else if (c == 'j')
             a->json = true;
+        else if (c == 'A')
+            a->collect_audit = true;
         else if (c == 't' && pgr_parse_int64(optarg, 1, 7 * 86400, &t, NULL) == PGR_OK)
             a->timeout_s = (int)t;
         else if (c == 'h') {
@@ -737,6 +755,7 @@ static int load_migrations(engine *e)
 
 static const char *const run_usage =
     "usage: pgrollout run --config FILE --plan FILE [--operator NAME] [--timeout SEC] [--json]\n"
+    "                     [--collect-audit]\n"
     "       pgrollout resume ROLLOUT --config FILE [--operator NAME] [--timeout SEC] [--json]\n\n"
     "run: start the rollout of a plan (docs/ROLLOUTS.md), or carry on with it if it exists;\n"
     "resume: carry on with a paused or interrupted rollout (failed tenants of the current wave\n"
@@ -851,6 +870,8 @@ static int run_engine(run_args *a, bool resume)
         }
         raise(SIGKILL);
     }
+    if (rc == 0 && a->collect_audit && (e.audit = coord_audit_consumer(&c)) == NULL)
+        rc = COORD_EXIT_FAIL;
     if (rc == 0) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
@@ -858,6 +879,10 @@ static int run_engine(run_args *a, bool resume)
         char st[32];
         rollout_state(&e, st);
         a->rolled_back = strcmp(st, "rolled_back") == 0;
+    }
+    if (e.audit != NULL) {
+        rd_kafka_consumer_close(e.audit);
+        rd_kafka_destroy(e.audit);
     }
     pgr_migration_set_free(e.set);
     rollout_plan_free(&e.plan);

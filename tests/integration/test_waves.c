@@ -105,9 +105,16 @@ static void test_waves_approval_order_and_parallelism(void **state)
     itest_exec(ctl, "SELECT pg_advisory_unlock(hashtext('pgrollout-rollout'), "
                     "hashtext('approval'))");
     assert_int_equal(coord(&f, "approve approval --wave canary --operator carol"), 0);
-    assert_int_equal(coord(&f, "resume approval"), 0);
+    assert_int_equal(coord(&f, "resume approval --collect-audit"), 0);
     for (int t = 0; t < NTENANTS; t++)
         assert_int_equal(valid_indexes(&f, t), 34);
+    /* the collector ran inside the engine: the canary's records (published long before the
+     * end) are stored and verify */
+    assert_true(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.audit_log WHERE "
+                                  "tenant_id = 'district-003'") > 40);
+    char vcmd[512];
+    snprintf(vcmd, sizeof(vcmd), COORD_BIN " audit verify --config %s/coord.ini", f.dir);
+    assert_int_equal(run_cmd(vcmd, out, sizeof(out)), 0);
     /* wave order and max_parallel 1, from the events' arrival: the canary finished before the
      * rest started, and the two tenants of "rest" did not overlap */
     assert_int_equal(itest_scalar(ctl,
