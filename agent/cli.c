@@ -57,19 +57,6 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     return AGENT_EXIT_USAGE;
 }
 
-static bool version_ok(const char *v)
-{
-    if (strcmp(v, "0") == 0)
-        return true;
-    if (strlen(v) != PGR_VERSION_LEN)
-        return false;
-    for (const char *p = v; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-    }
-    return true;
-}
-
 static int parse_int_opt(const char *cmd, const char *name, const char *v, int min, int max,
                          int *out)
 {
@@ -94,7 +81,7 @@ static int apply_option(const char *cmd, int c, cli_opts *o)
         return 0;
     case 'T':
     case 't':
-        if (!version_ok(optarg))
+        if (!pgr_version_valid(optarg))
             return usage_error(cmd, "invalid version \"%s\": expected 14 digits (or 0)", optarg);
         if (c == 'T')
             o->exec.target = optarg;

@@ -63,6 +63,10 @@ void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step
 pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                         pgr_error *err) PGR_MUSTCHECK;
 
+/* Records a step as done (history row + audit record) in the open transaction. */
+pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                long long dur, const char *outcome, pgr_error *err) PGR_MUSTCHECK;
+
 /* --- foreign keys (fk.c) --- */
 pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, const char *phase,
                       pgr_error *err) PGR_MUSTCHECK;

@@ -299,14 +299,7 @@ static pgr_code phase_validate(agent_exec *x, const pgr_migration *m, const pgr_
     pgr_buf_free(&sql);
     long long dur = agent_now_ms() - t0;
     if (rc == PGR_OK)
-        rc = agent_state_record_step(x, m, s, "done", dur, err);
-    if (rc == PGR_OK) {
-        json_t *rec = agent_audit_new(x, "step_done");
-        agent_audit_step_fields(rec, m, s);
-        json_object_set_new(rec, "duration_ms", json_integer(dur));
-        json_object_set_new(rec, "outcome", json_string("validated"));
-        rc = agent_audit_append(x, rec, err);
-    }
+        rc = agent_step_record_done(x, m, s, dur, "validated", err);
     return rc;
 }
 

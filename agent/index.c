@@ -270,14 +270,7 @@ static pgr_code index_record(agent_exec *x, const pgr_migration *m, const pgr_st
 {
     pgr_code rc = agent_exec_begin(x, err);
     if (rc == PGR_OK)
-        rc = agent_state_record_step(x, m, s, "done", dur, err);
-    if (rc == PGR_OK) {
-        json_t *rec = agent_audit_new(x, "step_done");
-        agent_audit_step_fields(rec, m, s);
-        json_object_set_new(rec, "duration_ms", json_integer(dur));
-        json_object_set_new(rec, "outcome", json_string("done"));
-        rc = agent_audit_append(x, rec, err);
-    }
+        rc = agent_step_record_done(x, m, s, dur, "done", err);
     if (rc == PGR_OK)
         return agent_exec_commit(x, err);
     agent_exec_rollback_txn(x);

@@ -33,15 +33,15 @@ static long long backoff_ms(int base, int attempt)
 }
 
 /* Records the step done and audits it, in the open transaction. */
-static pgr_code finish_in_txn(agent_exec *x, const pgr_migration *m, const pgr_step *s,
-                              long long dur, pgr_error *err)
+pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                long long dur, const char *outcome, pgr_error *err)
 {
     pgr_code rc = agent_state_record_step(x, m, s, "done", dur, err);
     if (rc == PGR_OK) {
         json_t *rec = agent_audit_new(x, "step_done");
         agent_audit_step_fields(rec, m, s);
         json_object_set_new(rec, "duration_ms", json_integer(dur));
-        json_object_set_new(rec, "outcome", json_string("done"));
+        json_object_set_new(rec, "outcome", json_string(outcome));
         rc = agent_audit_append(x, rec, err);
     }
     return rc;
@@ -55,7 +55,7 @@ static pgr_code run_transactional(agent_exec *x, const pgr_migration *m, const p
     if (rc == PGR_OK)
         rc = pgr_pg_exec(x->conn, sql, NULL, err);
     if (rc == PGR_OK)
-        rc = finish_in_txn(x, m, s, agent_now_ms() - t0, err);
+        rc = agent_step_record_done(x, m, s, agent_now_ms() - t0, "done", err);
     if (rc == PGR_OK)
         return agent_exec_commit(x, err);
     agent_exec_rollback_txn(x);
@@ -72,7 +72,7 @@ static pgr_code run_outside(agent_exec *x, const pgr_migration *m, const pgr_ste
     if (rc == PGR_OK)
         rc = agent_exec_begin(x, err);
     if (rc == PGR_OK)
-        rc = finish_in_txn(x, m, s, agent_now_ms() - t0, err);
+        rc = agent_step_record_done(x, m, s, agent_now_ms() - t0, "done", err);
     if (rc == PGR_OK)
         return agent_exec_commit(x, err);
     agent_exec_rollback_txn(x);

@@ -64,21 +64,6 @@ static void print_waves(const rollout_plan *p, bool json)
         printf("on failure: %s\n\n", p->on_failure);
 }
 
-static bool version_arg_valid(const char *v)
-{
-    if (v == NULL)
-        return true;
-    if (strcmp(v, "0") == 0)
-        return true;
-    if (strlen(v) != PGR_VERSION_LEN)
-        return false;
-    for (const char *p = v; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-    }
-    return true;
-}
-
 static json_t *step_json(const pgr_migration *m, const pgr_step *s)
 {
     char obj[512];
@@ -176,7 +161,8 @@ int coord_plan_main(int argc, char **argv)
             return COORD_EXIT_USAGE;
         }
     }
-    if (optind != argc || !version_arg_valid(o.from) || !version_arg_valid(o.to)) {
+    if (optind != argc || (o.from != NULL && !pgr_version_valid(o.from)) ||
+        (o.to != NULL && !pgr_version_valid(o.to))) {
         fprintf(stderr, "pgrollout plan: %s\n",
                 optind != argc ? "unexpected argument" : "a version is 14 digits (or 0)");
         return COORD_EXIT_USAGE;

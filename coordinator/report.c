@@ -158,6 +158,15 @@ int coord_report_main(int argc, char **argv)
     }
     coord c;
     int rc = coord_open(&c, config, "report", false);
+    PGresult *r = NULL;
+    if (rc == 0 &&
+        (pgr_pg_execp(c.db, "SELECT 1 FROM pgrollout_control.rollouts WHERE rollout_id = $1", 1,
+                      (const char *[]){argv[optind]}, &r, NULL) != PGR_OK ||
+         PQntuples(r) == 0)) {
+        fprintf(stderr, "pgrollout report: no rollout \"%s\"\n", argv[optind]);
+        rc = COORD_EXIT_FAIL;
+    }
+    PQclear(r);
     FILE *f = rc == 0 ? fopen(out, "w") : NULL;
     if (rc == 0 && f == NULL) {
         fprintf(stderr, "pgrollout report: could not write \"%s\"\n", out);

@@ -347,8 +347,9 @@ static void cancel_inflight(engine *e)
 /* on_failure rollback: every tenant of the wave that succeeded gets a rollback job back to
  * the version it had before this rollout's job (its result reported from_version). Tenants
  * still running finish first; their results are rolled back on the next round. */
-static void rollback_wave(engine *e, int w)
+static int rollback_wave(engine *e, int w)
 {
+    int created = 0;
     char idx[16];
     PGresult *r = NULL;
     pgr_error err;
@@ -359,14 +360,17 @@ static void rollback_wave(engine *e, int w)
                      "state = 'succeeded' AND coalesce(job_type, 'apply') IN ('apply', 'verify') "
                      "AND from_version IS NOT NULL",
                      2, (const char *[]){e->plan.name, idx}, &r, NULL) != PGR_OK)
-        return;
+        return 0;
     for (int i = 0; i < PQntuples(r); i++) {
         if (create_job_as(e, PQgetvalue(r, i, 0), "rollback", PQgetvalue(r, i, 1), &err) != PGR_OK)
             fprintf(stderr, "pgrollout: rollback of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
+        else
+            created++;
     }
     PQclear(r);
     if (publish_outbox(e, &err) != PGR_OK)
         fprintf(stderr, "pgrollout: %s\n", err.msg);
+    return created;
 }
 
 /* Failures beyond the wave's budget: the plan's on_failure, recorded. */
@@ -383,7 +387,7 @@ static void over_budget(engine *e, int w, const wave_counts *n)
                                   "pgrollout (automatic)", detail));
     fprintf(stderr, "ROLLOUT %s %s: %s\n", e->plan.name, action, detail);
     if (strcmp(action, "rolling_back") == 0)
-        rollback_wave(e, w);
+        PGR_IGNORE(rollback_wave(e, w));
 }
 
 static advance_result finish(engine *e)
@@ -462,14 +466,18 @@ static advance_result advance(engine *e, pgr_error *err)
     if (over && strcmp(rstate, "running") == 0) {
         over_budget(e, w, &n);
         rollout_state(e, rstate);
+        /* over_budget may have queued jobs (rollback): count again */
+        if (count_wave(e, w, &n, err) != PGR_OK)
+            return ADV_CONTINUE;
     }
     if (strcmp(rstate, "running") != 0) {
         if (strcmp(rstate, "aborted") == 0 && n.inflight > 0 && !e->cancels_sent)
             cancel_inflight(e);
-        if (strcmp(rstate, "rolling_back") == 0 && n.inflight == 0 && n.succeeded > 0) {
-            rollback_wave(e, w); /* tenants that finished after the decision */
+        /* tenants that finished after the decision (those without a reported starting
+         * version cannot be rolled back: they stay as they are, and are reported) */
+        if (strcmp(rstate, "rolling_back") == 0 && n.inflight == 0 && n.succeeded > 0 &&
+            rollback_wave(e, w) > 0)
             return ADV_CONTINUE;
-        }
         if (n.inflight > 0)
             return ADV_CONTINUE; /* no new jobs; running ones finish */
         if (strcmp(rstate, "rolling_back") == 0) {
@@ -786,7 +794,7 @@ static int start_rollback(engine *e, const char *wave)
                      2, (const char *[]){e->plan.name, idx}, NULL));
     set_rollout(e, "rolling_back");
     PGR_IGNORE(coord_operator_log(e->c, e->plan.name, "rollback", wave, e->op, NULL));
-    rollback_wave(e, w);
+    PGR_IGNORE(rollback_wave(e, w));
     return 0;
 }
 

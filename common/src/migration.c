@@ -577,6 +577,21 @@ pgr_code pgr_migration_dir_load(const char *dir, pgr_migration_set **out, pgr_er
     return PGR_OK;
 }
 
+bool pgr_version_valid(const char *v)
+{
+    if (v == NULL)
+        return false;
+    if (strcmp(v, "0") == 0)
+        return true;
+    if (strlen(v) != PGR_VERSION_LEN)
+        return false;
+    for (const char *p = v; *p != '\0'; p++) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+    }
+    return true;
+}
+
 bool pgr_step_transactional(const pgr_step *s)
 {
     switch (s->kind) {

@@ -96,6 +96,9 @@ const pgr_migration *pgr_migration_set_find(const pgr_migration_set *set, const 
 
 const char *pgr_step_kind_name(pgr_step_kind kind);
 
+/* True when v is a migration version (14 digits) or "0" (before the first migration). */
+bool pgr_version_valid(const char *v);
+
 /* True when the step runs inside a transaction (sql without no_transaction, extension,
  * drop_foreign_key; foreign_key runs two transactions of its own). */
 bool pgr_step_transactional(const pgr_step *s);
