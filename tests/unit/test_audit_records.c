@@ -35,8 +35,8 @@ static void test_audit_records_hold_no_phi_values(void **state)
     snprintf(x.tenant, sizeof(x.tenant), "district-001");
     snprintf(x.job_id, sizeof(x.job_id), "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f");
     snprintf(x.operator_name, sizeof(x.operator_name), "alice");
-    static const char *const phi[] = {"Zo", "M\xc3\xbc", "ller", "2014-03-09", "S-000123",
-                                      "Methylphenidate", "18mg", NULL};
+    static const char *const phi[] = {"Zo",       "M\xc3\xbc",       "ller", "2014-03-09",
+                                      "S-000123", "Methylphenidate", "18mg", NULL};
     for (size_t i = 0; i < m->up_count; i++) {
         json_t *rec = agent_audit_new(&x, "step_done");
         agent_audit_step_fields(rec, m, &m->up[i]);

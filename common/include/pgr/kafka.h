@@ -17,8 +17,7 @@ typedef enum pgr_topic { PGR_TOPIC_JOBS = 0, PGR_TOPIC_EVENTS, PGR_TOPIC_AUDIT }
 void pgr_kafka_topic_name(const pgr_config *cfg, pgr_topic t, char *out, size_t outlen);
 
 /* A configuration with every [kafka] key applied; errors name the key. */
-pgr_code pgr_kafka_conf(const pgr_config *cfg, rd_kafka_conf_t **out,
-                        pgr_error *err) PGR_MUSTCHECK;
+pgr_code pgr_kafka_conf(const pgr_config *cfg, rd_kafka_conf_t **out, pgr_error *err) PGR_MUSTCHECK;
 
 /* Idempotent producer (enable.idempotence, acks=all, murmur2_random partitioner). When
  * delivery_errors is not NULL, every message the broker finally refused increments it (the

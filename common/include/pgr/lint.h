@@ -30,8 +30,8 @@ const pgr_lint_rule *pgr_lint_rules(void);
 pgr_lint_report *pgr_lint_report_new(void);
 void pgr_lint_report_free(pgr_lint_report *r);
 
-void pgr_lint_add(pgr_lint_report *r, const char *file, int line, const char *rule,
-                  const char *fmt, ...) PGR_PRINTF(5, 6);
+void pgr_lint_add(pgr_lint_report *r, const char *file, int line, const char *rule, const char *fmt,
+                  ...) PGR_PRINTF(5, 6);
 
 /* Lints a file's bytes: a parse error becomes a "parse" finding. On success *out (may be NULL)
  * receives the parsed migration, owned by the caller. */

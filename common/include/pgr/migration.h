@@ -38,11 +38,11 @@ typedef struct pgr_step {
     char *ref_columns; /* parent columns (foreign keys) */
     char *on_update;   /* cascade|restrict|no_action|set_null|set_default */
     char *on_delete;
-    char *orphans;     /* abort|quarantine, NULL when the file leaves it to the executor */
-    char *lock;        /* declared lock level of an sql step, e.g. ACCESS_EXCLUSIVE */
+    char *orphans; /* abort|quarantine, NULL when the file leaves it to the executor */
+    char *lock;    /* declared lock level of an sql step, e.g. ACCESS_EXCLUSIVE */
     bool phi;
     bool no_transaction;
-    char *sql; /* body without leading/trailing blank lines; "" when empty */
+    char *sql;      /* body without leading/trailing blank lines; "" when empty */
     bool sql_empty; /* body holds only comments and whitespace */
 } pgr_step;
 
@@ -67,8 +67,8 @@ typedef struct pgr_migration_set {
 
 /* Parses one migration; filename must be "<version>-<name>.sql" (a path is allowed; only the
  * base name is checked). On success *out is owned by the caller (pgr_migration_free). */
-pgr_code pgr_migration_parse(const char *buf, size_t len, const char *filename,
-                             pgr_migration **out, pgr_error *err) PGR_MUSTCHECK;
+pgr_code pgr_migration_parse(const char *buf, size_t len, const char *filename, pgr_migration **out,
+                             pgr_error *err) PGR_MUSTCHECK;
 
 /* Reads and parses a file. */
 pgr_code pgr_migration_load(const char *path, pgr_migration **out, pgr_error *err) PGR_MUSTCHECK;
