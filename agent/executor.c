@@ -480,39 +480,6 @@ static bool target_valid(const pgr_migration_set *set, const char *target)
            pgr_migration_set_find(set, target) != NULL;
 }
 
-pgr_code agent_exec_apply(const pgr_migration_set *set, const agent_exec_opts *o, pgr_error *err)
-{
-    agent_exec x;
-    history h = {NULL, 0};
-    long long t0 = agent_now_ms();
-
-    if (!target_valid(set, o->target))
-        return pgr_error_set(err, PGR_ERR_INVALID, "target version %s is not a known migration",
-                             o->target);
-    pgr_code rc = agent_exec_open(&x, o, true, err);
-    bool locked = rc == PGR_OK;
-    if (rc == PGR_OK)
-        rc = history_load(&x, &h, err);
-    if (rc == PGR_OK)
-        rc = check_drift(set, &h, err);
-    if (rc == PGR_OK && o->from_version != NULL)
-        highest_applied(&h, o->from_version);
-    bool started = false;
-    if (rc == PGR_OK) {
-        rc = job_start(&x, "apply", err);
-        started = rc == PGR_OK;
-    }
-    if (rc == PGR_OK && o->backup_dir != NULL)
-        rc = agent_backup_run(&x, err);
-    if (rc == PGR_OK)
-        rc = apply_pending(&x, set, &h, err);
-    if (started)
-        job_end(&x, "apply", rc, err, t0);
-    free(h.rows);
-    agent_exec_close(&x, locked);
-    return rc;
-}
-
 static pgr_code rollback_applied(agent_exec *x, const pgr_migration_set *set, const history *h,
                                  const char *to, pgr_error *err)
 {
@@ -529,34 +496,54 @@ static pgr_code rollback_applied(agent_exec *x, const pgr_migration_set *set, co
     return PGR_OK;
 }
 
-pgr_code agent_exec_rollback(const pgr_migration_set *set, const char *to_version,
-                             const agent_exec_opts *o, pgr_error *err)
+/* One job on the tenant: lock, drift check, job records, optional backup, then the migrations
+ * in the direction asked (rollback when to_version is not NULL). */
+static pgr_code run_job(const pgr_migration_set *set, const agent_exec_opts *o,
+                        const char *to_version, pgr_error *err)
 {
+    const char *type = to_version != NULL ? "rollback" : "apply";
     agent_exec x;
     history h = {NULL, 0};
     long long t0 = agent_now_ms();
 
-    if (!target_valid(set, to_version))
-        return pgr_error_set(err, PGR_ERR_INVALID,
-                             "rollback target %s is neither 0 nor a known migration", to_version);
     pgr_code rc = agent_exec_open(&x, o, true, err);
     bool locked = rc == PGR_OK;
     if (rc == PGR_OK)
         rc = history_load(&x, &h, err);
     if (rc == PGR_OK)
         rc = check_drift(set, &h, err);
+    if (rc == PGR_OK && to_version == NULL && o->from_version != NULL)
+        highest_applied(&h, o->from_version);
     bool started = false;
     if (rc == PGR_OK) {
-        rc = job_start(&x, "rollback", err);
+        rc = job_start(&x, type, err);
         started = rc == PGR_OK;
     }
     if (rc == PGR_OK && o->backup_dir != NULL)
         rc = agent_backup_run(&x, err);
     if (rc == PGR_OK)
-        rc = rollback_applied(&x, set, &h, to_version, err);
+        rc = to_version != NULL ? rollback_applied(&x, set, &h, to_version, err)
+                                : apply_pending(&x, set, &h, err);
     if (started)
-        job_end(&x, "rollback", rc, err, t0);
+        job_end(&x, type, rc, err, t0);
     free(h.rows);
     agent_exec_close(&x, locked);
     return rc;
+}
+
+pgr_code agent_exec_apply(const pgr_migration_set *set, const agent_exec_opts *o, pgr_error *err)
+{
+    if (!target_valid(set, o->target))
+        return pgr_error_set(err, PGR_ERR_INVALID, "target version %s is not a known migration",
+                             o->target);
+    return run_job(set, o, NULL, err);
+}
+
+pgr_code agent_exec_rollback(const pgr_migration_set *set, const char *to_version,
+                             const agent_exec_opts *o, pgr_error *err)
+{
+    if (!target_valid(set, to_version))
+        return pgr_error_set(err, PGR_ERR_INVALID,
+                             "rollback target %s is neither 0 nor a known migration", to_version);
+    return run_job(set, o, to_version, err);
 }

@@ -67,6 +67,10 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
 pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                 long long dur, const char *outcome, pgr_error *err) PGR_MUSTCHECK;
 
+/* Records a step as done in a transaction of its own (steps that ran outside one). */
+pgr_code agent_step_finish(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long dur,
+                           pgr_error *err) PGR_MUSTCHECK;
+
 /* --- foreign keys (fk.c) --- */
 pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, const char *phase,
                       pgr_error *err) PGR_MUSTCHECK;

@@ -265,18 +265,6 @@ static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_
     return PGR_OK;
 }
 
-static pgr_code index_record(agent_exec *x, const pgr_migration *m, const pgr_step *s,
-                             long long dur, pgr_error *err)
-{
-    pgr_code rc = agent_exec_begin(x, err);
-    if (rc == PGR_OK)
-        rc = agent_step_record_done(x, m, s, dur, "done", err);
-    if (rc == PGR_OK)
-        return agent_exec_commit(x, err);
-    agent_exec_rollback_txn(x);
-    return rc;
-}
-
 pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                          const char *phase, pgr_error *err)
 {
@@ -303,7 +291,7 @@ pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *
     }
     if (rc == PGR_OK) {
         agent_failpoint("index_before_record");
-        rc = index_record(x, m, s, agent_now_ms() - t0, err);
+        rc = agent_step_finish(x, m, s, agent_now_ms() - t0, err);
     }
     return rc;
 }

@@ -47,6 +47,18 @@ pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr
     return rc;
 }
 
+pgr_code agent_step_finish(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long dur,
+                           pgr_error *err)
+{
+    pgr_code rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK)
+        rc = agent_step_record_done(x, m, s, dur, "done", err);
+    if (rc == PGR_OK)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    return rc;
+}
+
 /* A step whose SQL and bookkeeping share one transaction: all or nothing. */
 static pgr_code run_transactional(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                   const char *sql, long long t0, pgr_error *err)
@@ -69,14 +81,7 @@ static pgr_code run_outside(agent_exec *x, const pgr_migration *m, const pgr_ste
                             pgr_error *err)
 {
     pgr_code rc = pgr_pg_exec(x->conn, s->sql, NULL, err);
-    if (rc == PGR_OK)
-        rc = agent_exec_begin(x, err);
-    if (rc == PGR_OK)
-        rc = agent_step_record_done(x, m, s, agent_now_ms() - t0, "done", err);
-    if (rc == PGR_OK)
-        return agent_exec_commit(x, err);
-    agent_exec_rollback_txn(x);
-    return rc;
+    return rc == PGR_OK ? agent_step_finish(x, m, s, agent_now_ms() - t0, err) : rc;
 }
 
 static pgr_code run_drop_fk(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long t0,
