@@ -41,7 +41,8 @@ static const char *const control_ddl =
     " created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz);"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.events ("
     " id bigserial PRIMARY KEY, agent_id text, tenant_id text, job_id text, type text NOT NULL,"
-    " payload jsonb NOT NULL, received_at timestamptz NOT NULL DEFAULT now());"
+    " payload jsonb NOT NULL, digest text UNIQUE,"
+    " received_at timestamptz NOT NULL DEFAULT now());"
     /* the central audit record: append-only, each (tenant, seq) once */
     "CREATE TABLE IF NOT EXISTS pgrollout_control.audit_log ("
     " tenant_id text NOT NULL, seq bigint NOT NULL, prev_hash text NOT NULL,"
@@ -70,6 +71,7 @@ static const char *const control_ddl =
     " ADD COLUMN IF NOT EXISTS from_version text, ADD COLUMN IF NOT EXISTS wave int NOT NULL"
     " DEFAULT 0;"
     "ALTER TABLE pgrollout_control.tenants ADD COLUMN IF NOT EXISTS tags text;"
+    "ALTER TABLE pgrollout_control.events ADD COLUMN IF NOT EXISTS digest text UNIQUE;"
     "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3) ON CONFLICT DO NOTHING;";
 
 static int fail(const char *cmd, const char *what, const pgr_error *err, int code)
@@ -298,13 +300,24 @@ json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
         json_decref(ev);
         return NULL;
     }
-    char *text = json_dumps(ev, JSON_COMPACT);
-    const char *params[] = {str(ev, "agent_id"), tenant, str(ev, "job_id"), type, text};
-    PGR_IGNORE(pgr_pg_execp(c->db,
-                            "INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, "
-                            "type, payload) VALUES ($1, $2, $3, $4, $5::jsonb)",
-                            5, params, NULL, NULL));
+    /* Kafka delivers at least once (a consumer that could not commit during a broker outage
+     * reads again): the same signed message is stored once, keyed by its digest. */
+    char *text = json_dumps(ev, JSON_COMPACT), digest[PGR_SHA256_HEX_LEN];
+    PGresult *ins = NULL;
+    pgr_sha256_hex(m->payload, m->len, digest);
+    const char *params[] = {str(ev, "agent_id"), tenant, str(ev, "job_id"), type, text, digest};
+    bool fresh = pgr_pg_execp(c->db,
+                              "INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, "
+                              "type, payload, digest) VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON "
+                              "CONFLICT (digest) DO NOTHING",
+                              6, params, &ins, NULL) == PGR_OK &&
+                 strcmp(PQcmdTuples(ins), "1") == 0;
+    PQclear(ins);
     free(text);
+    if (!fresh) {
+        json_decref(ev);
+        return NULL; /* a redelivery: already folded in */
+    }
     if (strcmp(type, "heartbeat") == 0)
         heartbeat_tenants(c, ev, e);
     else if (str(ev, "job_id") != NULL)

@@ -32,9 +32,9 @@ void coord_close(coord *c);
 /* Creates the Kafka clients and the topics when missing. Returns an exit code. */
 int coord_kafka(coord *c, const char *cmd);
 
-/* Verifies one event message with the agent keyring, records it in the control database and
+/* Verifies one event message with the agent keyring, records it once in the control database and
  * updates the tenant run it concerns. Returns the parsed payload (caller decrefs) or NULL when
- * refused. */
+ * refused or already stored (a redelivery). */
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m);
 
 /* The audit collector's consumer (its own group, subscribed to the audit topic), or NULL. */
