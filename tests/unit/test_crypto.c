@@ -3,6 +3,8 @@
 
 #include "pgr/crypto.h"
 
+#include <sodium.h>
+
 static void test_crypto_sha256_known_vectors(void **state)
 {
     char hex[PGR_SHA256_HEX_LEN];
@@ -49,6 +51,41 @@ static void test_crypto_base64_rejects_noncanonical(void **state)
     assert_int_equal(pgr_base64_decode("Zm9vYmFy", 8, out, 3, &n), PGR_ERR_INVALID);
 }
 
+/* The table codec against libsodium's (the reference it replaced) on every length up to 200
+ * and every byte value; and the canonical-form rules at the last group. */
+static void test_crypto_base64_matches_libsodium(void **state)
+{
+    uint8_t bin[256], back[256];
+    char ref[400];
+    size_t n = 0;
+    (void)state;
+    for (int i = 0; i < 256; i++)
+        bin[i] = (uint8_t)(i * 167 + 13);
+    for (size_t len = 0; len <= 200; len++) {
+        char *enc = pgr_base64_encode(bin, len);
+        sodium_bin2base64(ref, sizeof(ref), bin, len, sodium_base64_VARIANT_ORIGINAL);
+        assert_string_equal(enc, ref);
+        assert_int_equal(pgr_base64_decode(enc, strlen(enc), back, sizeof(back), &n), PGR_OK);
+        assert_int_equal(n, len);
+        assert_memory_equal(back, bin, len);
+        free(enc);
+    }
+    const char *ok[] = {"AA==", "AAA=", "Zm8=", "Zm9v", "+/+/", NULL};
+    for (int i = 0; ok[i] != NULL; i++)
+        assert_int_equal(pgr_base64_decode(ok[i], 4, back, sizeof(back), &n), PGR_OK);
+    /* unused bits set, padding in the wrong place, padding only */
+    const char *bad[] = {"AB==", "AAB=", "Zm9=",     "====",     "A===", "Zg=a",
+                         "Zm=v", "=Zm9", "Zm9vZ===", "Zg==Zm9v", NULL};
+    for (int i = 0; bad[i] != NULL; i++)
+        assert_int_equal(
+            pgr_base64_decode(bad[i], strlen(bad[i]) < 8 ? 4 : 8, back, sizeof(back), &n),
+            PGR_ERR_INVALID);
+    assert_int_equal(pgr_base64_decode("Zm9v\0AAA", 8, back, sizeof(back), &n), PGR_ERR_INVALID);
+    /* exactly enough room, and one byte short of it */
+    assert_int_equal(pgr_base64_decode("Zm9vYg==", 8, back, 4, &n), PGR_OK);
+    assert_int_equal(pgr_base64_decode("Zm9vYg==", 8, back, 3, &n), PGR_ERR_INVALID);
+}
+
 static void test_crypto_hex_roundtrip(void **state)
 {
     uint8_t bin[4] = {0x00, 0xab, 0x10, 0xff}, back[4];
@@ -69,6 +106,7 @@ int main(void)
         cmocka_unit_test(test_crypto_sha256_known_vectors),
         cmocka_unit_test(test_crypto_base64_roundtrip_rfc4648),
         cmocka_unit_test(test_crypto_base64_rejects_noncanonical),
+        cmocka_unit_test(test_crypto_base64_matches_libsodium),
         cmocka_unit_test(test_crypto_hex_roundtrip),
     };
     if (pgr_crypto_init(NULL) != PGR_OK)

@@ -73,6 +73,17 @@ static void test_envelope_example_verifies_with_openssl(void **state)
     assert_non_null(strstr(out, "Signature Verified Successfully"));
 }
 
+static const char heartbeat_msg[] = "{\"type\":\"heartbeat\"}";
+
+/* A fresh key, a keyring trusting it, and a heartbeat sealed with it (caller frees both). */
+static char *sealed_heartbeat(pgr_keypair *kp, pgr_keyring **kr)
+{
+    crypto_sign_keypair(kp->pk, kp->sk);
+    pgr_key_kid(kp->pk, kp->kid);
+    *kr = ring_of(kp, "");
+    return pgr_envelope_seal(PGR_DOMAIN_EVENT, kp, heartbeat_msg, strlen(heartbeat_msg));
+}
+
 static void test_envelope_round_trip_and_rejections(void **state)
 {
     pgr_keypair kp, other;
@@ -82,17 +93,14 @@ static void test_envelope_round_trip_and_rejections(void **state)
     const pgr_keyring_entry *e = NULL;
     pgr_error err;
     (void)state;
-    crypto_sign_keypair(kp.pk, kp.sk);
-    pgr_key_kid(kp.pk, kp.kid);
     crypto_sign_keypair(other.pk, other.sk);
     pgr_key_kid(other.pk, other.kid);
-    pgr_keyring *kr = ring_of(&kp, "");
-    const char *msg = "{\"type\":\"heartbeat\"}";
-    char *env = pgr_envelope_seal(PGR_DOMAIN_EVENT, &kp, msg, strlen(msg));
+    pgr_keyring *kr = NULL;
+    char *env = sealed_heartbeat(&kp, &kr);
     assert_int_equal(pgr_envelope_open(env, strlen(env), 1 << 20, PGR_DOMAIN_EVENT, kr, &payload,
                                        &plen, &e, kid, &why, &err),
                      PGR_OK);
-    assert_string_equal(payload, msg);
+    assert_string_equal(payload, heartbeat_msg);
     assert_string_equal(kid, kp.kid);
     free(payload);
     /* the same bytes under another domain do not verify (no cross-protocol replay) */
@@ -115,7 +123,7 @@ static void test_envelope_round_trip_and_rejections(void **state)
     assert_int_equal(why, PGR_REJECT_BAD_SIGNATURE);
     free(t);
     /* untrusted key */
-    char *env2 = pgr_envelope_seal(PGR_DOMAIN_EVENT, &other, msg, strlen(msg));
+    char *env2 = pgr_envelope_seal(PGR_DOMAIN_EVENT, &other, heartbeat_msg, strlen(heartbeat_msg));
     assert_int_equal(pgr_envelope_open(env2, strlen(env2), 1 << 20, PGR_DOMAIN_EVENT, kr, &payload,
                                        &plen, &e, kid, &why, &err),
                      PGR_ERR_CRYPTO);
@@ -147,6 +155,83 @@ static void test_envelope_round_trip_and_rejections(void **state)
     free(env2);
     pgr_keyring_free(kr);
     pgr_keyring_free(rev);
+}
+
+/* Envelope text with the part between the first occurrence of from and its end replaced. */
+static char *env_edit(const char *env, const char *from, const char *to)
+{
+    const char *at = strstr(env, from);
+    assert_non_null(at);
+    size_t n = strlen(env) - strlen(from) + strlen(to) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s%s%s", (int)(at - env), env, to, at + strlen(from));
+    return out;
+}
+
+/* Receivers accept the exact form of PROTOCOL.md 4.1 only: the scanner refuses every other
+ * JSON spelling of the same envelope as malformed, before looking at the key. */
+static void test_envelope_scanner_rejects_other_shapes(void **state)
+{
+    pgr_keypair kp;
+    char kid[PGR_KID_LEN], *payload = NULL, pfx[64], swapped[64];
+    size_t plen = 0;
+    pgr_envelope_reject why;
+    pgr_error err;
+    (void)state;
+    pgr_keyring *kr = NULL;
+    char *env = sealed_heartbeat(&kp, &kr);
+    assert_int_equal(pgr_envelope_open(env, strlen(env), 1 << 20, PGR_DOMAIN_EVENT, kr, &payload,
+                                       &plen, NULL, kid, &why, &err),
+                     PGR_OK);
+    free(payload);
+    snprintf(pfx, sizeof(pfx), "{\"v\":1,\"kid\":\"%s\"", kp.kid);
+    snprintf(swapped, sizeof(swapped), "{\"kid\":\"%s\",\"v\":1", kp.kid);
+    char upper[64];
+    snprintf(upper, sizeof(upper), "\"kid\":\"%c%s\"", kp.kid[0] >= 'a' ? kp.kid[0] - 32 : 'A',
+             kp.kid + 1);
+    char kidq[64];
+    snprintf(kidq, sizeof(kidq), "\"kid\":\"%s\"", kp.kid);
+    const char *edits[][2] = {
+        {"{\"v\":1,", "{ \"v\":1,"},                 /* whitespace */
+        {"\"sig\":", "\"sig\" :"},                   /* whitespace before a colon */
+        {pfx, swapped},                              /* members in another order */
+        {"{\"v\":1,", "{\"v\":1,\"v\":1,"},          /* duplicate member */
+        {"\"sig\":", "\"payload\":\"\",\"sig\":"},   /* duplicate payload */
+        {"{\"v\":1,", "{\"v\":1.0,"},                /* v as a real */
+        {"{\"v\":1,", "{\"v\":01,"},                 /* v with a leading zero */
+        {kidq, upper},                               /* upper-case kid */
+        {kidq, "\"kid\":\"0011\""},                  /* short kid */
+        {"\"payload\":\"", "\"payload\":\"\\u0065"}, /* an escape in the payload */
+        {"\"}", "\",\"x\":1}"},                      /* a fifth member */
+        {"\"}", "\""},                               /* no closing brace */
+        {"\"}", "\"}\n"},                            /* trailing newline */
+        {"\"}", "\"} "},                             /* trailing space */
+        {"\"}", "\"}{}"},                            /* trailing object */
+    };
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        char *bad = env_edit(env, edits[i][0], edits[i][1]);
+        assert_int_equal(pgr_envelope_open(bad, strlen(bad), 1 << 20, PGR_DOMAIN_EVENT, kr,
+                                           &payload, &plen, NULL, kid, &why, &err),
+                         PGR_ERR_CRYPTO);
+        if (why != PGR_REJECT_MALFORMED)
+            fail_msg("edit %zu (%s) gave %s", i, edits[i][1], pgr_envelope_reject_name(why));
+        free(bad);
+    }
+    /* a NUL byte inside the payload string, and a truncated envelope */
+    char *nul = strdup(env);
+    size_t len = strlen(nul);
+    strstr(nul, "\"payload\":\"")[12] = '\0';
+    assert_int_equal(pgr_envelope_open(nul, len, 1 << 20, PGR_DOMAIN_EVENT, kr, &payload, &plen,
+                                       NULL, kid, &why, &err),
+                     PGR_ERR_CRYPTO);
+    assert_int_equal(why, PGR_REJECT_MALFORMED);
+    assert_int_equal(pgr_envelope_open(env, len - 1, 1 << 20, PGR_DOMAIN_EVENT, kr, &payload, &plen,
+                                       NULL, kid, &why, &err),
+                     PGR_ERR_CRYPTO);
+    assert_int_equal(why, PGR_REJECT_MALFORMED);
+    free(nul);
+    free(env);
+    pgr_keyring_free(kr);
 }
 
 static void test_envelope_keyring_options_and_errors(void **state)
@@ -268,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_envelope_worked_example_is_byte_exact),
         cmocka_unit_test(test_envelope_example_verifies_with_openssl),
         cmocka_unit_test(test_envelope_round_trip_and_rejections),
+        cmocka_unit_test(test_envelope_scanner_rejects_other_shapes),
         cmocka_unit_test(test_envelope_keyring_options_and_errors),
         cmocka_unit_test(test_envelope_job_payload_parse_and_build),
         cmocka_unit_test(test_envelope_time_and_uuid),
