@@ -36,6 +36,11 @@ void agent_exec_emit(agent_exec *x, agent_event *ev);
 
 /* --- tenant state (state.c) --- */
 pgr_code agent_state_ensure(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
+/* Creates schema `name` unless it exists. A schema pre-created for the agent's role
+ * (docs/OPERATIONS.md, "Least privilege") then needs no CREATE on the database: PostgreSQL checks
+ * that privilege even for CREATE SCHEMA IF NOT EXISTS of an existing schema. `name` is a constant
+ * of ours. */
+pgr_code agent_state_create_schema(agent_exec *x, const char *name, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_lock(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 void agent_state_unlock(agent_exec *x);
 /* Fails (PGR_ERR_LOCKED) unless this session still holds the runner lock. */

@@ -182,8 +182,7 @@ static pgr_code quarantine_name(agent_exec *x, const pgr_step *s, pgr_buf *out, 
 static pgr_code quarantine_sql(agent_exec *x, const pgr_step *s, const char *cols, pgr_buf *sql,
                                pgr_error *err)
 {
-    pgr_code rc = pgr_buf_appendf(sql, "CREATE SCHEMA IF NOT EXISTS pgrollout_quarantine; "
-                                       "CREATE TABLE IF NOT EXISTS ");
+    pgr_code rc = pgr_buf_appendf(sql, "CREATE TABLE IF NOT EXISTS ");
     if (rc == PGR_OK)
         rc = quarantine_name(x, s, sql, err);
     if (rc == PGR_OK)
@@ -218,6 +217,8 @@ static pgr_code quarantine(agent_exec *x, const pgr_step *s, long long *moved, p
 
     pgr_buf_init(&sql);
     pgr_code rc = check_no_cascade(x, s, err);
+    if (rc == PGR_OK)
+        rc = agent_state_create_schema(x, "pgrollout_quarantine", err);
     if (rc == PGR_OK)
         rc = child_query(x, s,
                          "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM "

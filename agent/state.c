@@ -6,6 +6,7 @@
 #include "executor_int.h"
 
 #include "pgr/pg.h"
+#include "pgr/sqlgen.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +17,6 @@
 #define LOCK_KEY "1886545775, 1"
 
 static const char *const state_ddl =
-    "CREATE SCHEMA IF NOT EXISTS pgrollout;"
     "CREATE TABLE IF NOT EXISTS pgrollout.state_version ("
     " version int PRIMARY KEY, installed_at timestamptz NOT NULL DEFAULT now());"
     "CREATE TABLE IF NOT EXISTS pgrollout.schema_migrations ("
@@ -50,6 +50,26 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS envelope text;"
     "INSERT INTO pgrollout.state_version VALUES (1), (2) ON CONFLICT DO NOTHING;";
 
+pgr_code agent_state_create_schema(agent_exec *x, const char *name, pgr_error *err)
+{
+    PGresult *r = NULL;
+    const char *params[] = {name};
+    pgr_code rc = pgr_pg_execp(x->conn, "SELECT to_regnamespace($1) IS NULL", 1, params, &r, err);
+    bool absent = rc == PGR_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!absent)
+        return rc;
+    pgr_buf sql;
+    pgr_buf_init(&sql);
+    rc = pgr_buf_appendf(&sql, "CREATE SCHEMA IF NOT EXISTS ");
+    if (rc == PGR_OK)
+        rc = pgr_sqlgen_ident(x->conn, &sql, name, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, sql.data, NULL, err);
+    pgr_buf_free(&sql);
+    return rc;
+}
+
 pgr_code agent_state_ensure(agent_exec *x, pgr_error *err)
 {
     PGresult *r = NULL;
@@ -66,7 +86,8 @@ pgr_code agent_state_ensure(agent_exec *x, pgr_error *err)
     }
     if (agent_exec_begin(x, err) != PGR_OK)
         return PGR_ERR_DB;
-    if (pgr_pg_exec(x->conn, state_ddl, NULL, err) != PGR_OK) {
+    if (agent_state_create_schema(x, "pgrollout", err) != PGR_OK ||
+        pgr_pg_exec(x->conn, state_ddl, NULL, err) != PGR_OK) {
         agent_exec_rollback_txn(x);
         pgr_error_prefix(err, "could not create schema \"pgrollout\"");
         return PGR_ERR_DB;
