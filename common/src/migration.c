@@ -173,7 +173,9 @@ static bool ident_list_valid(const char *v, bool qualified, bool list)
     char *save = NULL;
     int count = 0;
 
-    if (pgr_strlcpy(buf, v, sizeof(buf)) >= sizeof(buf) || *v == ',' || v[strlen(v) - 1] == ',' ||
+    size_t n = strlen(v);
+    /* n == 0 first: v[n - 1] of "" would read before the string ("name=" is an empty value) */
+    if (n == 0 || pgr_strlcpy(buf, v, sizeof(buf)) >= sizeof(buf) || *v == ',' || v[n - 1] == ',' ||
         strstr(v, ",,") != NULL)
         return false;
     for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {

@@ -251,6 +251,23 @@ static void test_migration_white_cross_files(void **state)
     pgr_migration_set_free(set);
 }
 
+/* Found by fuzz_migration: an empty value ("name=") made the identifier check read the byte
+ * before the value. It is an invalid value like any other. */
+static void test_migration_rejects_empty_attribute_values(void **state)
+{
+    (void)state;
+    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index name= table=b\nx\n",
+                       ":2: invalid value for attribute \"name\": \"\"");
+    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step index name=a table=\nx\n",
+                       ":2: invalid value for attribute \"table\": \"\"");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step foreign_key name=f table=t columns= "
+                       "ref_table=p ref_columns=id\n",
+                       ":2: invalid value for attribute \"columns\": \"\"");
+    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step sql lock=\nx\n",
+                       ":2: invalid value for attribute \"lock\": \"\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_migration_checksum_ignores_whitespace_only),
         cmocka_unit_test(test_migration_set_orders_and_rejects_duplicates),
         cmocka_unit_test(test_migration_white_cross_files),
+        cmocka_unit_test(test_migration_rejects_empty_attribute_values),
     };
     if (pgr_crypto_init(NULL) != PGR_OK)
         return 1;
