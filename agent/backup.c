@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,29 +32,99 @@ static void export_dsn(const char *dsn)
     PQconninfoFree(opts);
 }
 
-/* Runs argv (no shell), stdout and stderr to /dev/null; returns the exit status or -1. */
-static int run_quiet(char *const argv[], const char *dsn)
+/* Output of a child kept to classify its failure (never shown: it may name rows or hosts). */
+typedef struct child_out {
+    char text[4096];
+    int signal; /* the signal that ended the child, or 0 */
+} child_out;
+
+/* Reads the child's stderr (the first sizeof(text) - 1 bytes; the rest is drained). */
+static void read_stderr(int fd, child_out *co)
 {
-    pid_t pid = fork();
-    if (pid < 0)
+    size_t have = 0;
+    char buf[1024];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        size_t take =
+            (size_t)n < sizeof(co->text) - 1 - have ? (size_t)n : sizeof(co->text) - 1 - have;
+        memcpy(co->text + have, buf, take);
+        have += take;
+    }
+    co->text[have] = '\0';
+    close(fd);
+}
+
+/* Runs argv (no shell), stdout to /dev/null, stderr into co (or /dev/null when co is NULL);
+ * returns the exit status, or -1 when it could not run or was ended by a signal. */
+static int run_quiet(char *const argv[], const char *dsn, child_out *co)
+{
+    int fds[2] = {-1, -1};
+    if (co != NULL && pipe(fds) != 0)
         return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        if (co != NULL) {
+            close(fds[0]);
+            close(fds[1]);
+        }
+        return -1;
+    }
     if (pid == 0) {
         export_dsn(dsn);
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) {
             dup2(devnull, STDOUT_FILENO);
-            dup2(devnull, STDERR_FILENO);
+            dup2(co != NULL ? fds[1] : devnull, STDERR_FILENO);
         }
         umask(077); /* the dump holds PHI: never readable by others, even for a moment */
         execvp(argv[0], argv);
         _exit(127);
+    }
+    if (co != NULL) {
+        close(fds[1]);
+        read_stderr(fds[0], co);
+        co->signal = 0;
     }
     int st = 0;
     while (waitpid(pid, &st, 0) < 0) {
         if (errno != EINTR)
             return -1;
     }
+    if (co != NULL && WIFSIGNALED(st))
+        co->signal = WTERMSIG(st);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Why pg_dump failed, in our words: its own text is never copied into an error or the audit
+ * trail (it can quote a host, a role or, in a failed COPY, row data). */
+static const char *dump_failure_reason(const child_out *co)
+{
+    static const struct {
+        const char *needle, *reason;
+    } known[] = {
+        {"No space left on device", "no space left on the backup device"},
+        {"Disk quota exceeded", "disk quota of the backup directory exceeded"},
+        {"File too large", "the file size limit was reached"},
+        {"Permission denied", "permission denied"},
+        {"terminating connection", "its database session was terminated"},
+        {"server closed the connection", "its database connection was lost"},
+        {"could not connect", "it could not connect to the database"},
+        {"connection to server", "its database connection failed"},
+        {"could not obtain lock", "it could not lock a table"},
+    };
+    if (co->signal == SIGXFSZ)
+        return "the file size limit was reached";
+    if (co->signal != 0)
+        return "it was killed by a signal";
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strstr(co->text, known[i].needle) != NULL)
+            return known[i].reason;
+    }
+    return "see the agent host's pg_dump for details";
 }
 
 static pgr_code file_sha256(const char *path, char hex[PGR_SHA256_HEX_LEN], long long *size,
@@ -90,16 +161,23 @@ static pgr_code dump_and_check(agent_exec *x, const char *path, pgr_error *err)
     close(fd);
     snprintf(fileopt, sizeof(fileopt), "--file=%s", path);
     char *dump[] = {"pg_dump", "-Fc", "--no-password", fileopt, NULL};
-    int st = run_quiet(dump, x->o->dsn);
+    child_out co;
+    int st = run_quiet(dump, x->o->dsn, &co);
     if (st != 0) {
+        /* a failed dump leaves no file behind that could pass for a backup */
         unlink(path);
+        char how[48];
+        if (co.signal != 0)
+            snprintf(how, sizeof(how), "pg_dump killed by signal %d", co.signal);
+        else
+            snprintf(how, sizeof(how), "pg_dump exited with status %d", st);
         return pgr_error_set(err, PGR_ERR_IO,
-                             "backup of tenant \"%s\" failed: pg_dump exited with status %d "
-                             "(disk full, permissions or connection); nothing was migrated",
-                             x->tenant, st);
+                             "backup failed, nothing was migrated: %s (%s); partial file \"%s\" "
+                             "removed",
+                             dump_failure_reason(&co), how, path);
     }
     char *list[] = {"pg_restore", "--list", (char *)(uintptr_t)path, NULL};
-    if (run_quiet(list, NULL) != 0) {
+    if (run_quiet(list, NULL, NULL) != 0) {
         unlink(path);
         return pgr_error_set(err, PGR_ERR_IO,
                              "backup \"%s\" is unreadable (pg_restore --list failed); nothing "

@@ -13,11 +13,13 @@
  * test starts, never the shared one) and a backup directory that runs out of space.
  */
 #include "agent_run.h"
+#include "pg_private.h"
 
 #include <errno.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <dirent.h>
 
 #define MIGS    PGR_SOURCE_DIR "/migrations"
@@ -73,6 +75,16 @@ static int teardown(void **state)
     (void)state;
     snprintf(cmd, sizeof(cmd), "rm -rf %s", migdir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Runs `pgrollout-agent CMD --dsn 'dbname=DB' --migrations <migdir> EXTRA` (DB may carry more
+ * connection parameters: "tenant port=N"); output in out. Returns the exit status. */
+static int run_agent(const char *cmd, const char *db, const char *extra)
+{
+    char line[2048];
+    snprintf(line, sizeof(line), AGENT_BIN " %s --dsn 'dbname=%s' --migrations %s %s", cmd, db,
+             migdir, extra);
+    return run_cmd(line, out, sizeof(out));
 }
 
 /* --- observing the agent ------------------------------------------------------------------ */
@@ -184,14 +196,14 @@ static void assert_final_state(const char *db)
                                      "'running'"),
                      0);
     PQfinish(c);
-    assert_int_equal(agent("verify", db, migdir, "", out, sizeof(out)), 0);
+    assert_int_equal(run_agent("verify", db, ""), 0);
     assert_non_null(strstr(out, "verify: 0 problem(s)"));
 }
 
 /* Runs apply once more (after a run that stopped with an error) and checks the end state. */
 static void rerun_and_check(const char *db)
 {
-    int rc = agent("apply", db, migdir, "", out, sizeof(out));
+    int rc = run_agent("apply", db, "");
     if (rc != 0)
         fail_msg("second apply failed (%d):\n%s", rc, out);
     assert_final_state(db);
@@ -489,7 +501,7 @@ static void test_pg_terminate_backup_pg_dump(void **state)
     assert_nothing_migrated(obs);
     PQfinish(obs);
     /* the re-run: one verified backup of mode 0600, then every migration */
-    rc = agent("apply", db, migdir, extra, out, sizeof(out));
+    rc = run_agent("apply", db, extra);
     if (rc != 0)
         fail_msg("apply after the failed backup: %d\n%s", rc, out);
     assert_int_equal(count_files(bdir, ".dump"), 1);
@@ -510,7 +522,7 @@ static void test_pg_terminate_during_bookkeeping(void **state)
     bg_agent b;
     (void)state;
     new_tenant(db, sizeof(db), 0);
-    assert_int_equal(agent("apply", db, migdir, "--target 20251106000000", out, sizeof(out)), 0);
+    assert_int_equal(run_agent("apply", db, "--target 20251106000000"), 0);
     PGconn *obs = itest_connect(db);
     PGconn *h = hold(db, "LOCK TABLE pgrollout.schema_migrations IN SHARE MODE");
     bg_start(&b, "apply", db, migdir, "--lock-timeout 60000");
@@ -542,6 +554,124 @@ static void test_pg_terminate_during_bookkeeping(void **state)
     itest_drop_db(db);
 }
 
+/* Fills the file system of dir until `leave` bytes are free (the filler is dir/filler). */
+static void fill_up(const char *dir, long long leave)
+{
+    char path[128];
+    struct statvfs sv;
+    static char zeros[65536];
+    assert_int_equal(statvfs(dir, &sv), 0);
+    long long todo = (long long)sv.f_bavail * (long long)sv.f_frsize - leave;
+    snprintf(path, sizeof(path), "%s/filler", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    while (todo > 0) {
+        size_t n = todo < (long long)sizeof(zeros) ? (size_t)todo : sizeof(zeros);
+        assert_int_equal(fwrite(zeros, 1, n, f), n);
+        todo -= (long long)n;
+    }
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(statvfs(dir, &sv), 0);
+    print_message("backup directory: %lld bytes free\n",
+                  (long long)sv.f_bavail * (long long)sv.f_frsize);
+}
+
+/* Disk full during the backup: the backup directory is a tmpfs of 8 MiB filled up to 16 KiB
+ * free (the dump needs about 1 MiB). Where mounting is not permitted, a file size limit on the
+ * agent (ulimit -f) makes pg_dump's write fail instead. The job stops with an error naming the
+ * cause and the file, never the DSN or its password, leaves no file and migrates nothing; with
+ * space available again the re-run backs up and applies everything. */
+static void test_pg_backup_disk_full(void **state)
+{
+    char db[64], bdir[64], dbpw[128], extra[256], path[128];
+    (void)state;
+    new_tenant(db, sizeof(db), 0);
+    snprintf(bdir, sizeof(bdir), "/tmp/pgrfault-full.XXXXXX");
+    assert_non_null(mkdtemp(bdir));
+    bool mounted = mount("tmpfs", bdir, "tmpfs", 0, "size=8m,mode=0700") == 0;
+    print_message("backup directory %s: %s\n", bdir,
+                  mounted ? "tmpfs of 8 MiB" : "mount not permitted, using ulimit -f");
+    if (mounted)
+        fill_up(bdir, 16384);
+    /* a password in the DSN (trust authentication ignores it) must not reach any message */
+    snprintf(dbpw, sizeof(dbpw), "%s password=s3cret-fault-pw", db);
+    snprintf(extra, sizeof(extra), "--backup %s", bdir);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "%s " AGENT_BIN " apply --dsn 'dbname=%s' --migrations %s --backup %s --json",
+             mounted ? "" : "ulimit -f 32 &&", dbpw, migdir, bdir);
+    int rc = run_cmd(cmd, out, sizeof(out));
+    print_message("agent exit %d\n", rc);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "backup failed, nothing was migrated: "));
+    assert_non_null(strstr(out, mounted ? "no space left on the backup device"
+                                        : "the file size limit was reached"));
+    assert_non_null(strstr(out, bdir));
+    assert_null(strstr(out, "s3cret-fault-pw"));
+    assert_null(strstr(out, "password"));
+    assert_int_equal(count_files(bdir, ".dump"), 0);
+    PGconn *obs = itest_connect(db);
+    assert_nothing_migrated(obs);
+    assert_null(strstr(out, "\"event\":\"step_start\""));
+    PQfinish(obs);
+    /* space again: the re-run takes a verified backup and applies every migration */
+    snprintf(path, sizeof(path), "%s/filler", bdir);
+    if (mounted)
+        assert_int_equal(unlink(path), 0);
+    rc = run_agent("apply", dbpw, extra);
+    if (rc != 0)
+        fail_msg("apply with space available: %d\n%s", rc, out);
+    assert_int_equal(count_files(bdir, ".dump"), 1);
+    assert_final_state(db);
+    if (mounted)
+        assert_int_equal(umount(bdir), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", bdir);
+    assert_int_equal(system(cmd), 0);
+    itest_drop_db(db);
+}
+
+/* The tenant's server restarted (pg_ctl restart -m fast) while an index build of the second
+ * migration waits for a writer: a private instance, never the shared one. The agent retries
+ * through with its reconnect and backoff, or stops with a connection error and the re-run
+ * finishes; the catalog ends as after an uninterrupted run. */
+static void test_pg_tenant_server_restart_mid_index_builds(void **state)
+{
+    pg_private P = {{0}, 0};
+    char db[128], done[4096];
+    int retries;
+    bg_agent b;
+    (void)state;
+    pgp_start(&P);
+    pgp_create_db(&P, "fault_restart");
+    pgp_load_white_cross(&P, "fault_restart");
+    pgp_db(&P, "fault_restart", db, sizeof(db));
+    PGconn *obs = itest_connect(db);
+    PGconn *h = hold(db, "LOCK TABLE users IN ROW EXCLUSIVE MODE");
+    bg_start(&b, "apply", db, migdir, "--lock-timeout 60000");
+    wait_pid(obs,
+             "SELECT coalesce(max(p.pid), 0) FROM pg_stat_progress_create_index p JOIN "
+             "pg_stat_activity a ON a.pid = p.pid WHERE a.application_name = '" AGENT_APP
+             "' AND p.relid = 'users'::regclass AND p.phase = 'waiting for writers before build'",
+             "an index build on users to wait for writers");
+    long before = itest_scalar(obs, "SELECT count(*) FROM pgrollout.steps WHERE phase = 'done'");
+    print_message("restarting the tenant server after %ld step(s) done\n", before);
+    assert_true(before >= 13); /* the FK and migration 1's 12 indexes */
+    PQfinish(obs);
+    PQfinish(h); /* its session dies with the restart anyway */
+    pgp_restart(&P);
+    int rc = finish_agent(&b, &retries, done, sizeof(done));
+    print_message("agent exit %d after %d retry event(s) %s", rc, retries, done);
+    if (rc == 0) {
+        assert_true(retries >= 1);
+        assert_final_state(db);
+    } else {
+        assert_int_equal(rc, 1);
+        assert_true(strstr(done, "connect") != NULL || strstr(done, "terminat") != NULL);
+        rerun_and_check(db);
+    }
+    pgp_stop(&P);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,6 +682,8 @@ int main(void)
         cmocka_unit_test(test_pg_terminate_during_fk_validate),
         cmocka_unit_test(test_pg_terminate_backup_pg_dump),
         cmocka_unit_test(test_pg_terminate_during_bookkeeping),
+        cmocka_unit_test(test_pg_backup_disk_full),
+        cmocka_unit_test(test_pg_tenant_server_restart_mid_index_builds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
