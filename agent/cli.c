@@ -5,6 +5,7 @@
 #include "agent_cli.h"
 #include "executor.h"
 
+#include "pgr/config.h"
 #include "pgr/log.h"
 #include "pgr/parse.h"
 
@@ -108,6 +109,13 @@ static int apply_option(const char *cmd, int c, cli_opts *o)
         o->exec.operator_name = optarg;
         return 0;
     case 'n':
+        if (!pgr_config_tenant_id_valid(optarg)) {
+            fprintf(stderr,
+                    "pgrollout-agent %s: --tenant: invalid tenant id: use 1 to 128 letters, "
+                    "digits, '_', '-' or '.'\n",
+                    cmd);
+            return AGENT_EXIT_USAGE;
+        }
         o->exec.tenant_id = optarg;
         return 0;
     case 'j':

@@ -3,6 +3,7 @@
 #define _XOPEN_SOURCE 700
 #include "waves.h"
 
+#include "pgr/config.h"
 #include "pgr/crypto.h"
 #include "pgr/pg.h"
 
@@ -80,8 +81,10 @@ static int load_fleet(json_t *doc, PGconn *db, fleet_t *f, char *err, size_t err
         json_array_foreach(list, i, t)
         {
             const char *id = json_string_value(t);
-            if (id == NULL || *id == '\0' || strlen(id) > 128)
-                return PERR("tenants[%zu]: expected a tenant id", i);
+            if (id == NULL || !pgr_config_tenant_id_valid(id))
+                return PERR("tenants[%zu]: expected a tenant id (1 to 128 letters, digits, '_', "
+                            "'-' or '.')",
+                            i);
             for (size_t k = 0; k < f->count; k++) {
                 if (strcmp(f->ids[k], id) == 0)
                     return PERR("tenants[%zu]: \"%s\" is listed twice", i, id);

@@ -140,7 +140,7 @@ const pgr_tenant_conf *pgr_config_tenant(const pgr_config *cfg, const char *id)
     return tenant_find((pgr_config *)(uintptr_t)cfg, id);
 }
 
-static bool tenant_id_valid(const char *id)
+bool pgr_config_tenant_id_valid(const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n > 128)
@@ -157,7 +157,7 @@ static bool tenant_id_valid(const char *id)
 static pgr_code config_tenant(pgr_config *cfg, const char *id, const char *value, bool tags,
                               pgr_error *err)
 {
-    if (!tenant_id_valid(id))
+    if (!pgr_config_tenant_id_valid(id))
         return pgr_error_set(err, PGR_ERR_CONFIG,
                              "invalid tenant id: use letters, digits, '_', '-' or '.'");
     pgr_tenant_conf *t = tenant_find(cfg, id);

@@ -4,6 +4,7 @@
  * step). Only annotations are interpreted: SQL bodies are carried verbatim.
  */
 #include "pgr/migration.h"
+#include "pgr/lint.h"
 #include "pgr/parse.h"
 
 #include <ctype.h>
@@ -93,6 +94,35 @@ static bool body_is_empty(const char *sql)
     return true;
 }
 
+/* True when a body holds one statement: after the first ';' outside literals and comments
+ * only blanks and ';' follow. Index, drop_index and extension steps name one object, which the
+ * executor checks, records and audits: a second statement would run unchecked under that name
+ * (a "CREATE INDEX ...; DROP TABLE students" slipped past review). */
+static bool single_statement(const char *norm)
+{
+    const char *p = strchr(norm, ';');
+    for (; p != NULL && *p != '\0'; p++) {
+        if (*p != ';' && *p != ' ')
+            return false;
+    }
+    return true;
+}
+
+static pgr_code check_one_statement(parse_ctx *c, const pgr_step *s, int line)
+{
+    if (s->kind != PGR_STEP_INDEX && s->kind != PGR_STEP_DROP_INDEX &&
+        s->kind != PGR_STEP_EXTENSION)
+        return PGR_OK;
+    char *norm = pgr_lint_normalize_sql(s->sql);
+    if (norm == NULL)
+        return pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
+    bool one = single_statement(norm);
+    free(norm);
+    return one ? PGR_OK
+               : perr(c, line, "step \"%s\" must hold exactly one SQL statement",
+                      pgr_step_kind_name(s->kind));
+}
+
 /* Ends the current step: trims its body and stores it. */
 static pgr_code finish_step(parse_ctx *c)
 {
@@ -117,7 +147,7 @@ static pgr_code finish_step(parse_ctx *c)
         return perr(c, line,
                     "step \"%s\" must have no SQL body: the executor generates its statements",
                     pgr_step_kind_name(s->kind));
-    return PGR_OK;
+    return check_one_statement(c, s, line);
 }
 
 /* Which attributes each kind takes; a leading '*' marks a required one. */

@@ -143,6 +143,34 @@ static void test_migration_error_paths(void **state)
                        "must have no SQL body");
 }
 
+/* Index, drop_index and extension steps hold one statement: a second one would run unchecked
+ * under the step's object name. Literals, comments and dollar quotes may hold ';'. */
+static void test_migration_rejects_second_statement_in_object_step(void **state)
+{
+    (void)state;
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step index name=idx_a table=students\n"
+                       "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_a ON students (id); DROP "
+                       "TABLE students; --\n",
+                       FNAME ":2: step \"index\" must hold exactly one SQL statement");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step drop_index name=idx_a table=t\n"
+                       "DROP INDEX CONCURRENTLY IF EXISTS idx_a;\nDELETE FROM t;\n",
+                       ":2: step \"drop_index\" must hold exactly one SQL statement");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step extension name=pg_trgm\n"
+                       "CREATE EXTENSION IF NOT EXISTS pg_trgm; ALTER ROLE x SUPERUSER;\n",
+                       ":2: step \"extension\" must hold exactly one SQL statement");
+    static const char ok[] = "-- pgrollout:up\n-- pgrollout:step index name=idx_a table=t\n"
+                             "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_a ON t (a) -- x; y\n"
+                             "  WHERE b <> ';' AND c <> $$;$$;;\n"
+                             "-- pgrollout:down\n-- pgrollout:step drop_index name=idx_a table=t\n"
+                             "DROP INDEX CONCURRENTLY IF EXISTS idx_a; /* ; */\n";
+    pgr_migration *m = NULL;
+    assert_int_equal(pgr_migration_parse(ok, strlen(ok), FNAME, &m, NULL), PGR_OK);
+    pgr_migration_free(m);
+}
+
 static void test_migration_nul_byte_in_buffer(void **state)
 {
     static const char text[] = "-- pgrollout:up\n-- pgrollout:step sql\nSELECT 1\0;\n";
@@ -273,6 +301,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migration_parses_every_step_kind),
         cmocka_unit_test(test_migration_error_paths),
+        cmocka_unit_test(test_migration_rejects_second_statement_in_object_step),
         cmocka_unit_test(test_migration_nul_byte_in_buffer),
         cmocka_unit_test(test_migration_crlf_is_accepted),
         cmocka_unit_test(test_migration_checksum_ignores_whitespace_only),

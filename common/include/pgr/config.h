@@ -84,6 +84,10 @@ pgr_code pgr_config_load(const char *path, pgr_config **out, pgr_error *err) PGR
 pgr_code pgr_config_parse(const char *buf, size_t len, const char *name, pgr_config **out,
                           pgr_error *err) PGR_MUSTCHECK;
 
+/* True for a valid tenant id: 1 to 128 of a-z, A-Z, 0-9, '_', '-', '.'. Tenant ids become Kafka
+ * keys, file names and values in records: every place that takes one checks it with this. */
+bool pgr_config_tenant_id_valid(const char *id);
+
 /* Looks a tenant up by id; NULL if not configured. */
 const pgr_tenant_conf *pgr_config_tenant(const pgr_config *cfg, const char *id);
 
