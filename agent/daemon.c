@@ -18,11 +18,14 @@
 #include <time.h>
 
 static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t reload_requested = 0;
 
 static void on_signal(int sig)
 {
-    PGR_UNUSED(sig);
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 void daemon_event(agent_daemon *d, const char *type, const char *tenant, const char *job_id,
@@ -170,10 +173,55 @@ static void commit_after(agent_daemon *d, const rd_kafka_message_t *m)
     }
 }
 
+/* The kids of kr, trusted and revoked (comma-separated: audit values stay flat), for the
+ * reload's audit record and event. */
+static json_t *keyring_summary(const pgr_keyring *kr, size_t *revoked)
+{
+    char trusted[2048] = "", gone[2048] = "";
+    *revoked = 0;
+    for (size_t i = 0; i < kr->count; i++) {
+        char *list = kr->items[i].revoked ? gone : trusted;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof(trusted) - used, "%s%s", used > 0 ? "," : "",
+                 kr->items[i].key.kid);
+        *revoked += kr->items[i].revoked ? 1 : 0;
+    }
+    return json_pack("{s:s, s:s}", "trusted_kids", trusted, "revoked_kids", gone);
+}
+
+/* SIGHUP: read the keyring file again (key rotation and revocation without a restart). Only
+ * this thread verifies envelopes, so the swap needs no lock. A file that does not parse changes
+ * nothing: the previous keyring stays in force and the failure is logged and audited. */
+static void reload_keyring(agent_daemon *d)
+{
+    pgr_log_ctx ctx = {"keyring", NULL, NULL};
+    pgr_keyring *kr = NULL;
+    pgr_error err;
+    pgr_error_clear(&err);
+    if (pgr_keyring_load(d->cfg->keyring, &kr, &err) != PGR_OK) {
+        pgr_log_error(&ctx, "reload refused, the previous keyring stays in force: %s", err.msg);
+        json_t *why = json_pack("{s:s}", "error", err.msg);
+        daemon_audit_all(d, "keyring_reload_failed", why);
+        json_decref(why);
+        return;
+    }
+    size_t revoked = 0;
+    json_t *summary = keyring_summary(kr, &revoked);
+    pgr_keyring_free(d->coordinators);
+    d->coordinators = kr;
+    pgr_log_info(&ctx, "reloaded %s: %zu key(s), %zu revoked", d->cfg->keyring, kr->count, revoked);
+    daemon_audit_all(d, "keyring_reload", summary);
+    daemon_event(d, "keyring_reloaded", NULL, NULL, summary); /* consumes summary */
+}
+
 static void loop(agent_daemon *d)
 {
     long long next_beat = 0, next_audit = 0;
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            reload_keyring(d);
+        }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -223,7 +271,7 @@ static void shutdown_workers(agent_daemon *d)
         dispatch(d);
         rd_kafka_poll(d->producer, 100);
     }
-    daemon_audit_all(d, "agent_stop");
+    daemon_audit_all(d, "agent_stop", NULL);
     daemon_publish_audit(d); /* the records of the last steps, before we go */
     rd_kafka_flush(d->producer, 10000);
 }
@@ -424,7 +472,9 @@ int agent_cli_run(int argc, char **argv)
             printf("usage: pgrollout-agent run --config FILE\n\n"
                    "Serves the tenants of FILE ([tenants]): consumes signed jobs from Kafka,\n"
                    "verifies and records them, applies them, streams signed events.\n"
-                   "SIGTERM/SIGINT stop it cleanly; unfinished jobs resume at the next start.\n");
+                   "SIGTERM/SIGINT stop it cleanly; unfinished jobs resume at the next start.\n"
+                   "SIGHUP reloads agent.keyring (add or revoke coordinator keys without a\n"
+                   "restart); a keyring that does not parse is refused and the old one kept.\n");
             return AGENT_EXIT_OK;
         } else {
             fprintf(stderr, "pgrollout-agent run: unknown or incomplete option \"%s\"\n",
@@ -440,10 +490,15 @@ int agent_cli_run(int argc, char **argv)
     if (rc == 0) {
         pgr_error err;
         configure_logging(d.cfg);
-        signal(SIGTERM, on_signal);
-        signal(SIGINT, on_signal);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         daemon_resume(&d);
-        daemon_audit_all(&d, "agent_start");
+        daemon_audit_all(&d, "agent_start", NULL);
         if (assign_partitions(&d, &err) != PGR_OK) {
             fprintf(stderr, "pgrollout-agent run: %s\n", err.msg);
             rc = AGENT_EXIT_FAIL;

@@ -73,7 +73,8 @@ void daemon_publish_audit(agent_daemon *d);
 void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, const char *state,
                       const char *error);
 
-/* Writes an audit record (agent_start, agent_stop) into every tenant's chain. */
-void daemon_audit_all(agent_daemon *d, const char *action);
+/* Writes an audit record (agent_start, agent_stop, keyring_reload) into every tenant's chain;
+ * the fields of extra (may be NULL) are added to each record. */
+void daemon_audit_all(agent_daemon *d, const char *action, json_t *extra);
 
 #endif

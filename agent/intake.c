@@ -7,6 +7,7 @@
 #include "daemon_int.h"
 #include "executor_int.h"
 
+#include "pgr/crypto.h"
 #include "pgr/log.h"
 #include "pgr/pg.h"
 
@@ -69,16 +70,19 @@ static void record_rejection(agent_daemon *d, daemon_tenant *t, const char *tena
     agent_exec_close(&x, false);
 }
 
+/* digest: SHA-256 (hex) of the refused message's bytes. The coordinator attributes a refusal
+ * to one of its jobs only when this equals the digest of the envelope it published, so a
+ * forged message naming a real job id cannot fail that job's run. */
 static void reject(agent_daemon *d, daemon_tenant *t, const char *tenant, const char *job_id,
-                   const char *reason, const char *kid, const char *detail)
+                   const char *reason, const char *kid, const char *detail, const char *digest)
 {
     pgr_log_ctx ctx = {"intake", tenant, job_id};
     pgr_log_warn(&ctx, "job rejected (%s): %s", reason, detail);
     /* the audit record first, then the event: whoever sees the event finds the record */
     if (t != NULL)
         record_rejection(d, t, tenant, job_id, reason, kid);
-    json_t *body = json_pack("{s:s, s:s, s:s}", "reason", reason, "kid", kid != NULL ? kid : "",
-                             "detail", detail);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "reason", reason, "kid",
+                             kid != NULL ? kid : "", "detail", detail, "envelope_sha256", digest);
     daemon_event(d, "security", tenant, job_id, body);
 }
 
@@ -151,7 +155,7 @@ static void enqueue(daemon_tenant *t, pgr_job *job, const char *envelope)
 /* Checks the verified, parsed job against this agent and the tenant database; records and
  * queues it, or rejects it. Takes ownership of job. */
 static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const char *kid,
-                       const char *envelope)
+                       const char *envelope, const char *digest)
 {
     agent_exec_opts o;
     agent_exec x;
@@ -160,9 +164,9 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
 
     if (strcmp(job->tenant_id, t->conf->id) != 0) {
         reject(d, t, t->conf->id, job->job_id, "wrong_tenant", kid,
-               "the job names another tenant than its message key");
+               "the job names another tenant than its message key", digest);
     } else if (time(NULL) > job->expires_at) {
-        reject(d, t, t->conf->id, job->job_id, "expired", kid, "the job has expired");
+        reject(d, t, t->conf->id, job->job_id, "expired", kid, "the job has expired", digest);
     } else if (tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err) != PGR_OK ||
                record_job(&x, job, kid, envelope, &why, &err) != PGR_OK) {
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
@@ -191,7 +195,8 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
         }
         reject(d, t, t->conf->id, job->job_id, why, kid,
                strcmp(why, "replay") == 0 ? "this job id was seen before"
-                                          : "seq is not above the last accepted job's");
+                                          : "seq is not above the last accepted job's",
+               digest);
     }
     pgr_job_free(job);
     return true;
@@ -210,7 +215,7 @@ static void job_id_hint(const char *payload, char out[37])
 
 bool daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
 {
-    char tenant[129], kid[PGR_KID_LEN], jid[37];
+    char tenant[129], kid[PGR_KID_LEN], jid[37], digest[PGR_SHA256_HEX_LEN];
     char *payload = NULL, *env = NULL;
     size_t plen = 0;
     pgr_envelope_reject why;
@@ -227,15 +232,17 @@ bool daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
     if (env == NULL)
         return false;
     bool done = true;
+    pgr_sha256_hex(m->payload != NULL ? m->payload : "", m->len, digest);
     if (pgr_envelope_open(m->payload, m->len, (size_t)d->cfg->max_job_bytes, PGR_DOMAIN_JOB,
                           d->coordinators, &payload, &plen, NULL, kid, &why, &err) != PGR_OK) {
-        reject(d, t, tenant, NULL, pgr_envelope_reject_name(why), kid, err.msg);
+        reject(d, t, tenant, NULL, pgr_envelope_reject_name(why), kid, err.msg, digest);
     } else if (pgr_job_parse(payload, plen, &job, &jwhy, &err) != PGR_OK) {
         job_id_hint(payload, jid);
         reject(d, t, tenant, jid[0] != '\0' ? jid : NULL,
-               jwhy == PGR_JOB_CHECKSUM_MISMATCH ? "checksum_mismatch" : "malformed", kid, err.msg);
+               jwhy == PGR_JOB_CHECKSUM_MISMATCH ? "checksum_mismatch" : "malformed", kid, err.msg,
+               digest);
     } else {
-        done = accept_job(d, t, job, kid, env);
+        done = accept_job(d, t, job, kid, env, digest);
     }
     free(payload);
     free(env);
@@ -289,7 +296,7 @@ void daemon_resume(agent_daemon *d)
         resume_tenant(d, &d->tenants[i]);
 }
 
-void daemon_audit_all(agent_daemon *d, const char *action)
+void daemon_audit_all(agent_daemon *d, const char *action, json_t *extra)
 {
     for (size_t i = 0; i < d->tenant_count; i++) {
         agent_exec_opts o;
@@ -299,6 +306,8 @@ void daemon_audit_all(agent_daemon *d, const char *action)
         if (tenant_session(d, t, &o, &x, NULL, "agent", &err) == PGR_OK) {
             json_t *rec = agent_audit_new(&x, action);
             json_object_set_new(rec, "kid", json_string(d->key.kid));
+            if (extra != NULL)
+                json_object_update(rec, extra);
             if (agent_audit_append(&x, rec, &err) != PGR_OK) {
                 pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
                 pgr_log_warn(&ctx, "could not record %s: %s", action, err.msg);

@@ -234,35 +234,45 @@ static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
     }
 }
 
+void coord_event_run_update(json_t *ev, coord_run_update *u)
+{
+    const char *type = str(ev, "type");
+    const char *job_type = str(ev, "job_type"), *outcome = str(ev, "outcome");
+    snprintf(u->step, sizeof(u->step), "%lld",
+             (long long)json_integer_value(json_object_get(ev, "step")));
+    snprintf(u->steps, sizeof(u->steps), "%lld",
+             (long long)json_integer_value(json_object_get(ev, "steps")));
+    snprintf(u->percent, sizeof(u->percent), "%.1f",
+             json_real_value(json_object_get(ev, "percent")));
+    bool result = strcmp(type, "result") == 0, security = strcmp(type, "security") == 0;
+    bool running = strcmp(type, "step") == 0 || strcmp(type, "progress") == 0;
+    bool rb = result && job_type != NULL && strcmp(job_type, "rollback") == 0 && outcome != NULL &&
+              strcmp(outcome, "succeeded") == 0;
+    u->job_id = str(ev, "job_id");
+    u->state = rb ? "rolled_back" : result ? outcome : security ? "rejected" : "running";
+    u->version = str(ev, "version");
+    u->object = str(ev, "object");
+    u->has_percent = strcmp(type, "progress") == 0;
+    u->error = running ? NULL : security ? str(ev, "reason") : str(ev, "message");
+    u->agent_id = str(ev, "agent_id");
+    u->from_version = str(ev, "from_version");
+}
+
 /* Folds one event into the tenant run of its job. */
 static void update_run(coord *c, json_t *ev)
 {
-    const char *type = str(ev, "type");
-    char step[16], steps[16], pct[32];
-    snprintf(step, sizeof(step), "%lld",
-             (long long)json_integer_value(json_object_get(ev, "step")));
-    snprintf(steps, sizeof(steps), "%lld",
-             (long long)json_integer_value(json_object_get(ev, "steps")));
-    snprintf(pct, sizeof(pct), "%.1f", json_real_value(json_object_get(ev, "percent")));
-    bool rb = strcmp(type, "result") == 0 && str(ev, "job_type") != NULL &&
-              strcmp(str(ev, "job_type"), "rollback") == 0 && str(ev, "outcome") != NULL &&
-              strcmp(str(ev, "outcome"), "succeeded") == 0;
-    const char *state = rb                              ? "rolled_back"
-                        : strcmp(type, "result") == 0   ? str(ev, "outcome")
-                        : strcmp(type, "security") == 0 ? "rejected"
-                                                        : "running";
-    const char *error = strcmp(type, "security") == 0 ? str(ev, "reason") : str(ev, "message");
-    const char *params[] = {str(ev, "job_id"),
-                            state,
-                            str(ev, "version"),
-                            step,
-                            steps,
-                            str(ev, "object"),
-                            strcmp(type, "progress") == 0 ? pct : NULL,
-                            strcmp(type, "step") == 0 || strcmp(type, "progress") == 0 ? NULL
-                                                                                       : error,
-                            str(ev, "agent_id"),
-                            str(ev, "from_version")};
+    coord_run_update u;
+    coord_event_run_update(ev, &u);
+    const char *params[] = {u.job_id,
+                            u.state,
+                            u.version,
+                            u.step,
+                            u.steps,
+                            u.object,
+                            u.has_percent ? u.percent : NULL,
+                            u.error,
+                            u.agent_id,
+                            u.from_version};
     /* terminal states stay terminal: a late progress event never revives a finished run */
     PGR_IGNORE(pgr_pg_execp(
         c->db,
@@ -275,6 +285,41 @@ static void update_run(coord *c, json_t *ev)
         "percent), error = coalesce($8, error), agent_id = $9, updated_at = now() WHERE job_id = "
         "$1",
         10, params, NULL, NULL));
+}
+
+json_t *coord_event_parse(const char *payload, size_t len, const pgr_keyring_entry *e)
+{
+    json_t *ev = json_loadb(payload, len, 0, NULL);
+    const char *type = str(ev, "type"), *tenant = str(ev, "tenant_id");
+    if (type == NULL || str(ev, "agent_id") == NULL ||
+        (tenant != NULL && !pgr_keyring_allows_tenant(e, tenant))) {
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* A security event names the job it refused only by what the agent could read, which an
+ * attacker controls. It is folded into a run only when the refused message is, byte for byte,
+ * the envelope this coordinator published for that tenant (digest match in the outbox); then
+ * the run's job id comes from the outbox, not from the event. A replayed copy of our own job
+ * ('replay') says nothing about the run: the original's own events do. */
+static void attribute_refusal(coord *c, json_t *ev)
+{
+    const char *tenant = str(ev, "tenant_id"), *digest = str(ev, "envelope_sha256");
+    const char *reason = str(ev, "reason");
+    PGresult *r = NULL;
+    json_object_del(ev, "job_id");
+    if (tenant == NULL || digest == NULL || reason == NULL || strcmp(reason, "replay") == 0)
+        return;
+    const char *params[] = {tenant, digest};
+    if (pgr_pg_execp(c->db,
+                     "SELECT job_id FROM pgrollout_control.job_outbox WHERE tenant_id = $1 AND "
+                     "encode(sha256(convert_to(envelope, 'UTF8')), 'hex') = $2",
+                     2, params, &r, NULL) == PGR_OK &&
+        PQntuples(r) == 1)
+        json_object_set_new(ev, "job_id", json_string(PQgetvalue(r, 0, 0)));
+    PQclear(r);
 }
 
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
@@ -291,19 +336,19 @@ json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
         pgr_log_warn(&ctx, "event refused: %s (key \"%s\")", err.msg, kid);
         return NULL;
     }
-    json_t *ev = json_loadb(payload, plen, 0, NULL);
+    json_t *ev = coord_event_parse(payload, plen, e);
     free(payload);
-    const char *type = str(ev, "type"), *tenant = str(ev, "tenant_id");
-    if (type == NULL || str(ev, "agent_id") == NULL ||
-        (tenant != NULL && !pgr_keyring_allows_tenant(e, tenant))) {
+    if (ev == NULL) {
         pgr_log_warn(&ctx, "event refused: malformed, or key \"%s\" may not speak for tenant", kid);
-        json_decref(ev);
         return NULL;
     }
+    const char *type = str(ev, "type"), *tenant = str(ev, "tenant_id");
     /* Kafka delivers at least once (a consumer that could not commit during a broker outage
      * reads again): the same signed message is stored once, keyed by its digest. */
     char *text = json_dumps(ev, JSON_COMPACT), digest[PGR_SHA256_HEX_LEN];
     PGresult *ins = NULL;
+    if (strcmp(type, "security") == 0)
+        attribute_refusal(c, ev); /* the job_id column and the run: ours, or none */
     pgr_sha256_hex(m->payload, m->len, digest);
     const char *params[] = {str(ev, "agent_id"), tenant, str(ev, "job_id"), type, text, digest};
     bool fresh = pgr_pg_execp(c->db,
