@@ -1,5 +1,6 @@
 /* config.c - table-driven INI loading through libinih with file:line: key errors. */
 #include "pgr/config.h"
+#include "pgr/log.h"
 #include "pgr/parse.h"
 
 #include <ini.h>
@@ -160,6 +161,11 @@ static pgr_code config_tenant(pgr_config *cfg, const char *id, const char *value
     if (!pgr_config_tenant_id_valid(id))
         return pgr_error_set(err, PGR_ERR_CONFIG,
                              "invalid tenant id: use letters, digits, '_', '-' or '.'");
+    if (!tags && !pgr_log_dsn_valid(value))
+        return pgr_error_set(err, PGR_ERR_CONFIG,
+                             "tenant \"%s\": invalid connection string (not shown: it may hold "
+                             "a password)",
+                             id);
     pgr_tenant_conf *t = tenant_find(cfg, id);
     if (t == NULL && tags)
         return pgr_error_set(err, PGR_ERR_CONFIG, "tags for tenant \"%s\" not in [tenants]", id);

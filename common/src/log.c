@@ -2,6 +2,8 @@
 #include "pgr/log.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -146,7 +148,8 @@ static void redact_uri(const char *dsn, char *out, size_t outlen)
     }
 }
 
-void pgr_log_redact_dsn(const char *dsn, char *out, size_t outlen)
+/* The text form: the DSN as written, password values replaced (key=value and URI forms). */
+static void redact_text(const char *dsn, char *out, size_t outlen)
 {
     size_t o = 0;
 
@@ -174,4 +177,78 @@ void pgr_log_redact_dsn(const char *dsn, char *out, size_t outlen)
         out[o++] = *p++;
     }
     out[o] = '\0';
+}
+
+/* libpq takes a string without '=' that is not a URI as a plain database name. */
+static bool is_conninfo(const char *dsn)
+{
+    return strchr(dsn, '=') != NULL || strncmp(dsn, "postgresql://", 13) == 0 ||
+           strncmp(dsn, "postgres://", 11) == 0;
+}
+
+bool pgr_log_dsn_valid(const char *dsn)
+{
+    if (!is_conninfo(dsn))
+        return true;
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    PQconninfoFree(opts);
+    return opts != NULL;
+}
+
+bool pgr_log_dsn_secret_in(const char *dsn, const char *text)
+{
+    PQconninfoOption *opts = is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
+    bool found = false;
+    /* libpq marks the options that hold secrets (password, sslpassword) with dispchar "*" */
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL && !found; o++) {
+        if (o->dispchar != NULL && o->dispchar[0] == '*' && o->val != NULL && o->val[0] != '\0')
+            found = strstr(text, o->val) != NULL;
+    }
+    PQconninfoFree(opts);
+    return found;
+}
+
+/* The parsed form: every option that is set, secrets as "***", values quoted when needed. */
+static void redact_parsed(const PQconninfoOption *opts, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (const PQconninfoOption *p = opts; p->keyword != NULL && o + 1 < outlen; p++) {
+        if (p->val == NULL)
+            continue;
+        bool secret = p->dispchar != NULL && p->dispchar[0] == '*';
+        bool quote = !secret && (p->val[0] == '\0' || strpbrk(p->val, " \t\n'\\") != NULL);
+        int w = snprintf(out + o, outlen - o, "%s%s=%s%s%s", o > 0 ? " " : "", p->keyword,
+                         quote ? "'" : "", secret ? "***" : p->val, quote ? "'" : "");
+        o += w > 0 && (size_t)w < outlen - o ? (size_t)w : outlen - o - 1;
+    }
+}
+
+void pgr_log_redact_dsn(const char *dsn, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    if (!is_conninfo(dsn)) {
+        snprintf(out, outlen, "%s", dsn);
+        return;
+    }
+    /* A string libpq cannot parse is not shown at all: where the parse fails is unknown, so a
+     * password may sit anywhere in it (an unquoted space, a bad %-escape in a URI). */
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    if (opts == NULL) {
+        snprintf(out, outlen, "(invalid connection string, not shown)");
+        return;
+    }
+    /* The form as written, in full; if a secret still shows (a tab before "password", an
+     * "sslpassword"), the parsed form instead. */
+    size_t cap = 2 * strlen(dsn) + 64;
+    char *full = malloc(cap);
+    if (full != NULL)
+        redact_text(dsn, full, cap);
+    if (full != NULL && !pgr_log_dsn_secret_in(dsn, full))
+        snprintf(out, outlen, "%s", full);
+    else
+        redact_parsed(opts, out, outlen);
+    free(full);
+    PQconninfoFree(opts);
 }

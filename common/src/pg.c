@@ -68,6 +68,18 @@ pgr_code pgr_pg_exec(PGconn *conn, const char *sql, PGresult **out, pgr_error *e
     return pgr_pg_execp(conn, sql, 0, NULL, out, err);
 }
 
+/* libpq's reason for a failed connection, first line only; replaced when it holds a secret of
+ * the DSN. */
+static void connect_message(PGconn *c, const char *dsn, char *msg, size_t len)
+{
+    snprintf(msg, len, "%s", PQerrorMessage(c));
+    char *nl = strchr(msg, '\n');
+    if (nl != NULL)
+        *nl = '\0';
+    if (pgr_log_dsn_secret_in(dsn, msg))
+        snprintf(msg, len, "(libpq's message not shown: it quotes a password)");
+}
+
 pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, pgr_error *err)
 {
     /* Keepalives: a silently dropped network during a long CREATE INDEX CONCURRENTLY must end
@@ -78,6 +90,12 @@ pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, 
     const char *vals[] = {dsn, application, "10", "1", "30", "10", "3", "UTF8", NULL};
     char redacted[512];
 
+    /* libpq's parse errors quote the part of the string where they stopped, which may be a
+     * password ("invalid percent-encoded token: ..."): say nothing of such a string. */
+    if (!pgr_log_dsn_valid(dsn))
+        return pgr_error_set(err, PGR_ERR_CONFIG,
+                             "could not connect: invalid connection string (not shown: it may "
+                             "hold a password)");
     /* expand_dbname=1: dsn may be a connection string or URI; empty uses the PG* environment */
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL)
@@ -85,10 +103,7 @@ pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, 
     if (PQstatus(c) != CONNECTION_OK) {
         pgr_log_redact_dsn(dsn, redacted, sizeof(redacted));
         char msg[200];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
-        char *nl = strchr(msg, '\n');
-        if (nl != NULL)
-            *nl = '\0';
+        connect_message(c, dsn, msg, sizeof(msg));
         pgr_error_set(err, PGR_ERR_DB, "could not connect to \"%s\": %s", redacted, msg);
         pgr_error_set_sqlstate(err, "08001");
         PQfinish(c);

@@ -63,6 +63,9 @@ static void test_config_errors_name_file_line_and_key(void **state)
                                                           "is listed twice");
     expect_error("[tenants]\nbad/id = host=a\n", "agent.ini:2: tenants.bad/id: invalid tenant");
     expect_error("[tenant_tags]\nt9 = a:b\n", "agent.ini:2: tenant_tags.t9: tags for tenant");
+    /* a connection string libpq cannot parse: refused at load, and not quoted */
+    expect_error("[tenants]\nt1 = host=a password=s3 cret\n",
+                 "agent.ini:2: tenants.t1: tenant \"t1\": invalid connection string (not shown");
 }
 
 static void test_config_rejects_nul_and_long_lines(void **state)

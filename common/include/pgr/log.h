@@ -40,7 +40,16 @@ void pgr_log(pgr_log_level level, const pgr_log_ctx *ctx, const char *fmt, ...) 
 #define pgr_log_info(ctx, ...)  pgr_log(PGR_LOG_INFO, (ctx), __VA_ARGS__)
 #define pgr_log_debug(ctx, ...) pgr_log(PGR_LOG_DEBUG, (ctx), __VA_ARGS__)
 
-/* Copies dsn into out with every password value replaced by "***" (key=value and URI forms). */
+/* Copies dsn into out with every secret value (password, sslpassword) replaced by "***", in the
+ * form it was written (key=value or URI) or, when that form would still show a secret, as the
+ * parsed key=value list. A string libpq cannot parse becomes "(invalid connection string, not
+ * shown)". */
 void pgr_log_redact_dsn(const char *dsn, char *out, size_t outlen);
+
+/* False when libpq cannot parse dsn (a plain database name is valid). */
+bool pgr_log_dsn_valid(const char *dsn);
+
+/* True when text contains the value of a secret option (password, sslpassword) of dsn. */
+bool pgr_log_dsn_secret_in(const char *dsn, const char *text);
 
 #endif
