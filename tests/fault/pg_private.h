@@ -129,6 +129,21 @@ static inline void pgp_restart(pg_private *p)
         fail_msg("private PostgreSQL in %s did not restart (see %s/log)", p->dir, p->dir);
 }
 
+/* The server stopped (pg_ctl stop -m fast: every session terminated) for seconds, then started
+ * again on the same port and data. */
+static inline void pgp_outage(pg_private *p, int seconds)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), PGP_BIN "/pg_ctl -D %s/data -m fast -w -t 60 stop", p->dir);
+    if (pgp_sh(cmd) != 0)
+        fail_msg("private PostgreSQL in %s did not stop", p->dir);
+    sleep((unsigned)seconds);
+    snprintf(cmd, sizeof(cmd), PGP_BIN "/pg_ctl -D %s/data -l %s/log -w -t 60 start", p->dir,
+             p->dir);
+    if (pgp_sh(cmd) != 0)
+        fail_msg("private PostgreSQL in %s did not start again (see %s/log)", p->dir, p->dir);
+}
+
 /* "dbname port=N": a database on the instance, in the form itest_connect and --dsn take. */
 static inline void pgp_db(const pg_private *p, const char *db, char *out, size_t len)
 {

@@ -81,7 +81,29 @@ static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
     fleet_write(path, text);
 }
 
-static inline void fleet_setup_n(fleet *f, int n, int max_job_bytes)
+/* Creates the control database: on the tenants' server (ctl_server NULL), or on another server
+ * whose connection parameters ctl_server gives ("host=127.0.0.1 port=N"); f->ctl_db then carries
+ * them too, so that itest_connect(f->ctl_db) and the coordinator's control_dsn reach it. */
+static inline void fleet_create_ctl_db(fleet *f, const char *ctl_server)
+{
+    char name[32], admin[160], sql[96];
+    if (ctl_server == NULL) {
+        itest_create_db("itest_ctl", f->ctl_db, sizeof(f->ctl_db));
+        return;
+    }
+    snprintf(name, sizeof(name), "itest_ctl_%d", (int)getpid());
+    snprintf(admin, sizeof(admin), "postgres %s", ctl_server);
+    PGconn *c = itest_connect(admin);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", name);
+    itest_exec(c, sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    itest_exec(c, sql);
+    PQfinish(c);
+    snprintf(f->ctl_db, sizeof(f->ctl_db), "%s %s", name, ctl_server);
+}
+
+/* A fleet of n tenants with its control database on ctl_server (NULL: the tenants' server). */
+static inline void fleet_setup_ctl(fleet *f, int n, int max_job_bytes, const char *ctl_server)
 {
     char path[256], text[8192];
     f->n = n;
@@ -116,7 +138,7 @@ static inline void fleet_setup_n(fleet *f, int n, int max_job_bytes)
     snprintf(text, sizeof(text), "%s tenants=%s\n%s tenants=%s\n", a1, l1, a2, l2);
     snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
     fleet_write(path, text);
-    itest_create_db("itest_ctl", f->ctl_db, sizeof(f->ctl_db));
+    fleet_create_ctl_db(f, ctl_server);
     for (int t = 0; t < f->n; t++) {
         f->tenant[t] = f->names[t];
         itest_create_db("itest_fleet", f->db[t], sizeof(f->db[t]));
@@ -130,6 +152,11 @@ static inline void fleet_setup_n(fleet *f, int n, int max_job_bytes)
     fleet_write(path, text);
     fleet_agent_config(f, 0, max_job_bytes);
     fleet_agent_config(f, 1, max_job_bytes);
+}
+
+static inline void fleet_setup_n(fleet *f, int n, int max_job_bytes)
+{
+    fleet_setup_ctl(f, n, max_job_bytes, NULL);
 }
 
 static inline void fleet_setup(fleet *f, int max_job_bytes)

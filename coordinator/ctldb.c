@@ -1,0 +1,158 @@
+/*
+ * ctldb.c - the control-database session survives a restart of the control database: a lost
+ * connection is reset with backoff (the session's settings and the rollout's advisory lock come
+ * back with it), and Kafka offsets are committed only for messages that were stored, so that
+ * nothing read during the outage is skipped.
+ */
+#include "ctldb.h"
+
+#include "pgr/log.h"
+#include "pgr/pg.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_FIRST_MS 200
+#define BACKOFF_MAX_MS   5000
+#define STORE_TRIES      3
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void coord_ctldb_init(coord_ctldb *g, const char *rollout)
+{
+    memset(g, 0, sizeof(*g));
+    g->rollout = rollout;
+}
+
+pgr_code coord_ctldb_session_setup(coord *c, pgr_error *err)
+{
+    return pgr_pg_exec(c->db, "SET lock_timeout = 5000; SET client_min_messages = warning", NULL,
+                       err);
+}
+
+/* pg_try_advisory_lock: true (held), false (another session holds it); *failed on an error. */
+static bool try_rollout_lock(coord *c, const char *name, bool *failed)
+{
+    PGresult *r = NULL;
+    bool got = false;
+    *failed = pgr_pg_execp(c->db,
+                           "SELECT pg_try_advisory_lock(hashtext('pgrollout-rollout'), "
+                           "hashtext($1))",
+                           1, (const char *[]){name}, &r, NULL) != PGR_OK;
+    if (!*failed) {
+        got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        PQclear(r);
+    }
+    return got;
+}
+
+bool coord_ctldb_lock_rollout(coord *c, const char *name)
+{
+    bool failed = false;
+    bool got = try_rollout_lock(c, name, &failed);
+    if (!got)
+        fprintf(stderr, "pgrollout: another coordinator is running rollout \"%s\"\n", name);
+    return got;
+}
+
+/* One reconnect attempt: new session, its settings, the rollout lock. */
+static bool reconnect(coord *c, coord_ctldb *g)
+{
+    PQreset(c->db);
+    if (PQstatus(c->db) != CONNECTION_OK || coord_ctldb_session_setup(c, NULL) != PGR_OK)
+        return false;
+    bool failed = false;
+    if (g->rollout != NULL && !try_rollout_lock(c, g->rollout, &failed) && !failed) {
+        g->lock_lost = true;
+        fprintf(stderr,
+                "pgrollout: control database reconnected, but another coordinator took rollout "
+                "\"%s\" meanwhile: stopping\n",
+                g->rollout);
+    }
+    return !failed && !g->lock_lost;
+}
+
+bool coord_ctldb_ready(coord *c, coord_ctldb *g)
+{
+    pgr_log_ctx ctx = {"coordinator", NULL, NULL};
+    if (g->lock_lost)
+        return false;
+    if (!pgr_pg_conn_lost(c->db))
+        return true;
+    long long now = mono_ms();
+    if (g->backoff_ms == 0) {
+        g->lost_at = now;
+        g->backoff_ms = BACKOFF_FIRST_MS;
+        pgr_log_warn(&ctx, "control database connection lost: reconnecting (Kafka offsets are "
+                           "committed only for stored messages)");
+    } else if (now < g->retry_at) {
+        return false;
+    }
+    if (reconnect(c, g)) {
+        pgr_log_warn(&ctx, "control database reconnected after %lld ms", mono_ms() - g->lost_at);
+        g->backoff_ms = 0;
+        g->reconnects++;
+        return true;
+    }
+    g->retry_at = mono_ms() + g->backoff_ms;
+    g->backoff_ms = g->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : g->backoff_ms * 2;
+    return false;
+}
+
+/* Runs fn on m (in a transaction when in_txn); true when what it wrote is committed. */
+static bool store(coord *c, const rd_kafka_message_t *m, bool in_txn, coord_store_fn fn, void *user)
+{
+    if (in_txn && pgr_pg_exec(c->db, "BEGIN", NULL, NULL) != PGR_OK)
+        return false;
+    fn(c, m, user);
+    if (!in_txn)
+        return !pgr_pg_conn_lost(c->db);
+    /* a statement that failed inside turns COMMIT into ROLLBACK */
+    PGresult *r = PQexec(c->db, "COMMIT");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+    PQclear(r);
+    if (!ok && !pgr_pg_conn_lost(c->db) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
+        PGR_IGNORE(pgr_pg_exec(c->db, "ROLLBACK", NULL, NULL));
+    return ok;
+}
+
+coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
+                                   rd_kafka_message_t **held, int timeout_ms, bool in_txn,
+                                   bool async, coord_store_fn fn, void *user)
+{
+    if (*held == NULL) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout_ms);
+        if (m == NULL)
+            return COORD_CONSUMED_NONE;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_message_destroy(m);
+            return COORD_CONSUMED_NONE;
+        }
+        *held = m;
+        g->tries = 0;
+    }
+    if (!coord_ctldb_ready(c, g))
+        return COORD_CONSUMED_HELD;
+    bool ok = store(c, *held, in_txn, fn, user);
+    /* connection lost: stored or not, it is stored again after the reconnect (idempotent) */
+    if (pgr_pg_conn_lost(c->db))
+        return COORD_CONSUMED_HELD;
+    if (!ok && ++g->tries < STORE_TRIES)
+        return COORD_CONSUMED_HELD;
+    if (!ok) {
+        pgr_log_ctx ctx = {"coordinator", NULL, NULL};
+        pgr_log_warn(&ctx, "message at offset %lld of %s [%d] could not be stored: skipped",
+                     (long long)(*held)->offset, rd_kafka_topic_name((*held)->rkt),
+                     (int)(*held)->partition);
+    }
+    rd_kafka_commit_message(rk, *held, async ? 1 : 0);
+    rd_kafka_message_destroy(*held);
+    *held = NULL;
+    return COORD_CONSUMED_STORED;
+}

@@ -1,0 +1,63 @@
+/*
+ * ctldb.h - the coordinator's control-database session across a restart of that database:
+ * reconnect with backoff (and take the rollout's advisory lock again), and consume Kafka
+ * messages at least once: a message's offset is committed only after it was stored, and a
+ * message that could not be stored because the connection was lost is held and stored again
+ * after the reconnect (storage is idempotent: events by digest, audit records by tenant and seq).
+ */
+#ifndef COORD_CTLDB_H
+#define COORD_CTLDB_H
+
+#include "coord.h"
+
+#include <stdbool.h>
+
+/* Reconnection state of one coordinator process (coord_ctldb_init). */
+typedef struct coord_ctldb {
+    long long retry_at;  /* monotonic ms before which no reconnect is tried */
+    int backoff_ms;      /* 0 while connected */
+    long long lost_at;   /* when the current outage was noticed */
+    const char *rollout; /* the rollout whose advisory lock the session holds, or NULL */
+    bool lock_lost;      /* another coordinator took the rollout during the outage */
+    int reconnects;      /* outages survived */
+    int tries;           /* failed attempts at the held message with the connection up */
+} coord_ctldb;
+
+/* rollout: the rollout this process runs (its lock is taken again on every reconnect), or NULL
+ * (audit collector). The string must outlive g. */
+void coord_ctldb_init(coord_ctldb *g, const char *rollout);
+
+/* Session settings of every control-database session (bounded lock waits). */
+pgr_code coord_ctldb_session_setup(coord *c, pgr_error *err) PGR_MUSTCHECK;
+
+/* One coordinator per rollout: a session advisory lock on the rollout's name. Prints the
+ * refusal; returns whether this session holds the lock. */
+bool coord_ctldb_lock_rollout(coord *c, const char *name);
+
+/* True when c->db is usable. After a lost connection it reconnects (PQreset, session settings,
+ * the rollout lock), at most once per backoff interval: 200 ms doubling to 5 s. Never blocks
+ * longer than one connection attempt. Sets g->lock_lost (and returns false) when another
+ * coordinator holds the rollout now: this one must stop. */
+bool coord_ctldb_ready(coord *c, coord_ctldb *g);
+
+/* Stores one message in the control database (in the caller's transaction when the consumer
+ * asked for one). Errors are seen through the connection's state, not returned. */
+typedef void (*coord_store_fn)(coord *c, const rd_kafka_message_t *m, void *user);
+
+typedef enum coord_consumed {
+    COORD_CONSUMED_NONE,   /* nothing to read */
+    COORD_CONSUMED_STORED, /* stored (or refused for good) and its offset committed */
+    COORD_CONSUMED_HELD    /* not stored: held in *held, tried again by the next call */
+} coord_consumed;
+
+/* Takes the held message, or polls rk (timeout_ms) for the next one, and stores it with fn,
+ * inside BEGIN/COMMIT when in_txn. The offset is committed (asynchronously when async) only
+ * when the store committed. A lost connection holds the message for the next call (after
+ * coord_ctldb_ready reconnected); a failure with the connection up is tried three times, then
+ * the message is skipped with a warning (it can never be stored). *held must start NULL; the
+ * caller destroys a message still held when it stops (not committed: read again later). */
+coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
+                                   rd_kafka_message_t **held, int timeout_ms, bool in_txn,
+                                   bool async, coord_store_fn fn, void *user);
+
+#endif
