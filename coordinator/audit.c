@@ -103,6 +103,31 @@ static void store(coord *c, const char *tenant, long long seq, const char *prev,
     PQclear(r);
 }
 
+const char *coord_audit_check(const char *payload, size_t len, const char *tenant,
+                              const pgr_keyring_entry *e, coord_audit_msg *msg, const char **detail)
+{
+    memset(msg, 0, sizeof(*msg));
+    json_t *o = json_loadb(payload, len, 0, NULL);
+    msg->doc = o;
+    msg->tenant_id = json_string_value(json_object_get(o, "tenant_id"));
+    msg->prev_hash = json_string_value(json_object_get(o, "prev_hash"));
+    msg->hash = json_string_value(json_object_get(o, "hash"));
+    msg->record = json_string_value(json_object_get(o, "record"));
+    msg->seq = json_integer_value(json_object_get(o, "seq"));
+    const char *t = msg->tenant_id;
+    if (t == NULL || msg->prev_hash == NULL || msg->hash == NULL || msg->record == NULL ||
+        msg->seq < 1 || strcmp(t, tenant) != 0) {
+        *detail = "not an audit record of this tenant";
+        return "malformed";
+    }
+    if (!pgr_keyring_allows_tenant(e, t)) {
+        *detail = "the signing agent key is not trusted for this tenant";
+        return "untrusted_key";
+    }
+    *detail = check_link(t, msg->seq, msg->prev_hash, msg->hash, msg->record);
+    return *detail != NULL ? "broken_hash" : NULL;
+}
+
 /* One message of the audit topic. */
 void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
 {
@@ -119,26 +144,16 @@ void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
         alert(c, tenant, 0, pgr_envelope_reject_name(why), err.msg);
         return;
     }
-    json_t *o = json_loads(payload, 0, NULL);
-    const char *t = json_string_value(json_object_get(o, "tenant_id"));
-    const char *prev = json_string_value(json_object_get(o, "prev_hash"));
-    const char *hash = json_string_value(json_object_get(o, "hash"));
-    const char *record = json_string_value(json_object_get(o, "record"));
-    long long seq = json_integer_value(json_object_get(o, "seq"));
-    const char *bad = NULL;
-    if (t == NULL || prev == NULL || hash == NULL || record == NULL || seq < 1 ||
-        strcmp(t, tenant) != 0)
-        alert(c, tenant, seq, "malformed", "not an audit record of this tenant");
-    else if (!pgr_keyring_allows_tenant(e, t))
-        alert(c, t, seq, "untrusted_key", "the signing agent key is not trusted for this tenant");
-    else if ((bad = check_link(t, seq, prev, hash, record)) != NULL)
-        alert(c, t, seq, "broken_hash", bad);
-    else {
+    coord_audit_msg a;
+    const char *detail = NULL, *kind = coord_audit_check(payload, plen, tenant, e, &a, &detail);
+    if (kind != NULL) {
+        alert(c, tenant, a.seq, kind, detail);
+    } else {
         char *env = strndup(m->payload, m->len);
-        store(c, t, seq, prev, hash, record, kid, env);
+        store(c, a.tenant_id, a.seq, a.prev_hash, a.hash, a.record, kid, env);
         free(env);
     }
-    json_decref(o);
+    json_decref(a.doc);
     free(payload);
 }
 

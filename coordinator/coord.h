@@ -37,11 +37,43 @@ int coord_kafka(coord *c, const char *cmd);
  * refused or already stored (a redelivery). */
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m);
 
+/* Parses a verified event payload signed by key e. Returns the document (caller decrefs), or NULL
+ * unless it is a JSON object whose "type" and "agent_id" are strings and whose "tenant_id", when
+ * a string, e may speak for. */
+json_t *coord_event_parse(const char *payload, size_t len, const pgr_keyring_entry *e);
+
+/* What an accepted event writes into its job's tenant run (docs/PROTOCOL.md 9.7); the strings
+ * point into the event. */
+typedef struct coord_run_update {
+    const char *job_id, *state, *version, *object, *error, *agent_id, *from_version;
+    char step[24], steps[24], percent[32];
+    bool has_percent;
+} coord_run_update;
+
+/* Fills u from an event that coord_event_parse accepted. */
+void coord_event_run_update(json_t *ev, coord_run_update *u);
+
 /* The audit collector's consumer (its own group, subscribed to the audit topic), or NULL. */
 rd_kafka_t *coord_audit_consumer(coord *c);
 
 /* Verifies and stores one audit message (or records an alert). */
 void coord_audit_ingest(coord *c, const rd_kafka_message_t *m);
+
+/* An audit payload's members; the strings belong to doc. */
+typedef struct coord_audit_msg {
+    json_t *doc;
+    const char *tenant_id, *prev_hash, *hash, *record;
+    long long seq;
+} coord_audit_msg;
+
+/* Checks a verified audit payload that arrived under the Kafka key tenant, signed by key e: its
+ * members, the key's right to speak for the tenant, and hash = SHA-256(prev_hash || record) with
+ * the record naming the same chain position. Returns NULL when it may be stored, else the alert
+ * kind ("malformed", "untrusted_key", "broken_hash") with *detail saying why. msg->doc is set
+ * either way (possibly NULL) and the caller decrefs it. */
+const char *coord_audit_check(const char *payload, size_t len, const char *tenant,
+                              const pgr_keyring_entry *e, coord_audit_msg *msg,
+                              const char **detail);
 
 int coord_run_main(int argc, char **argv);
 int coord_resume_main(int argc, char **argv);
