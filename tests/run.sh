@@ -52,8 +52,9 @@ trap 'exit 143' TERM
 
 cd "$REPO"
 
-# Service packages + the toolchain; also fetches the Kafka jars so `up` below does not.
-"$SERVICES" deps cmake ninja-build gcc
+# Service packages + the toolchain (clang, libFuzzer and llvm-symbolizer for tests/fuzz); also
+# fetches the Kafka jars so `up` below does not.
+"$SERVICES" deps cmake ninja-build gcc clang libclang-rt-14-dev llvm-14
 
 log "configuring $BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -G Ninja \

@@ -1,0 +1,3 @@
+-- pgrollout:up
+-- pgrollout:step index name= table=allergies
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx ON allergies (id);
