@@ -44,6 +44,7 @@ DO $$BEGIN RAISE EXCEPTION 'agent-role.sql: pass -v app_role=ROLE (the applicati
 SELECT :'app_role' <> '' AS has_app_role \gset
 
 BEGIN;
+SET LOCAL client_min_messages = warning;
 
 -- Roles (cluster-wide; created by the first run, their attributes enforced by every run).
 SELECT format('CREATE ROLE %I NOLOGIN', :'owner_role')
