@@ -8,6 +8,7 @@
  */
 #include "coord.h"
 #include "coord_cli.h"
+#include "ctldb.h"
 
 #include "pgr/crypto.h"
 #include "pgr/log.h"
@@ -83,6 +84,8 @@ static void store(coord *c, const char *tenant, long long seq, const char *prev,
                      "record, kid, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT "
                      "(tenant_id, seq) DO NOTHING",
                      7, params, &r, NULL) != PGR_OK) {
+        if (pgr_pg_conn_lost(c->db))
+            return; /* stored again once the connection is back (ctldb.c) */
         alert(c, tenant, seq, "store_failed", "the record could not be stored");
         return;
     }
@@ -180,27 +183,45 @@ rd_kafka_t *coord_audit_consumer(coord *c)
     return rk;
 }
 
+typedef struct collect_state {
+    long stored;
+    bool failpoint; /* crash test: killed after storing the 21st message, before its offset */
+} collect_state;
+
+static void collect_store(coord *c, const rd_kafka_message_t *m, void *user)
+{
+    collect_state *s = user;
+    coord_audit_ingest(c, m);
+    /* crash test: stored, offset not committed (a restart must absorb the replay) */
+    if (s->stored == 20 && s->failpoint)
+        raise(SIGKILL);
+}
+
 static int collect(coord *c, int idle_exit_s)
 {
-    long stored = 0;
-    time_t last = time(NULL);
     const char *fp = getenv("PGR_FAILPOINT");
+    collect_state s = {0, fp != NULL && strcmp(fp, "collector_after_store") == 0};
+    coord_ctldb g;
+    rd_kafka_message_t *held = NULL;
+    time_t last = time(NULL);
+    coord_ctldb_init(&g, NULL);
     while (!audit_stop && (idle_exit_s <= 0 || time(NULL) - last < idle_exit_s)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->consumer, 200);
-        if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            coord_audit_ingest(c, m);
-            /* crash test: stored, offset not committed (a restart must absorb the replay) */
-            if (stored == 20 && fp != NULL && strcmp(fp, "collector_after_store") == 0)
-                raise(SIGKILL);
-            /* stored (or alerted) first, then the offset: a crash re-reads, never skips */
-            rd_kafka_commit_message(c->consumer, m, 0);
-            stored++;
+        /* stored (or alerted) first, then the offset: a crash re-reads, never skips; a lost
+         * control database holds the message until it is back */
+        coord_consumed r =
+            coord_ctldb_consume(c, &g, c->consumer, &held, 200, false, false, collect_store, &s);
+        if (r != COORD_CONSUMED_NONE)
             last = time(NULL);
+        if (r == COORD_CONSUMED_STORED)
+            s.stored++;
+        if (r == COORD_CONSUMED_HELD) {
+            struct timespec ts = {0, 100000000L};
+            nanosleep(&ts, NULL);
         }
-        if (m != NULL)
-            rd_kafka_message_destroy(m);
     }
-    fprintf(stderr, "audit collect: %ld message(s) processed\n", stored);
+    if (held != NULL)
+        rd_kafka_message_destroy(held); /* not committed: read again by the next collector */
+    fprintf(stderr, "audit collect: %ld message(s) processed\n", s.stored);
     return COORD_EXIT_OK;
 }
 
