@@ -332,18 +332,27 @@ static void scan_text(const char *name, const char *text)
     scan(name, text, strlen(text));
 }
 
-/* The key's bytes in every form: raw, hex and base64, of the whole secret key and of its seed. */
-static void scan_key(const char *keyname)
+/* A secret key file "ed25519-secret <base64> <kid>": its base64 (static) and its 64 bytes. */
+static const char *load_key(const char *keyname, uint8_t sk[64])
 {
-    char path[256], line[512], *save = NULL, name[160];
+    static char line[512];
+    char path[256], *save = NULL;
+    size_t n = 0;
     snprintf(path, sizeof(path), "%s/%s.key", F.dir, keyname);
     read_file(path, line, sizeof(line));
     strtok_r(line, " ", &save);
     const char *b64 = strtok_r(NULL, " ", &save);
-    uint8_t sk[64];
-    size_t n = 0;
-    assert_int_equal(pgr_base64_decode(b64, strlen(b64), sk, sizeof(sk), &n), PGR_OK);
+    assert_int_equal(pgr_base64_decode(b64, strlen(b64), sk, 64, &n), PGR_OK);
     assert_int_equal(n, 64);
+    return b64;
+}
+
+/* The key's bytes in every form: raw, hex and base64, of the whole secret key and of its seed. */
+static void scan_key(const char *keyname)
+{
+    char name[160];
+    uint8_t sk[64];
+    const char *b64 = load_key(keyname, sk);
     char hex[129], seed_hex[65];
     pgr_hex_encode(sk, 64, hex);
     pgr_hex_encode(sk, 32, seed_hex);
@@ -427,19 +436,15 @@ static void test_secrets_never_appear_in_output(void **state)
 static void test_secrets_scan_finds_planted_secrets(void **state)
 {
     (void)state;
-    char path[256], line[512], *save = NULL;
+    char path[256];
     int before = nsources;
     size_t len = blob_len;
     snprintf(path, sizeof(path), "%s/agent2.ini", F.dir);
     collect_file("agent2.ini", path);
     snprintf(path, sizeof(path), "%s/agent1.key", F.dir);
     collect_file("agent1.key", path);
-    read_file(path, line, sizeof(line));
-    strtok_r(line, " ", &save);
-    const char *b64 = strtok_r(NULL, " ", &save);
     uint8_t sk[64];
-    size_t n = 0;
-    assert_int_equal(pgr_base64_decode(b64, strlen(b64), sk, sizeof(sk), &n), PGR_OK);
+    const char *b64 = load_key("agent1", sk);
     collect("raw seed", sk, 32);
     assert_string_equal(find_secret(pw_agent, strlen(pw_agent)), "agent2.ini");
     assert_string_equal(find_secret(b64, strlen(b64)), "agent1.key");
