@@ -132,6 +132,10 @@ static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
     pgr_code rc = PGR_ERR_KAFKA;
     for (int i = 0; i < 60 && !stop_requested && rc != PGR_OK; i++) {
         rc = pgr_kafka_partitions(d->consumer, d->topic_jobs, 2000, &count, err);
+        if (rc != PGR_OK)
+            rd_kafka_poll(d->producer, 100); /* serves the error callback */
+        if (rc != PGR_OK && pgr_kafka_refused(err) != PGR_OK)
+            return PGR_ERR_KAFKA; /* waiting would not help */
         if (rc != PGR_OK) {
             struct timespec ts = {1, 0};
             nanosleep(&ts, NULL);

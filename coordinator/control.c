@@ -72,6 +72,17 @@ static const char *const control_ddl =
     " DEFAULT 0;"
     "ALTER TABLE pgrollout_control.tenants ADD COLUMN IF NOT EXISTS tags text;"
     "ALTER TABLE pgrollout_control.events ADD COLUMN IF NOT EXISTS digest text UNIQUE;"
+    /* every event finds its run by job id, every dispatch its wave's pending runs, every
+     * publication the unsent jobs: without these each was a scan of the whole table (docs/
+     * BENCHMARKS.md, 10,000 tenants) */
+    "CREATE INDEX IF NOT EXISTS tenant_runs_job_id ON pgrollout_control.tenant_runs (job_id);"
+    "CREATE INDEX IF NOT EXISTS tenant_runs_wave_state ON pgrollout_control.tenant_runs"
+    " (rollout_id, wave, state, tenant_id);"
+    "CREATE INDEX IF NOT EXISTS job_outbox_unsent ON pgrollout_control.job_outbox (created_at)"
+    " WHERE sent_at IS NULL;"
+    /* envelopes are base64 (compresses by a quarter at most): compressing each 27 KB job cost
+     * more than the rest of writing it, and decompressing it again on publication */
+    "ALTER TABLE pgrollout_control.job_outbox ALTER COLUMN envelope SET STORAGE EXTERNAL;"
     "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3) ON CONFLICT DO NOTHING;";
 
 static int fail(const char *cmd, const char *what, const pgr_error *err, int code)
@@ -153,6 +164,9 @@ static pgr_code ensure_topics(coord *c, pgr_error *err)
     }
     if (have == 3)
         return PGR_OK;
+    rd_kafka_poll(c->producer, 100); /* serves the error callback: a refused identity? */
+    if (pgr_kafka_refused(err) != PGR_OK)
+        return PGR_ERR_KAFKA;
     rd_kafka_NewTopic_t *nt[3];
     char errstr[256];
     for (int i = 0; i < 3; i++) {
@@ -213,9 +227,12 @@ static const char *str(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
+/* Which agent and kid serve each tenant of a heartbeat the key may speak for: one statement
+ * per heartbeat (a statement per tenant made 10,000 tenants' heartbeats the busiest load). */
 static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
 {
-    json_t *ts = json_object_get(ev, "tenants");
+    json_t *ts = json_object_get(ev, "tenants"), *tags = json_object_get(ev, "tags");
+    json_t *ids = json_array(), *tag = json_object();
     size_t i;
     json_t *t;
     json_array_foreach(ts, i, t)
@@ -223,15 +240,24 @@ static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
         const char *id = json_string_value(t);
         if (id == NULL || !pgr_keyring_allows_tenant(e, id))
             continue;
-        const char *tags = str(json_object_get(ev, "tags"), id);
-        const char *params[] = {id, str(ev, "agent_id"), e->key.kid, tags};
+        json_array_append(ids, t);
+        if (str(tags, id) != NULL)
+            json_object_set(tag, id, json_object_get(tags, id));
+    }
+    char *idtext = json_dumps(ids, JSON_COMPACT), *tagtext = json_dumps(tag, JSON_COMPACT);
+    const char *params[] = {idtext, str(ev, "agent_id"), e->key.kid, tagtext};
+    if (idtext != NULL && tagtext != NULL && json_array_size(ids) > 0)
         PGR_IGNORE(pgr_pg_execp(c->db,
                                 "INSERT INTO pgrollout_control.tenants (tenant_id, agent_id, "
-                                "agent_kid, last_seen, tags) VALUES ($1, $2, $3, now(), $4) ON "
-                                "CONFLICT (tenant_id) DO UPDATE SET agent_id = $2, agent_kid = "
-                                "$3, last_seen = now(), tags = $4",
+                                "agent_kid, last_seen, tags) SELECT DISTINCT ON (t.id) t.id, $2, "
+                                "$3, now(), $4::jsonb ->> t.id FROM jsonb_array_elements_text($1"
+                                "::jsonb) AS t(id) ON CONFLICT (tenant_id) DO UPDATE SET agent_id "
+                                "= $2, agent_kid = $3, last_seen = now(), tags = EXCLUDED.tags",
                                 4, params, NULL, NULL));
-    }
+    free(idtext);
+    free(tagtext);
+    json_decref(ids);
+    json_decref(tag);
 }
 
 void coord_event_run_update(json_t *ev, coord_run_update *u)

@@ -1,6 +1,8 @@
 /* kafka.c - librdkafka producer/consumer set-up with configuration pass-through. */
 #include "pgr/kafka.h"
+#include "pgr/log.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,9 +22,40 @@ static pgr_code conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, pg
     return PGR_OK;
 }
 
+/* Set once by the first refusal of our identity (any client of the process); never reset. */
+static atomic_int refused = 0;
+static char refused_reason[256];
+
+/* librdkafka's error callback (its threads). Other errors are transient (broker down, timeouts):
+ * librdkafka retries them, so they are only logged. */
+static void on_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
+{
+    PGR_UNUSED(opaque);
+    pgr_log_ctx ctx = {"kafka", NULL, NULL};
+    bool identity = e == RD_KAFKA_RESP_ERR__AUTHENTICATION || e == RD_KAFKA_RESP_ERR__SSL ||
+                    e == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
+    pgr_log_warn(&ctx, "%s: %s", rd_kafka_name(rk), reason);
+    int expected = 0;
+    if (identity && atomic_compare_exchange_strong(&refused, &expected, 2)) {
+        snprintf(refused_reason, sizeof(refused_reason), "%s (%s)", rd_kafka_err2str(e), reason);
+        atomic_store(&refused, 1);
+    }
+}
+
+pgr_code pgr_kafka_refused(pgr_error *err)
+{
+    if (atomic_load(&refused) != 1)
+        return PGR_OK;
+    return pgr_error_set(err, PGR_ERR_KAFKA,
+                         "the broker refused this client's credentials or TLS: %s; check the "
+                         "[kafka] security.protocol, sasl.* and ssl.* settings",
+                         refused_reason);
+}
+
 pgr_code pgr_kafka_conf(const pgr_config *cfg, rd_kafka_conf_t **out, pgr_error *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_error_cb(conf, on_error);
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         if (conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, err) != PGR_OK) {
             rd_kafka_conf_destroy(conf);
@@ -137,6 +170,8 @@ pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(t);
+    if (*count <= 0 && pgr_kafka_refused(err) != PGR_OK)
+        return PGR_ERR_KAFKA;
     if (*count <= 0)
         return pgr_error_set(err, PGR_ERR_KAFKA, "no metadata for topic \"%s\": %s", topic,
                              rd_kafka_err2str(e));

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Throwaway local services for pgrollout development and tests:
 #   - a PostgreSQL 15 cluster (initdb'd into the state dir, trust auth, superuser "pgrollout")
-#   - a single-node Apache Kafka 3.9.1 broker in KRaft combined mode (broker+controller)
+#   - a single-node Apache Kafka 3.9.1 broker in KRaft combined mode (broker+controller), with
+#     a plaintext listener and a SASL_SSL listener (SCRAM-SHA-512 user "pgrollout")
+#   - a test CA made at `up` (openssl) whose server certificate (localhost, 127.0.0.1) serves
+#     PostgreSQL's TLS (ssl = on; clients can use sslmode=verify-full) and Kafka's SASL_SSL
 # Both listen on 127.0.0.1 only, on free ports picked at start-up, so several state dirs
 # (dev + tests) can run side by side. Progress goes to stderr and only `export` lines go to
 # stdout, so `eval "$(deploy/local/services.sh up)"` works.
@@ -33,7 +36,11 @@ Environment:
   PGR_WAIT_TIMEOUT  seconds to wait for the services to answer (default: 90)
   PGR_PG_BIN        PostgreSQL binaries (default: /usr/lib/postgresql/15/bin)
 
-Exports printed: PGHOST PGPORT PGUSER PGR_KAFKA_BOOTSTRAP (also written to <state>/env.sh).
+Exports printed: PGHOST PGPORT PGUSER PGR_KAFKA_BOOTSTRAP (also written to <state>/env.sh), and
+for encrypted links: PGR_TLS_CA (the test CA certificate), PGR_KAFKA_TLS_BOOTSTRAP (SASL_SSL
+listener), PGR_KAFKA_SASL_USER, PGR_KAFKA_SASL_PASSWORD (random per `up`; test-only secret).
+PostgreSQL refuses non-TLS connections of members of the role pgrollout_tls_only (pg_hba
+`hostnossl ... reject`), so a test can prove its connections are encrypted.
 When run as root, PostgreSQL runs as the `postgres` OS user (initdb refuses root).
 EOF
 }
@@ -53,6 +60,8 @@ readonly STATE_DIR
 readonly CACHE_DIR=${PGR_CACHE_DIR:-${HOME:-/tmp}/.cache/pgrollout}
 readonly KAFKA_JARS=$CACHE_DIR/kafka-$KAFKA_VERSION
 readonly KAFKA_DIR=$STATE_DIR/kafka
+readonly TLS_DIR=$STATE_DIR/tls
+readonly SASL_USER=pgrollout
 readonly LOG_DIR=$STATE_DIR/logs
 readonly RUN_CONF=$STATE_DIR/run.conf
 # Marks a dir as ours; `down` refuses to rm -rf a non-empty dir without it (PGR_STATE_DIR=$HOME typo).
@@ -71,7 +80,7 @@ readonly PACKAGES=(
 )
 
 # Filled from run.conf by load_conf.
-PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE=''
+PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE='' KAFKA_TLS_PORT='' SASL_PASSWORD='' STORE_PASS=''
 
 log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() {
@@ -212,7 +221,7 @@ as_pg() {
 # State
 
 load_conf() {
-  PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE=''
+  PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE='' KAFKA_TLS_PORT='' SASL_PASSWORD='' STORE_PASS=''
   [[ -f $RUN_CONF ]] || return 1
   # shellcheck source=/dev/null # written by write_conf below
   source "$RUN_CONF"
@@ -223,14 +232,47 @@ write_conf() {
     printf '# written by services.sh up\n'
     printf 'PG_PORT=%q\nKAFKA_PORT=%q\nCONTROLLER_PORT=%q\nPG_BASE=%q\n' \
       "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$PG_BASE"
+    printf 'KAFKA_TLS_PORT=%q\nSASL_PASSWORD=%q\nSTORE_PASS=%q\n' \
+      "$KAFKA_TLS_PORT" "$SASL_PASSWORD" "$STORE_PASS"
   } >"$RUN_CONF"
+  chmod 600 "$RUN_CONF"
 }
 
 print_env() {
   printf 'export PGHOST=%q\n' 127.0.0.1
   printf 'export PGPORT=%q\n' "$PG_PORT"
   printf 'export PGUSER=%q\n' "$PG_ROLE"
-  ((ONLY_PG)) || printf 'export PGR_KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
+  printf 'export PGR_TLS_CA=%q\n' "$TLS_DIR/ca.crt"
+  ((ONLY_PG)) || {
+    printf 'export PGR_KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
+    printf 'export PGR_KAFKA_TLS_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_TLS_PORT"
+    printf 'export PGR_KAFKA_SASL_USER=%q\n' "$SASL_USER"
+    printf 'export PGR_KAFKA_SASL_PASSWORD=%q\n' "$SASL_PASSWORD"
+  }
+}
+
+# A throwaway CA and one server certificate (DNS:localhost, IP:127.0.0.1) for PostgreSQL and
+# Kafka; EC P-256 keys are quick to make. Kafka reads the key and chain from a PKCS#12 store.
+make_tls() {
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR"
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+      -subj "/CN=pgrollout test CA" -keyout ca.key -out ca.crt
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+      -keyout server.key -out server.csr
+    printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+      'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 \
+      -extfile server.ext -out server.crt
+    openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.crt -name kafka \
+      -passout "pass:$STORE_PASS" -out server.p12
+    chmod 644 ca.crt
+  ) >"$LOG_DIR/tls.log" 2>&1 || {
+    cat "$LOG_DIR/tls.log" >&2
+    die "making the test CA failed"
+  }
 }
 
 pg_ready() {
@@ -358,7 +400,20 @@ synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 EOF
+  install -m 600 "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$PG_BASE/data/"
+  ((EUID == 0)) && chown postgres:postgres "$PG_BASE/data/server.crt" "$PG_BASE/data/server.key"
+  # First match wins: members of pgrollout_tls_only must come over TLS (tests prove encryption).
+  cat >"$PG_BASE/data/pg_hba.conf" <<EOF
+local     all all                                      trust
+hostnossl all +pgrollout_tls_only 127.0.0.1/32         reject
+host      all all                 127.0.0.1/32         trust
+host      all all                 ::1/128              trust
+EOF
+  ((EUID == 0)) && chown postgres:postgres "$PG_BASE/data/pg_hba.conf"
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$PG_BASE/data" -l "$PG_BASE/postgres.log" -w -t "$WAIT_TIMEOUT" start >&2 || {
     tail -n 30 "$PG_BASE/postgres.log" >&2 || true
@@ -388,11 +443,20 @@ EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+# Encrypted, authenticated clients: TLS with the test CA's server certificate and SCRAM-SHA-512
+# users kept in the cluster metadata (added by StorageTool format --add-scram).
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/server.p12
+ssl.keystore.password=$STORE_PASS
+ssl.key.password=$STORE_PASS
+ssl.client.auth=none
 log.dirs=$KAFKA_DIR/data
 num.partitions=6
 auto.create.topics.enable=true
@@ -410,7 +474,8 @@ EOF
   local cluster_id
   cluster_id=$(kafka_tool random-uuid 2>>"$LOG_DIR/storage-tool.log") || die "StorageTool random-uuid failed (see $LOG_DIR/storage-tool.log)"
   log "formatting Kafka storage (cluster id $cluster_id)"
-  kafka_tool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" >>"$LOG_DIR/storage-tool.log" 2>&1 || {
+  kafka_tool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
+    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" >>"$LOG_DIR/storage-tool.log" 2>&1 || {
     cat "$LOG_DIR/storage-tool.log" >&2
     die "StorageTool format failed"
   }
@@ -505,8 +570,12 @@ cmd_up() {
   PG_PORT=$(pick_port)
   KAFKA_PORT=$(pick_port "$PG_PORT")
   CONTROLLER_PORT=$(pick_port "$PG_PORT" "$KAFKA_PORT")
+  KAFKA_TLS_PORT=$(pick_port "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT")
+  SASL_PASSWORD=$(openssl rand -hex 16)
+  STORE_PASS=$(openssl rand -hex 16)
   PG_BASE=$STATE_DIR/pg
   write_conf
+  make_tls
   # Kafka first: its JVM boots in the background while initdb runs.
   ((ONLY_PG)) || start_kafka
   start_postgres

@@ -37,6 +37,11 @@ pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, cons
 pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
                               pgr_error *err) PGR_MUSTCHECK;
 
+/* An error when a broker refused this process's identity (SASL authentication failed, TLS
+ * handshake or certificate verification failed): a configuration error that retrying does not
+ * mend, so callers stop with it instead of waiting for a timeout. PGR_OK otherwise. */
+pgr_code pgr_kafka_refused(pgr_error *err) PGR_MUSTCHECK;
+
 /* The partition a key maps to: Java client compatible murmur2 (positive hash mod count). */
 int pgr_kafka_partition_for(const char *key, int count);
 
