@@ -106,12 +106,12 @@ static pgr_code record_job(agent_exec *x, const pgr_job *job, const char *kid, c
                           "SELECT (SELECT count(*) FROM pgrollout.jobs WHERE job_id = $1), "
                           "(SELECT coalesce(max(seq), 0) FROM pgrollout.jobs WHERE seq IS NOT "
                           "NULL) >= $2::bigint, (SELECT count(*) FROM pgrollout.jobs WHERE "
-                          "job_id = $1 AND envelope = $3 AND state IN ('accepted', 'running', "
-                          "'interrupted'))",
+                          "job_id = $1 AND envelope = $3)",
                           3, (const char *[]){job->job_id, seq, envelope}, &r, err);
     if (rc == PGR_OK) {
-        /* the same envelope of an unfinished job is Kafka redelivering what we recorded before
-         * a crash (the offset commit was lost); any other known job id is a replay */
+        /* the byte-identical envelope of a known job is Kafka delivering again what we
+         * recorded (a crash or a failed offset commit), finished or not: absorbed without an
+         * alarm, it can run nothing twice. Another envelope reusing a known id is a replay. */
         *why = strcmp(PQgetvalue(r, 0, 2), "0") != 0   ? "duplicate"
                : strcmp(PQgetvalue(r, 0, 0), "0") != 0 ? "replay"
                : strcmp(PQgetvalue(r, 0, 1), "t") == 0 ? "stale_seq"

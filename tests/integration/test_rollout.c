@@ -173,8 +173,9 @@ static void load_key(const char *name, pgr_keypair *kp)
 }
 
 /* A job payload for district-001 (fresh job id), signed by key `signer`. */
+/* job_id NULL: a fresh random id. */
 static char *make_job(const char *signer, const char *tenant, long long seq, long ttl,
-                      bool corrupt_text)
+                      bool corrupt_text, const char *job_id)
 {
     pgr_migration_set *set = NULL;
     pgr_keypair kp;
@@ -188,6 +189,8 @@ static char *make_job(const char *signer, const char *tenant, long long seq, lon
              "%02x%02x%02x%02x-%02x%02x-4%x%02x-8%x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
              b[3], b[4], b[5], b[6] & 0xf, b[7], b[8] & 0xf, b[9], b[10], b[11], b[12], b[13],
              b[14], b[15]);
+    if (job_id != NULL)
+        snprintf(job.job_id, sizeof(job.job_id), "%s", job_id);
     job.tenant_id = (char *)(uintptr_t)tenant;
     job.seq = seq;
     job.issued_at = time(NULL) - 10;
@@ -258,7 +261,7 @@ static void test_rollout_hostile_jobs_are_refused(void **state)
     long jobs_before = itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs");
     const char *t1 = "district-001";
 
-    char *env = make_job("coord", t1, 100, 3600, false);
+    char *env = make_job("coord", t1, 100, 3600, false, NULL);
     char *tampered = strdup(env);
     char *p64 = strstr(tampered, "\"payload\":\"") + 20;
     *p64 = *p64 == 'A' ? 'B' : 'A';
@@ -267,32 +270,32 @@ static void test_rollout_hostile_jobs_are_refused(void **state)
     free(tampered);
     free(env);
 
-    env = make_job("intruder", t1, 101, 3600, false);
+    env = make_job("intruder", t1, 101, 3600, false, NULL);
     send_job(p, t1, env, strlen(env));
     expect_security(ec, kr, "unknown_key");
     free(env);
 
-    env = make_job("coord-old", t1, 102, 3600, false);
+    env = make_job("coord-old", t1, 102, 3600, false, NULL);
     send_job(p, t1, env, strlen(env));
     expect_security(ec, kr, "revoked_key");
     free(env);
 
-    env = make_job("coord", t1, 103, -60, false);
+    env = make_job("coord", t1, 103, -60, false, NULL);
     send_job(p, t1, env, strlen(env));
     expect_security(ec, kr, "expired");
     free(env);
 
-    env = make_job("coord", "district-002", 104, 3600, false);
+    env = make_job("coord", "district-002", 104, 3600, false, NULL);
     send_job(p, t1, env, strlen(env));
     expect_security(ec, kr, "wrong_tenant");
     free(env);
 
-    env = make_job("coord", t1, 1, 3600, false); /* seq 1 was used by the rollout */
+    env = make_job("coord", t1, 1, 3600, false, NULL); /* seq 1 was used by the rollout */
     send_job(p, t1, env, strlen(env));
     expect_security(ec, kr, "stale_seq");
     free(env);
 
-    env = make_job("coord", t1, 105, 3600, true);
+    env = make_job("coord", t1, 105, 3600, true, NULL);
     send_job(p, t1, env, strlen(env));
     expect_security(ec, kr, "checksum_mismatch");
     free(env);
@@ -306,13 +309,18 @@ static void test_rollout_hostile_jobs_are_refused(void **state)
     expect_security(ec, kr, "oversized");
     free(big);
 
-    /* a replay of the rollout's own (finished) job, taken from the control database */
+    /* the rollout's own finished job delivered again byte for byte (a failed offset commit
+     * looks like this): absorbed silently, nothing runs again (no job_rejected record below) */
     PGconn *ctl = itest_connect(F.ctl_db);
-    PGresult *r = PQexec(ctl, "SELECT envelope FROM pgrollout_control.job_outbox WHERE "
+    PGresult *r = PQexec(ctl, "SELECT envelope, job_id FROM pgrollout_control.job_outbox WHERE "
                               "tenant_id = 'district-001' ORDER BY created_at LIMIT 1");
     assert_int_equal(PQntuples(r), 1);
     send_job(p, t1, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)));
+    /* a validly signed new envelope reusing that job id: a replay */
+    env = make_job("coord", t1, 106, 3600, false, PQgetvalue(r, 0, 1));
+    send_job(p, t1, env, strlen(env));
     expect_security(ec, kr, "replay");
+    free(env);
     PQclear(r);
     PQfinish(ctl);
 
