@@ -88,16 +88,12 @@ static pgr_code audit_insert(agent_exec *x, json_t *rec, char **canonical_out, p
     pgr_hex_encode(d, sizeof(d), hash);
     snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
     const char *params[] = {seqbuf, x->tenant, prev_hex, hash, canon};
+    /* the record and the new chain head in one statement (one round trip per record) */
     pgr_code rc = pgr_pg_execp(x->conn,
-                               "INSERT INTO pgrollout.audit_outbox (seq, tenant_id, prev_hash, "
-                               "hash, record) VALUES ($1, $2, $3, $4, $5)",
+                               "WITH o AS (INSERT INTO pgrollout.audit_outbox (seq, tenant_id, "
+                               "prev_hash, hash, record) VALUES ($1, $2, $3, $4, $5)) UPDATE "
+                               "pgrollout.audit_head SET seq = $1, hash = $4 WHERE id = 1",
                                5, params, NULL, err);
-    if (rc == PGR_OK) {
-        const char *head[] = {seqbuf, hash};
-        rc = pgr_pg_execp(x->conn,
-                          "UPDATE pgrollout.audit_head SET seq = $1, hash = $2 WHERE id = 1", 2,
-                          head, NULL, err);
-    }
     if (rc != PGR_OK) {
         free(canon);
         return rc;

@@ -43,11 +43,11 @@ pgr_code agent_state_ensure(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_create_schema(agent_exec *x, const char *name, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_lock(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 void agent_state_unlock(agent_exec *x);
-/* Fails (PGR_ERR_LOCKED) unless this session still holds the runner lock. */
-pgr_code agent_state_lock_held(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
-/* Phase recorded for a step ("" when none). out must hold 32 bytes. */
-pgr_code agent_state_step_phase(agent_exec *x, const char *version, const char *part, int step,
-                                char *out, pgr_error *err) PGR_MUSTCHECK;
+/* Before each attempt of a step: restores the session settings, fails (PGR_ERR_LOCKED) unless
+ * this session still holds the runner lock, and reads the phase recorded for the step into
+ * phase ("" when none; 32 bytes). One round trip. */
+pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *part, int step,
+                                char *phase, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                  const char *phase, long long duration_ms,
                                  pgr_error *err) PGR_MUSTCHECK;

@@ -173,7 +173,9 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
 static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                     int count, pgr_error *err)
 {
-    progress_state ps = {0, 0, -10000};
+    /* the first poll after one interval: a build that ends sooner has no progress to show,
+     * and costs neither a second session nor a query */
+    progress_state ps = {0, agent_now_ms(), -10000};
     bool cancel_sent = false;
     int pid = PQbackendPID(x->conn);
     int sock = PQsocket(x->conn);

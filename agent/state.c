@@ -110,44 +110,47 @@ pgr_code agent_state_lock(agent_exec *x, pgr_error *err)
     return PGR_OK;
 }
 
-pgr_code agent_state_lock_held(agent_exec *x, pgr_error *err)
-{
-    PGresult *r = NULL;
-    if (pgr_pg_exec(x->conn,
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = "
-                    "pg_backend_pid() AND classid = 1886545775 AND objid = 1 AND granted",
-                    &r, err) != PGR_OK)
-        return PGR_ERR_DB;
-    bool held = strcmp(PQgetvalue(r, 0, 0), "0") != 0;
-    PQclear(r);
-    if (!held)
-        return pgr_error_set(err, PGR_ERR_LOCKED,
-                             "the runner lock of tenant \"%s\" was released (by migration SQL?): "
-                             "stopping",
-                             x->tenant);
-    return PGR_OK;
-}
-
 void agent_state_unlock(agent_exec *x)
 {
     if (!pgr_pg_conn_lost(x->conn))
         PGR_IGNORE(pgr_pg_exec(x->conn, "SELECT pg_advisory_unlock(" LOCK_KEY ")", NULL, NULL));
 }
 
-pgr_code agent_state_step_phase(agent_exec *x, const char *version, const char *part, int step,
-                                char *out, pgr_error *err)
+/* Before each attempt of a step, in one round trip (it used to take four): restore the session
+ * settings (migration SQL may have changed them; same values as agent_exec_session_setup), keep
+ * the state schema out of search_path, check that this runner still holds the tenant's lock,
+ * and read the step's recorded phase. */
+pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *part, int step,
+                                char *phase, pgr_error *err)
 {
-    char stepbuf[16];
+    char stepbuf[16], lock[32], stmt[32];
     PGresult *r = NULL;
     snprintf(stepbuf, sizeof(stepbuf), "%d", step);
-    const char *params[] = {version, part, stepbuf};
-    if (pgr_pg_execp(x->conn,
-                     "SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
-                     "step = $3",
-                     3, params, &r, err) != PGR_OK)
+    snprintf(lock, sizeof(lock), "%d", x->o->lock_timeout_ms);
+    snprintf(stmt, sizeof(stmt), "%d", x->o->statement_timeout_ms);
+    const char *params[] = {version, part, stepbuf, lock, stmt};
+    if (pgr_pg_execp(
+            x->conn,
+            "SELECT set_config('lock_timeout', $4, false), set_config('statement_timeout', $5, "
+            "false), set_config('idle_in_transaction_session_timeout', '0', false), "
+            "set_config('client_min_messages', 'warning', false), "
+            "set_config('client_connection_check_interval', '1000', false), CASE WHEN "
+            "current_schema() = 'pgrollout' THEN set_config('search_path', coalesce((SELECT "
+            "string_agg(quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
+            "'pgrollout'), ''), false) END, EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
+            "'advisory' AND pid = pg_backend_pid() AND classid = 1886545775 AND objid = 1 AND "
+            "granted), (SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
+            "step = $3::int)",
+            5, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
-    snprintf(out, 32, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    bool held = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
+    snprintf(phase, 32, "%s", PQgetvalue(r, 0, 7));
     PQclear(r);
+    if (!held)
+        return pgr_error_set(err, PGR_ERR_LOCKED,
+                             "the runner lock of tenant \"%s\" was released (by migration SQL?): "
+                             "stopping",
+                             x->tenant);
     return PGR_OK;
 }
 
