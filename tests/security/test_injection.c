@@ -118,6 +118,9 @@ static void file_refused(const char *file, const char *up, const char *why)
     expect_out(where);
     expect_out(why);
     tenant_untouched(plain_db);
+    snprintf(where, sizeof(where), "%s/%s", dir, file);
+    assert_int_equal(unlink(where), 0);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_injection_migration_identifiers_are_refused(void **state)
