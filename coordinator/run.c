@@ -64,6 +64,7 @@ typedef struct engine {
     char wave_line[64][256]; /* last summary printed per wave */
     bool cancels_sent;
     rd_kafka_t *audit; /* --collect-audit: the collector runs inside the engine loop */
+    bool slots_wanted; /* the last dispatch left tenants waiting for a free place */
     size_t wave_line_count;
 } engine;
 
@@ -93,15 +94,12 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
     char *payload = NULL, *env = NULL, seq[32];
     memset(&job, 0, sizeof(job));
     pgr_code rc = pgr_pg_exec(e->c->db, "BEGIN", NULL, err);
-    if (rc == PGR_OK)
-        rc = exec1(e->c,
-                   "INSERT INTO pgrollout_control.tenants (tenant_id) VALUES ($1) ON "
-                   "CONFLICT DO NOTHING",
-                   1, (const char *[]){tenant}, err);
+    /* the tenant's next seq (1 for a tenant never seen), one round trip */
     if (rc == PGR_OK)
         rc = pgr_pg_execp(e->c->db,
-                          "UPDATE pgrollout_control.tenants SET next_seq = next_seq + 1 WHERE "
-                          "tenant_id = $1 RETURNING next_seq",
+                          "INSERT INTO pgrollout_control.tenants AS t (tenant_id, next_seq) VALUES "
+                          "($1, 1) ON CONFLICT (tenant_id) DO UPDATE SET next_seq = t.next_seq + "
+                          "1 RETURNING next_seq",
                           1, (const char *[]){tenant}, &r, err);
     if (rc == PGR_OK) {
         snprintf(job.type, sizeof(job.type), "%s", type);
@@ -123,17 +121,15 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
     }
     PQclear(r);
     snprintf(seq, sizeof(seq), "%lld", job.seq);
+    /* the envelope in the outbox and the run pointing at it, one statement; a cancel job
+     * leaves the run's job as it is */
     if (rc == PGR_OK)
         rc = exec1(e->c,
-                   "INSERT INTO pgrollout_control.job_outbox (job_id, tenant_id, envelope) "
-                   "VALUES ($1, $2, $3)",
-                   3, (const char *[]){job.job_id, tenant, env}, err);
-    if (rc == PGR_OK && strcmp(type, "cancel") != 0) /* a cancel job leaves the run's job */
-        rc = exec1(e->c,
-                   "UPDATE pgrollout_control.tenant_runs SET job_id = $3, seq = $4, state "
-                   "= 'queued', job_type = $5, updated_at = now() WHERE rollout_id = $1 "
-                   "AND tenant_id = $2",
-                   5, (const char *[]){e->plan.name, tenant, job.job_id, seq, type}, err);
+                   "WITH o AS (INSERT INTO pgrollout_control.job_outbox (job_id, tenant_id, "
+                   "envelope) VALUES ($3, $2, $6)) UPDATE pgrollout_control.tenant_runs SET "
+                   "job_id = $3, seq = $4, state = 'queued', job_type = $5, updated_at = now() "
+                   "WHERE rollout_id = $1 AND tenant_id = $2 AND $5 <> 'cancel'",
+                   6, (const char *[]){e->plan.name, tenant, job.job_id, seq, type, env}, err);
     rc = rc == PGR_OK ? pgr_pg_exec(e->c->db, "COMMIT", NULL, err) : rc;
     if (rc != PGR_OK)
         PGR_IGNORE(pgr_pg_exec(e->c->db, "ROLLBACK", NULL, NULL));
@@ -147,42 +143,65 @@ static pgr_code create_job(engine *e, const char *tenant, pgr_error *err)
     return create_job_as(e, tenant, e->plan.type, e->plan.target, err);
 }
 
-/* Publishes the rollout's unsent outbox rows, waits for the broker's acknowledgements, then
- * marks them sent. A crash before the mark republishes them; agents absorb the duplicate. */
-static pgr_code publish_outbox(engine *e, pgr_error *err)
+/* Jobs are created, published and marked sent this many at a time: with 10,000 tenants in a
+ * wave, one round held every envelope twice in memory (the outbox rows and librdkafka's copies,
+ * 27 KB each) and published nothing until the last job was signed. */
+#define PUBLISH_CHUNK 200
+
+/* Publishes up to PUBLISH_CHUNK unsent outbox rows of the rollout, waits for the broker's
+ * acknowledgements, then marks them sent; *more says whether rows were left. A crash before
+ * the mark republishes them; agents absorb the duplicate. */
+static pgr_code publish_chunk(engine *e, bool *more, pgr_error *err)
 {
     PGresult *r = NULL;
     coord *c = e->c;
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", PUBLISH_CHUNK);
     pgr_code rc = pgr_pg_execp(c->db,
                                "SELECT o.job_id, o.tenant_id, o.envelope FROM "
                                "pgrollout_control.job_outbox o WHERE o.sent_at IS NULL AND "
                                "o.tenant_id IN (SELECT tenant_id FROM "
                                "pgrollout_control.tenant_runs WHERE rollout_id = $1) ORDER BY "
-                               "o.created_at",
-                               1, (const char *[]){e->plan.name}, &r, err);
+                               "o.created_at LIMIT $2::int",
+                               2, (const char *[]){e->plan.name, limit}, &r, err);
+    int n = rc == PGR_OK ? PQntuples(r) : 0;
+    *more = n == PUBLISH_CHUNK;
     int before = c->delivery_errors;
-    for (int i = 0; rc == PGR_OK && i < PQntuples(r); i++)
+    for (int i = 0; rc == PGR_OK && i < n; i++)
         rc = pgr_kafka_send(c->producer, c->topic_jobs, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                             strlen(PQgetvalue(r, i, 2)), err);
-    if (rc == PGR_OK && PQntuples(r) > 0 &&
+    if (rc == PGR_OK && n > 0 &&
         (rd_kafka_flush(c->producer, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
          c->delivery_errors != before))
         rc = pgr_error_set(err, PGR_ERR_KAFKA,
                            "jobs were not acknowledged by Kafka; they stay in the outbox and are "
                            "sent again by the next attempt");
-    for (int i = 0; rc == PGR_OK && i < PQntuples(r); i++) {
-        const char *id[] = {PQgetvalue(r, i, 0)};
-        rc = exec1(c, "UPDATE pgrollout_control.job_outbox SET sent_at = now() WHERE job_id = $1",
-                   1, id, err);
-        if (rc == PGR_OK)
-            rc = exec1(c,
-                       "UPDATE pgrollout_control.tenant_runs SET state = 'sent' WHERE job_id = "
-                       "$1 AND state = 'queued'",
-                       1, id, err);
-    }
-    if (rc == PGR_OK && PQntuples(r) > 0)
-        fprintf(stderr, "rollout %s: %d job(s) published\n", e->plan.name, PQntuples(r));
+    /* the ids as a text[] literal: UUIDs need no quoting */
+    pgr_buf ids;
+    pgr_buf_init(&ids);
+    for (int i = 0; rc == PGR_OK && i < n; i++)
+        rc = pgr_buf_appendf(&ids, "%s%s", i == 0 ? "{" : ",", PQgetvalue(r, i, 0));
+    if (rc == PGR_OK && n > 0)
+        rc = pgr_buf_appendf(&ids, "}");
+    if (rc == PGR_OK && n > 0)
+        rc = exec1(c,
+                   "WITH s AS (UPDATE pgrollout_control.job_outbox SET sent_at = now() WHERE "
+                   "job_id = ANY($1::text[])) UPDATE pgrollout_control.tenant_runs SET state = "
+                   "'sent' WHERE job_id = ANY($1::text[]) AND state = 'queued'",
+                   1, (const char *[]){ids.data}, err);
+    pgr_buf_free(&ids);
+    if (rc == PGR_OK && n > 0)
+        fprintf(stderr, "rollout %s: %d job(s) published\n", e->plan.name, n);
     PQclear(r);
+    return rc;
+}
+
+static pgr_code publish_outbox(engine *e, pgr_error *err)
+{
+    bool more = true;
+    pgr_code rc = PGR_OK;
+    while (rc == PGR_OK && more)
+        rc = publish_chunk(e, &more, err);
     return rc;
 }
 
@@ -302,24 +321,31 @@ static void rollout_state(engine *e, char out[32])
     }
 }
 
-/* Starts jobs of the wave while fewer than max_parallel run. */
+/* Starts jobs of the wave while fewer than max_parallel run: pending tenants are taken in
+ * order, PUBLISH_CHUNK at a time, and each chunk is published before the next is signed. */
 static pgr_code dispatch(engine *e, int w, wave_counts *n, pgr_error *err)
 {
-    char idx[16];
+    char idx[16], limit[16];
     snprintf(idx, sizeof(idx), "%d", w);
     pgr_code rc = PGR_OK;
     while (rc == PGR_OK && n->pending > 0 && n->inflight < e->plan.waves[w].max_parallel) {
         PGresult *r = NULL;
+        int want = e->plan.waves[w].max_parallel - n->inflight;
+        snprintf(limit, sizeof(limit), "%d", want < PUBLISH_CHUNK ? want : PUBLISH_CHUNK);
         rc = pgr_pg_execp(e->c->db,
                           "SELECT tenant_id FROM pgrollout_control.tenant_runs WHERE rollout_id = "
-                          "$1 AND wave = $2 AND state = 'pending' ORDER BY tenant_id LIMIT 1",
-                          2, (const char *[]){e->plan.name, idx}, &r, err);
-        if (rc == PGR_OK && PQntuples(r) == 1)
-            rc = create_job(e, PQgetvalue(r, 0, 0), err);
+                          "$1 AND wave = $2 AND state = 'pending' ORDER BY tenant_id LIMIT $3::int",
+                          3, (const char *[]){e->plan.name, idx, limit}, &r, err);
+        int got = rc == PGR_OK ? PQntuples(r) : 0;
+        for (int i = 0; rc == PGR_OK && i < got; i++)
+            rc = create_job(e, PQgetvalue(r, i, 0), err);
         PQclear(r);
-        n->pending--;
-        n->inflight++;
+        n->pending = got == 0 ? 0 : n->pending - got;
+        n->inflight += got;
+        if (rc == PGR_OK)
+            rc = publish_outbox(e, err);
     }
+    e->slots_wanted = n->pending > 0;
     return rc == PGR_OK ? publish_outbox(e, err) : rc;
 }
 
@@ -593,12 +619,19 @@ static int engine_loop(engine *e, int timeout_s)
 {
     pgr_error err;
     time_t deadline = time(NULL) + timeout_s;
-    long long last = 0;
+    long long last = 0, last_advance = 0;
+    bool slot_freed = false;
     advance_result res = ADV_CONTINUE;
     while (!run_stop && res == ADV_CONTINUE && time(NULL) < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->c->consumer, 200);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->c->consumer, slot_freed ? 10 : 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            json_decref(coord_ingest_event(e->c, m));
+            json_t *ev = coord_ingest_event(e->c, m);
+            /* a result frees a place in the wave: fill it within milliseconds, not at the next
+             * 250 ms tick (with short jobs the tick, not the tenants, set the pace) */
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            slot_freed =
+                slot_freed || (e->slots_wanted && type != NULL && strcmp(type, "result") == 0);
+            json_decref(ev);
             rd_kafka_commit_message(e->c->consumer, m, 1); /* stored first, then committed */
         }
         if (m != NULL)
@@ -620,7 +653,13 @@ static int engine_loop(engine *e, int timeout_s)
             pgr_error_clear(&err);
             res = advance(e, &err);
             show(e);
-            last = now;
+            last = last_advance = now;
+            slot_freed = false;
+        } else if (slot_freed && now - last_advance >= 10) {
+            pgr_error_clear(&err);
+            res = advance(e, &err); /* the live view waits for the tick */
+            last_advance = now;
+            slot_freed = false;
         }
     }
     for (size_t i = 0; i < e->last_count; i++)
