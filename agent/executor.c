@@ -336,6 +336,21 @@ static pgr_code migration_transition(agent_exec *x, const pgr_migration *m, cons
     return rc;
 }
 
+/* A transition lost to a transient failure (a dropped connection, a restarted server, a lock
+ * timeout) is retried like a step, after the backoff and a reconnect: the migration's status
+ * and its audit record are one transaction, so a retry never records it twice. */
+static pgr_code transition(agent_exec *x, const pgr_migration *m, const char *status,
+                           const char *clear_part, const char *action, long long duration_ms,
+                           pgr_error *err)
+{
+    for (int attempt = 0;; attempt++) {
+        pgr_code rc = migration_transition(x, m, status, clear_part, action, duration_ms, err);
+        if (rc == PGR_OK || !err->retriable || attempt >= x->o->retries ||
+            !agent_step_backoff(x, attempt, err))
+            return rc;
+    }
+}
+
 static bool cancelled(const agent_exec *x)
 {
     return x->o->cancel != NULL && *x->o->cancel != 0;
@@ -369,9 +384,9 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
     agent_exec_emit(x, &ev);
     /* A fresh attempt forgets the step records of the other direction; a resumed one keeps its
      * own so that finished steps are not run twice. */
-    pgr_code rc = migration_transition(x, m, down ? "rolling_back" : "running",
-                                       resume ? NULL : (down ? "down" : "up"),
-                                       down ? "rollback_start" : "migration_start", 0, err);
+    pgr_code rc =
+        transition(x, m, down ? "rolling_back" : "running", resume ? NULL : (down ? "down" : "up"),
+                   down ? "rollback_start" : "migration_start", 0, err);
     if (rc == PGR_OK)
         rc = run_part(x, m, down, err);
     if (rc != PGR_OK) {
@@ -386,9 +401,8 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
         *err = keep;
         return rc;
     }
-    rc = migration_transition(x, m, down ? "rolled_back" : "applied", down ? "up" : "down",
-                              down ? "rollback_done" : "migration_applied", agent_now_ms() - t0,
-                              err);
+    rc = transition(x, m, down ? "rolled_back" : "applied", down ? "up" : "down",
+                    down ? "rollback_done" : "migration_applied", agent_now_ms() - t0, err);
     ev.kind = AGENT_EV_MIGRATION_DONE;
     ev.message = down ? "rolled back" : "applied";
     ev.duration_ms = agent_now_ms() - t0;

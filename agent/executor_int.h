@@ -68,6 +68,11 @@ void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step
 pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                         pgr_error *err) PGR_MUSTCHECK;
 
+/* Before attempt + 1 of something that failed transiently: waits the backoff (base * 2^attempt,
+ * at most 30 s, plus jitter) and reconnects when the connection was lost. False when the reconnect
+ * was refused for good (another runner holds the tenant): *err then says why. */
+bool agent_step_backoff(agent_exec *x, int attempt, pgr_error *err) PGR_MUSTCHECK;
+
 /* Records a step as done (history row + audit record) in the open transaction. */
 pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                 long long dur, const char *outcome, pgr_error *err) PGR_MUSTCHECK;

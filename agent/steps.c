@@ -161,6 +161,18 @@ static void audit_failure(agent_exec *x, const pgr_migration *m, const pgr_step 
     PGR_IGNORE(agent_audit_append(x, rec, NULL));
 }
 
+bool agent_step_backoff(agent_exec *x, int attempt, pgr_error *err)
+{
+    sleep_ms(backoff_ms(x->o->retry_base_ms, attempt));
+    if (!pgr_pg_conn_lost(x->conn))
+        return true;
+    pgr_error rerr;
+    if (agent_exec_reconnect(x, &rerr) == PGR_OK || rerr.retriable)
+        return true; /* a failed reconnect is tried again by the next attempt */
+    *err = rerr;
+    return false;
+}
+
 pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                         pgr_error *err)
 {
@@ -190,14 +202,8 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
         if (!err->retriable || attempt >= x->o->retries)
             break;
         emit_step(x, AGENT_EV_STEP_RETRY, m, s, count, err->msg, attempt + 1, 0);
-        sleep_ms(backoff_ms(x->o->retry_base_ms, attempt));
-        if (pgr_pg_conn_lost(x->conn)) {
-            pgr_error rerr;
-            if (agent_exec_reconnect(x, &rerr) != PGR_OK && !rerr.retriable) {
-                *err = rerr;
-                break;
-            }
-        }
+        if (!agent_step_backoff(x, attempt, err))
+            break;
     }
     emit_step(x, AGENT_EV_STEP_FAILED, m, s, count, err->msg, 0, agent_now_ms() - t0);
     audit_failure(x, m, s, err, attempt + 1);
