@@ -17,7 +17,8 @@
 
 #define COORD_BIN  PGR_BIN_DIR "/pgrollout"
 #define NTENANTS   3 /* the default fleet */
-#define MAXTENANTS 32
+#define MAXTENANTS 256
+#define MAXAGENTS  4
 
 typedef struct fleet {
     char dir[64];
@@ -26,14 +27,27 @@ typedef struct fleet {
     char db[MAXTENANTS][64];
     const char *tenant[MAXTENANTS];
     char names[MAXTENANTS][32];
-    int n; /* tenants; agent 1 serves the first two thirds, agent 2 the rest */
-    pid_t agent_pid[2];
+    int n;      /* tenants; with 2 agents, agent 1 serves the first two thirds, agent 2 the rest */
+    int agents; /* set before setup; 0 means 2. With more, tenant t goes to agent t % agents */
+    int timeout_s; /* of fleet_run; 0 means 240 */
+    pid_t agent_pid[MAXAGENTS];
 } fleet;
 
 /* Agent 1 serves tenant t when this is true, agent 2 otherwise. */
 static inline bool fleet_agent1(const fleet *f, int t)
 {
     return t < (2 * f->n) / 3;
+}
+
+static inline int fleet_agents(const fleet *f)
+{
+    return f->agents > 0 ? f->agents : 2;
+}
+
+/* The agent (0-based) that serves tenant t. */
+static inline int fleet_agent_of(const fleet *f, int t)
+{
+    return fleet_agents(f) == 2 ? (fleet_agent1(f, t) ? 0 : 1) : t % fleet_agents(f);
 }
 
 static inline void fleet_write(const char *path, const char *text)
@@ -65,7 +79,7 @@ static inline char *fleet_read_line(const char *path)
 /* Agent 1 serves tenants 0 and 1, agent 2 serves tenant 2. */
 static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
 {
-    char path[256], text[8192];
+    char path[256], text[16384];
     int n = snprintf(text, sizeof(text),
                      "[agent]\nid = agent-%d\nsecret_key = %s/agent%d.key\nkeyring = "
                      "%s/coordinators.ring\nstate_dir = %s\nmax_job_bytes = %d\nheartbeat_ms = "
@@ -73,7 +87,7 @@ static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
                      a + 1, f->dir, a + 1, f->dir, f->dir, max_job_bytes, f->prefix,
                      itest_kafka_bootstrap());
     for (int t = 0; t < f->n; t++) {
-        if ((a == 0) == fleet_agent1(f, t))
+        if (fleet_agent_of(f, t) == a)
             n += snprintf(text + n, sizeof(text) - (size_t)n, "%s = dbname=%s\n", f->tenant[t],
                           f->db[t]);
     }
@@ -105,7 +119,7 @@ static inline void fleet_create_ctl_db(fleet *f, const char *ctl_server)
 /* A fleet of n tenants with its control database on ctl_server (NULL: the tenants' server). */
 static inline void fleet_setup_ctl(fleet *f, int n, int max_job_bytes, const char *ctl_server)
 {
-    char path[256], text[8192];
+    char path[256], text[16384], tpl[64] = "";
     f->n = n;
     for (int t = 0; t < n; t++)
         snprintf(f->names[t], sizeof(f->names[t]), "district-%03d", t + 1);
@@ -115,9 +129,7 @@ static inline void fleet_setup_ctl(fleet *f, int n, int max_job_bytes, const cha
     fleet_keygen(f, "coord");
     fleet_keygen(f, "coord-old");
     fleet_keygen(f, "intruder");
-    fleet_keygen(f, "agent1");
-    fleet_keygen(f, "agent2");
-    char coord_pub[512], old_pub[512], a1[512];
+    char coord_pub[512], old_pub[512];
     snprintf(path, sizeof(path), "%s/coord.pub", f->dir);
     snprintf(coord_pub, sizeof(coord_pub), "%s", fleet_read_line(path));
     snprintf(path, sizeof(path), "%s/coord-old.pub", f->dir);
@@ -126,32 +138,55 @@ static inline void fleet_setup_ctl(fleet *f, int n, int max_job_bytes, const cha
              old_pub);
     snprintf(path, sizeof(path), "%s/coordinators.ring", f->dir);
     fleet_write(path, text);
-    snprintf(path, sizeof(path), "%s/agent1.pub", f->dir);
-    snprintf(a1, sizeof(a1), "%s", fleet_read_line(path));
-    snprintf(path, sizeof(path), "%s/agent2.pub", f->dir);
-    char a2[512], l1[2048] = "", l2[2048] = "";
-    snprintf(a2, sizeof(a2), "%s", fleet_read_line(path));
-    for (int t = 0; t < f->n; t++) {
-        char *l = fleet_agent1(f, t) ? l1 : l2;
-        snprintf(l + strlen(l), 2048 - strlen(l), "%s%s", l[0] != '\0' ? "," : "", f->names[t]);
+    /* each agent key may speak only for the tenants its agent serves */
+    text[0] = '\0';
+    for (int a = 0; a < fleet_agents(f); a++) {
+        char name[32], list[4096] = "";
+        snprintf(name, sizeof(name), "agent%d", a + 1);
+        fleet_keygen(f, name);
+        for (int t = 0; t < f->n; t++) {
+            if (fleet_agent_of(f, t) == a)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                         list[0] != '\0' ? "," : "", f->names[t]);
+        }
+        snprintf(path, sizeof(path), "%s/%s.pub", f->dir, name);
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s tenants=%s\n",
+                 fleet_read_line(path), list);
     }
-    snprintf(text, sizeof(text), "%s tenants=%s\n%s tenants=%s\n", a1, l1, a2, l2);
     snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
     fleet_write(path, text);
     fleet_create_ctl_db(f, ctl_server);
+    /* large fleets copy one loaded template (CREATE DATABASE ... TEMPLATE): seconds, not minutes */
+    if (f->n > MAXTENANTS / 8) {
+        itest_create_db("itest_tpl", tpl, sizeof(tpl));
+        itest_load_white_cross(tpl, 1, 0);
+    }
     for (int t = 0; t < f->n; t++) {
         f->tenant[t] = f->names[t];
-        itest_create_db("itest_fleet", f->db[t], sizeof(f->db[t]));
-        itest_load_white_cross(f->db[t], 1, 0);
+        if (tpl[0] != '\0') {
+            char sql[256];
+            snprintf(f->db[t], sizeof(f->db[t]), "itest_fleet_%d_t%d", (int)getpid(), t);
+            PGconn *admin = itest_connect("postgres");
+            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", f->db[t]);
+            itest_exec(admin, sql);
+            snprintf(sql, sizeof(sql), "CREATE DATABASE %s TEMPLATE %s", f->db[t], tpl);
+            itest_exec(admin, sql);
+            PQfinish(admin);
+        } else {
+            itest_create_db("itest_fleet", f->db[t], sizeof(f->db[t]));
+            itest_load_white_cross(f->db[t], 1, 0);
+        }
     }
+    if (tpl[0] != '\0')
+        itest_drop_db(tpl);
     snprintf(text, sizeof(text),
              "[coordinator]\ncontrol_dsn = dbname=%s\nsecret_key = %s/coord.key\nagent_keyring = "
              "%s/agents.ring\n[topics]\nprefix = %s\n[kafka]\nbootstrap.servers = %s\n",
              f->ctl_db, f->dir, f->dir, f->prefix, itest_kafka_bootstrap());
     snprintf(path, sizeof(path), "%s/coord.ini", f->dir);
     fleet_write(path, text);
-    fleet_agent_config(f, 0, max_job_bytes);
-    fleet_agent_config(f, 1, max_job_bytes);
+    for (int a = 0; a < fleet_agents(f); a++)
+        fleet_agent_config(f, a, max_job_bytes);
 }
 
 static inline void fleet_setup_n(fleet *f, int n, int max_job_bytes)
@@ -215,13 +250,28 @@ static inline int fleet_stop_agent(fleet *f, int a, int sig)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }
 
+static inline void fleet_start_all(fleet *f)
+{
+    for (int a = 0; a < fleet_agents(f); a++)
+        fleet_start_agent(f, a);
+}
+
+/* Stops every running agent with SIGTERM; each must exit 0 (a clean stop). */
+static inline void fleet_stop_all(fleet *f)
+{
+    for (int a = 0; a < fleet_agents(f); a++) {
+        if (f->agent_pid[a] > 0)
+            assert_int_equal(fleet_stop_agent(f, a, SIGTERM), 0);
+    }
+}
+
 static inline int fleet_run(fleet *f, const char *plan_json, char *out, size_t outlen)
 {
     char path[256], cmd[1024];
     snprintf(path, sizeof(path), "%s/plan.json", f->dir);
     fleet_write(path, plan_json);
-    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 240",
-             f->dir, path);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout %d",
+             f->dir, path, f->timeout_s > 0 ? f->timeout_s : 240);
     return run_cmd(cmd, out, outlen);
 }
 

@@ -18,18 +18,14 @@ static int setup(void **state)
 {
     (void)state;
     fleet_setup(&F, 65536);
-    fleet_start_agent(&F, 0);
-    fleet_start_agent(&F, 1);
+    fleet_start_all(&F);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    for (int a = 0; a < 2; a++) {
-        if (F.agent_pid[a] > 0)
-            assert_int_equal(fleet_stop_agent(&F, a, SIGTERM), 0);
-    }
+    fleet_stop_all(&F);
     return 0;
 }
 

@@ -64,10 +64,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    for (int a = 0; a < 2; a++) {
-        if (F.agent_pid[a] > 0)
-            assert_int_equal(fleet_stop_agent(&F, a, SIGTERM), 0);
-    }
+    fleet_stop_all(&F);
     return 0;
 }
 
@@ -94,8 +91,7 @@ static void test_rollout_over_tls(void **state)
 {
     (void)state;
     char plan[1024];
-    fleet_start_agent(&F, 0);
-    fleet_start_agent(&F, 1);
+    fleet_start_all(&F);
     snprintf(plan, sizeof(plan),
              "{\"name\": \"tls-it\", \"migrations\": \"" MIGS "\", \"target\": "
              "\"20251106000003\", \"options\": {\"orphans\": \"abort\", \"retries\": 3}, "
