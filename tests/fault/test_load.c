@@ -57,9 +57,8 @@ static void *sampler(void *arg)
 static int setup(void **state)
 {
     (void)state;
-    F.agents = AGENTS;
+    fleet_setup_full(&F, TENANTS, AGENTS, 65536, NULL);
     F.timeout_s = 600;
-    fleet_setup_n(&F, TENANTS, 65536);
     fleet_start_all(&F);
     return 0;
 }

@@ -28,8 +28,8 @@ typedef struct fleet {
     const char *tenant[MAXTENANTS];
     char names[MAXTENANTS][32];
     int n;      /* tenants; with 2 agents, agent 1 serves the first two thirds, agent 2 the rest */
-    int agents; /* set before setup; 0 means 2. With more, tenant t goes to agent t % agents */
-    int timeout_s; /* of fleet_run; 0 means 240 */
+    int agents; /* 2 (fleet_setup_agents for more): tenant t then goes to agent t % agents */
+    int timeout_s; /* of fleet_run; 0 means 240 (set after setup) */
     pid_t agent_pid[MAXAGENTS];
 } fleet;
 
@@ -41,7 +41,7 @@ static inline bool fleet_agent1(const fleet *f, int t)
 
 static inline int fleet_agents(const fleet *f)
 {
-    return f->agents > 0 ? f->agents : 2;
+    return f->agents;
 }
 
 /* The agent (0-based) that serves tenant t. */
@@ -116,15 +116,41 @@ static inline void fleet_create_ctl_db(fleet *f, const char *ctl_server)
     snprintf(f->ctl_db, sizeof(f->ctl_db), "%s %s", name, ctl_server);
 }
 
-/* A fleet of n tenants with its control database on ctl_server (NULL: the tenants' server). */
-static inline void fleet_setup_ctl(fleet *f, int n, int max_job_bytes, const char *ctl_server)
+/* Fleet directories (keys, configs, agent logs) are removed when the test program ends, unless
+ * PGR_KEEP_TMP=1 keeps them for a post-mortem. */
+static char fleet_dirs[16][64];
+static int fleet_dir_count;
+
+static void fleet_remove_dirs(void)
+{
+    const char *keep = getenv("PGR_KEEP_TMP");
+    for (int i = 0; i < fleet_dir_count && (keep == NULL || strcmp(keep, "1") != 0); i++) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fleet_dirs[i]); /* a mkdtemp name */
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", fleet_dirs[i]);
+    }
+}
+
+/* A fleet of n tenants served by `agents` agents (2 to MAXAGENTS), its control database on
+ * ctl_server (NULL: the tenants' server). Tests may declare the fleet on the stack: every field
+ * is set here. */
+static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_bytes,
+                                    const char *ctl_server)
 {
     char path[256], text[16384], tpl[64] = "";
+    assert_true(n >= 1 && n <= MAXTENANTS && agents >= 2 && agents <= MAXAGENTS);
+    memset(f, 0, sizeof(*f));
     f->n = n;
+    f->agents = agents;
     for (int t = 0; t < n; t++)
         snprintf(f->names[t], sizeof(f->names[t]), "district-%03d", t + 1);
     snprintf(f->dir, sizeof(f->dir), "/tmp/pgrfleet.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
+    if (fleet_dir_count == 0)
+        atexit(fleet_remove_dirs);
+    if (fleet_dir_count < 16)
+        snprintf(fleet_dirs[fleet_dir_count++], sizeof(fleet_dirs[0]), "%s", f->dir);
     snprintf(f->prefix, sizeof(f->prefix), "it%d%ld.", (int)getpid(), (long)time(NULL) % 100000);
     fleet_keygen(f, "coord");
     fleet_keygen(f, "coord-old");
@@ -189,9 +215,14 @@ static inline void fleet_setup_ctl(fleet *f, int n, int max_job_bytes, const cha
         fleet_agent_config(f, a, max_job_bytes);
 }
 
+static inline void fleet_setup_ctl(fleet *f, int n, int max_job_bytes, const char *ctl_server)
+{
+    fleet_setup_full(f, n, 2, max_job_bytes, ctl_server);
+}
+
 static inline void fleet_setup_n(fleet *f, int n, int max_job_bytes)
 {
-    fleet_setup_ctl(f, n, max_job_bytes, NULL);
+    fleet_setup_full(f, n, 2, max_job_bytes, NULL);
 }
 
 static inline void fleet_setup(fleet *f, int max_job_bytes)
