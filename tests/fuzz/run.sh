@@ -41,11 +41,12 @@ clang -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>/dev/null ||
 
 started=$SECONDS
 log "configuring $BUILD_DIR (clang, ASan+UBSan, libFuzzer)"
+mkdir -p "$BUILD_DIR"
 # -O1: the usual fuzzing optimisation; Debug keeps PGR_ASSERT and frame pointers.
 CC=clang cmake -S "$REPO" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DPGR_WERROR=ON -DPGR_SANITIZE=ON -DPGR_TESTS=OFF \
-  -DPGR_FUZZ=ON >"$BUILD_DIR.configure.log" 2>&1 ||
-  { cat "$BUILD_DIR.configure.log" >&2; die "cmake configure failed"; }
+  -DPGR_FUZZ=ON >"$BUILD_DIR/configure.log" 2>&1 ||
+  { cat "$BUILD_DIR/configure.log" >&2; die "cmake configure failed"; }
 log "building"
 cmake --build "$BUILD_DIR" ${PGR_FUZZ_JOBS:+-j "$PGR_FUZZ_JOBS"} -- -k 0 >&2 ||
   die "build failed"
