@@ -17,6 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Every tenant's outbox is read this often; tenants with new records of ours each second. */
+#define AUDIT_SWEEP_MS 30000
+
 static volatile sig_atomic_t stop_requested = 0;
 static volatile sig_atomic_t reload_requested = 0;
 
@@ -160,6 +163,17 @@ static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
     return PGR_OK;
 }
 
+/* The tenant of a job message gets an audit record at intake (accepted or refused). */
+static void mark_audit(agent_daemon *d, const rd_kafka_message_t *m)
+{
+    char tenant[129];
+    snprintf(tenant, sizeof(tenant), "%.*s", m->key_len < 128 ? (int)m->key_len : 128,
+             m->key != NULL ? (const char *)m->key : "");
+    daemon_tenant *t = daemon_tenant_find(d, tenant);
+    if (t != NULL)
+        t->audit_dirty = 1;
+}
+
 /* Commits the offset after m: only called once its job is durably recorded (or refused). */
 static void commit_after(agent_daemon *d, const rd_kafka_message_t *m)
 {
@@ -220,7 +234,7 @@ static void reload_keyring(agent_daemon *d)
 
 static void loop(agent_daemon *d)
 {
-    long long next_beat = 0, next_audit = 0;
+    long long next_beat = 0, next_audit = 0, next_sweep = 0;
     while (!stop_requested) {
         if (reload_requested) {
             reload_requested = 0;
@@ -234,12 +248,16 @@ static void loop(agent_daemon *d)
             next_beat = ms + d->cfg->heartbeat_ms;
         }
         if (ms >= next_audit) {
-            daemon_publish_audit(d);
+            daemon_publish_audit(d, ms >= next_sweep);
+            if (ms >= next_sweep)
+                next_sweep = ms + AUDIT_SWEEP_MS;
             next_audit = ms + 1000;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            mark_audit(d, m); /* accepted or refused, the intake wrote a record */
             if (daemon_intake(d, m)) {
+                dispatch(d); /* the job starts before the commit's broker round trip */
                 commit_after(d, m);
             } else {
                 /* not recorded (tenant database unreachable): read it again in a moment,
@@ -276,12 +294,13 @@ static void shutdown_workers(agent_daemon *d)
         rd_kafka_poll(d->producer, 100);
     }
     daemon_audit_all(d, "agent_stop", NULL);
-    daemon_publish_audit(d); /* the records of the last steps, before we go */
+    daemon_publish_audit(d, true); /* the records of the last steps, before we go */
     rd_kafka_flush(d->producer, 10000);
 }
 
 typedef struct exec_ctx {
     agent_daemon *d;
+    daemon_tenant *t;
     const char *tenant;
     const char *job_id;
     long long last_progress_ms;
@@ -299,6 +318,9 @@ static void on_exec_event(const agent_event *ev, void *user)
     case AGENT_EV_STEP_RETRY:
         type = "step";
         break;
+    case AGENT_EV_AUDIT:
+        c->t->audit_dirty = 1; /* committed: the publisher visits this tenant next second */
+        return;
     case AGENT_EV_STEP_PROGRESS:
         /* at most two progress events a second per job */
         if (agent_now_ms() - c->last_progress_ms < 500)
@@ -333,7 +355,7 @@ static agent_orphans orphan_option(const char *s)
 void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
 {
     const pgr_job *job = j->job;
-    exec_ctx c = {d, t->conf->id, job->job_id, 0};
+    exec_ctx c = {d, t, t->conf->id, job->job_id, 0};
     agent_exec_opts o;
     pgr_error err;
     pgr_code rc;

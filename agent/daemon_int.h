@@ -27,6 +27,7 @@ typedef struct daemon_tenant {
     bool joinable;
     volatile int done;
     volatile int cancel; /* 1: shutdown (resume later), 2: a cancel job (abort: stop for good) */
+    volatile int audit_dirty; /* this process wrote audit records that may be unpublished */
 } daemon_tenant;
 
 typedef struct agent_daemon {
@@ -65,9 +66,9 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j);
 
 void daemon_job_free(daemon_job *j);
 
-/* Publishes every tenant's unpublished audit records (signed, in seq order) and marks them
- * published once the broker acknowledged them. */
-void daemon_publish_audit(agent_daemon *d);
+/* Publishes unpublished audit records (signed, in seq order) and marks them published once the
+ * broker acknowledged them: of the tenants marked audit_dirty, or of every tenant when all. */
+void daemon_publish_audit(agent_daemon *d, bool all);
 
 /* Records the final state of a job that the executor does not track (verify, cancel). */
 void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, const char *state,

@@ -303,6 +303,7 @@ void daemon_audit_all(agent_daemon *d, const char *action, json_t *extra)
         agent_exec x;
         pgr_error err;
         daemon_tenant *t = &d->tenants[i];
+        t->audit_dirty = 1;
         if (tenant_session(d, t, &o, &x, NULL, "agent", &err) == PGR_OK) {
             json_t *rec = agent_audit_new(&x, action);
             json_object_set_new(rec, "kid", json_string(d->key.kid));
@@ -323,6 +324,7 @@ void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, con
     agent_exec_opts o;
     agent_exec x;
     pgr_error err;
+    t->audit_dirty = 1;
     if (tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err) == PGR_OK &&
         agent_state_job(&x, job->type, state, error, &err) != PGR_OK) {
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};

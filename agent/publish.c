@@ -30,7 +30,8 @@ static char *audit_payload(const char *tenant, PGresult *r, int i)
     return s;
 }
 
-static void publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
+/* True when nothing is left to publish (or the outbox does not exist yet). */
+static bool publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
 {
     PGconn *conn = NULL;
     PGresult *r = NULL;
@@ -38,7 +39,7 @@ static void publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
     pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
 
     if (pgr_pg_connect(t->conf->dsn, "pgrollout-agent-audit", &conn, &err) != PGR_OK)
-        return; /* the database is down: the records wait, nothing is lost */
+        return false; /* the database is down: the records wait, nothing is lost */
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", PUBLISH_BATCH);
     const char *params[] = {limit};
@@ -48,9 +49,10 @@ static void publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
                      "ORDER BY seq LIMIT $1",
                      1, params, &r, &err) != PGR_OK ||
         PQntuples(r) == 0) {
+        bool empty = r != NULL;
         PQclear(r);
         PQfinish(conn);
-        return;
+        return empty;
     }
     int before = d->delivery_errors;
     bool ok = true;
@@ -75,14 +77,26 @@ static void publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
                          1, last, NULL, &err) != PGR_OK)
             pgr_log_warn(&ctx, "could not mark audit records published: %s", err.msg);
     }
+    bool done = ok && PQntuples(r) < PUBLISH_BATCH;
     PQclear(r);
     PQfinish(conn);
+    return done;
 }
 
-void daemon_publish_audit(agent_daemon *d)
+/* A connection per tenant and second cost the tenants' servers a backend start each (100
+ * tenants: 100 a second, idle or not): the tenants this process wrote records for are visited
+ * each second, every tenant only on the slower sweep (records of `pgrollout-agent apply`, or
+ * left by a failure). */
+void daemon_publish_audit(agent_daemon *d, bool all)
 {
     char topic[256];
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
-    for (size_t i = 0; i < d->tenant_count; i++)
-        publish_tenant(d, &d->tenants[i], topic);
+    for (size_t i = 0; i < d->tenant_count; i++) {
+        daemon_tenant *t = &d->tenants[i];
+        if (!all && !t->audit_dirty)
+            continue;
+        t->audit_dirty = 0; /* a record written meanwhile sets it again */
+        if (!publish_tenant(d, t, topic))
+            t->audit_dirty = 1;
+    }
 }
