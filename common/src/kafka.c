@@ -91,6 +91,15 @@ pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, int *de
 {
     rd_kafka_conf_t *conf = NULL;
     pgr_code rc = pgr_kafka_conf(cfg, &conf, err);
+    /* No linger unless [kafka] sets one: jobs are flushed at once anyway, and an event waiting
+     * 5 ms (librdkafka's default) for company cost a tenth of the dispatch round trip
+     * (docs/BENCHMARKS.md); messages queued while a request is in flight are still batched. */
+    bool linger_set = false;
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        linger_set = linger_set || strcmp(cfg->kafka[i].key, "linger.ms") == 0 ||
+                     strcmp(cfg->kafka[i].key, "queue.buffering.max.ms") == 0;
+    if (rc == PGR_OK && !linger_set)
+        rc = conf_set(conf, "linger.ms", "0", err);
     /* Safety settings are not negotiable: set after the pass-through so they win. */
     if (rc == PGR_OK)
         rc = conf_set(conf, "enable.idempotence", "true", err);
