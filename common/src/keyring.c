@@ -16,9 +16,14 @@ static pgr_code parse_options(pgr_keyring_entry *e, char *rest, const char *name
         if (strcmp(t, "revoked") == 0) {
             e->revoked = true;
         } else if (strncmp(t, "tenants=", 8) == 0 && t[8] != '\0' && e->tenants == NULL) {
+            /* checked: a lost restriction (NULL) would let the key speak for every tenant */
             e->tenants = strdup(t + 8);
+            if (e->tenants == NULL)
+                return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
         } else if (strncmp(t, "name=", 5) == 0 && t[5] != '\0' && e->name == NULL) {
             e->name = strdup(t + 5);
+            if (e->name == NULL)
+                return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
         } else {
             return pgr_error_set(err, PGR_ERR_CRYPTO,
                                  "%s:%d: unexpected \"%s\": expected revoked, tenants=... or "
