@@ -201,7 +201,8 @@ agent_ini() { # file agent prefix tag first last
     printf '[agent]\nid = %s\nsecret_key = %s/%s.key\nkeyring = %s/coordinators.ring\n' \
       "$2" "$WORK" "$2" "$WORK"
     printf 'heartbeat_ms = 5000\nmax_parallel = 4\n[topics]\nprefix = %s\n' "$3"
-    printf '[kafka]\nbootstrap.servers = %s\n[tenants]\n' "$PGR_KAFKA_BOOTSTRAP"
+    printf '[kafka]\nbootstrap.servers = %s\n%b[tenants]\n' "$PGR_KAFKA_BOOTSTRAP" \
+      "${PGR_BENCH_AGENT_KAFKA:-}" # e.g. 'linger.ms = 5\n' (experiments)
     for i in $(seq "$5" "$6"); do
       printf 't%d = host=%s port=%s user=%s dbname=f_%s_%d\n' "$i" "$PGHOST" "$PGPORT" \
         "$PGUSER" "$4" "$i"
