@@ -1,12 +1,15 @@
 /*
- * fuzz_config.c - the INI configuration parser (common/src/config.c, through libinih) from a
- * buffer, as pgr_config_load does after reading the file. An accepted config must hold every
- * integer within its table bounds, every enum within its values, and tenants that can be looked
- * up; each tenant's DSN goes through the log redaction.
+ * fuzz_config.c - the files an operator gives the agent and the coordinator: the INI
+ * configuration (common/src/config.c, through libinih) and the keyring (common/src/keyring.c),
+ * each from a buffer as their _load functions do after reading the file. An accepted config must
+ * hold every integer within its table bounds, every enum within its values, and tenants that
+ * can be looked up; each tenant's DSN goes through the log redaction. An accepted keyring's
+ * entries must carry the kid of their key and be found by it.
  */
 #include "fuzz_common.h"
 
 #include "pgr/config.h"
+#include "pgr/keyring.h"
 #include "pgr/log.h"
 
 #include <stdlib.h>
@@ -29,12 +32,38 @@ static void check_table(const pgr_config *cfg)
     }
 }
 
+static void check_keyring(const char *buf, size_t len)
+{
+    pgr_keyring *kr = NULL;
+    pgr_error err;
+    char kid[PGR_KID_LEN];
+    if (pgr_keyring_parse(buf, len, "fuzz.keyring", &kr, &err) != PGR_OK) {
+        if (strncmp(err.msg, "fuzz.keyring", 12) != 0)
+            fuzz_fail("a keyring error does not name the file");
+        return;
+    }
+    for (size_t i = 0; i < kr->count; i++) {
+        const pgr_keyring_entry *e = &kr->items[i];
+        pgr_key_kid(e->key.pk, kid);
+        if (strcmp(kid, e->key.kid) != 0 || pgr_keyring_find(kr, kid) != e)
+            fuzz_fail("a keyring entry's kid is not its key's, or another entry has it");
+        /* the first tenant of a tenants= list is allowed, and "" is never */
+        char *first = e->tenants != NULL ? strndup(e->tenants, strcspn(e->tenants, ",")) : NULL;
+        if (e->tenants != NULL &&
+            (first == NULL || (*first != '\0' && !pgr_keyring_allows_tenant(e, first))))
+            fuzz_fail("a tenants= restriction does not allow its first tenant");
+        free(first);
+    }
+    pgr_keyring_free(kr);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     pgr_config *cfg = NULL;
     pgr_error err;
     char redacted[512];
 
+    check_keyring((const char *)data, size);
     if (pgr_config_parse((const char *)data, size, "fuzz.ini", &cfg, &err) != PGR_OK) {
         if (strncmp(err.msg, "fuzz.ini", 8) != 0)
             fuzz_fail("a config error does not name the file");

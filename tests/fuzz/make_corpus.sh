@@ -107,6 +107,12 @@ district-001 = region:eu,tier:canary
 district-002 = region:us,tier:gold
 INI
 
+# keyrings (the same target parses them): the PROTOCOL.md test key with every option
+pub=$(cat tests/fixtures/protocol/example.pub)
+printf '# trusted coordinators\n%s name=coordinator-1 tenants=district-001,district-002\n\n  %s revoked # old\n' \
+  "$pub" "$pub" >"$OUT/fuzz_config/keyring-twice.keyring"
+printf '%s tenants=district-001 name=agent-1\n' "$pub" >"$OUT/fuzz_config/keyring.keyring"
+
 # ---- fuzz_plan: every JSON block of docs/ROLLOUTS.md (plan.json.example is used in place)
 reset fuzz_plan
 awk -v out="$OUT/fuzz_plan" '/^```json/ { n++; f = 1; next } /^```/ { f = 0 }

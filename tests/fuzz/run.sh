@@ -62,7 +62,7 @@ extra_seeds() {
   case $1 in
   fuzz_envelope) echo tests/fixtures/protocol/job_*.json ;;
   fuzz_migration) echo migrations/*.sql tests/lint/*/*/*.sql ;;
-  fuzz_config) echo deploy/config/*.ini.example ;;
+  fuzz_config) echo deploy/config/*.ini.example tests/fixtures/protocol/example.pub ;;
   fuzz_plan) echo deploy/config/plan.json.example ;;
   esac
 }
