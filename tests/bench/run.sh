@@ -443,7 +443,11 @@ case_growth() {
 }
 
 log "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); cases: $CASES"
-echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/run.txt"
+{
+  echo "start $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo none)," \
+    "$(git status --short --untracked-files=no 2>/dev/null | wc -l) tracked file(s) modified"
+} >"$OUT/run.txt"
 for c in $CASES; do
   log "case $c"
   "case_$c"
