@@ -210,7 +210,7 @@ static int collect(coord *c, int idle_exit_s)
          * broker round trip per record capped ingest at about 2,000 a second): one lost in a
          * crash only re-reads records, and each (tenant, seq) is stored once */
         coord_consumed r =
-            coord_ctldb_consume(c, &g, c->consumer, &held, 200, false, true, collect_store, &s);
+            coord_ctldb_consume(c, &g, c->consumer, &held, 200, true, collect_store, &s);
         if (r != COORD_CONSUMED_NONE)
             last = time(NULL);
         if (r == COORD_CONSUMED_STORED)

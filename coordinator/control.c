@@ -284,10 +284,13 @@ void coord_event_run_update(json_t *ev, coord_run_update *u)
     u->from_version = str(ev, "from_version");
 }
 
-/* Folds one event into the tenant run of its job. */
-static void update_run(coord *c, json_t *ev)
+/* Stores an event of a job and folds it into the job's tenant run in one statement: a
+ * connection lost in between can never leave the event stored but not folded (its redelivery
+ * would be a duplicate, never folded). Returns whether the event was new. */
+static bool store_job_event(coord *c, json_t *ev, const char *text, const char *digest)
 {
     coord_run_update u;
+    PGresult *r = NULL;
     coord_event_run_update(ev, &u);
     const char *params[] = {u.job_id,
                             u.state,
@@ -298,19 +301,29 @@ static void update_run(coord *c, json_t *ev)
                             u.has_percent ? u.percent : NULL,
                             u.error,
                             u.agent_id,
-                            u.from_version};
+                            u.from_version,
+                            str(ev, "tenant_id"),
+                            str(ev, "type"),
+                            text,
+                            digest};
     /* terminal states stay terminal: a late progress event never revives a finished run */
-    PGR_IGNORE(pgr_pg_execp(
-        c->db,
-        "UPDATE pgrollout_control.tenant_runs SET state = CASE WHEN state IN ('succeeded', "
-        "'failed', 'rejected', 'rolled_back', 'cancelled') THEN state ELSE $2 END, version = "
-        "coalesce($3, "
-        "version), from_version = coalesce($10, from_version), "
-        "step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE WHEN $5 = '0' THEN "
-        "steps ELSE $5::int END, object = coalesce($6, object), percent = coalesce($7::float8, "
-        "percent), error = coalesce($8, error), agent_id = $9, updated_at = now() WHERE job_id = "
-        "$1",
-        10, params, NULL, NULL));
+    bool fresh =
+        pgr_pg_execp(
+            c->db,
+            "WITH ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, "
+            "payload, digest) VALUES ($9, $11, $1, $12, $13::jsonb, $14) ON CONFLICT (digest) DO "
+            "NOTHING RETURNING 1), run AS (UPDATE pgrollout_control.tenant_runs SET state = CASE "
+            "WHEN state IN ('succeeded', 'failed', 'rejected', 'rolled_back', 'cancelled') THEN "
+            "state ELSE $2 END, version = coalesce($3, version), from_version = coalesce($10, "
+            "from_version), step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE "
+            "WHEN $5 = '0' THEN steps ELSE $5::int END, object = coalesce($6, object), percent = "
+            "coalesce($7::float8, percent), error = coalesce($8, error), agent_id = $9, "
+            "updated_at = now() WHERE job_id = $1 AND EXISTS (SELECT 1 FROM ins)) SELECT count(*) "
+            "FROM ins",
+            14, params, &r, NULL) == PGR_OK &&
+        strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    return fresh;
 }
 
 json_t *coord_event_parse(const char *payload, size_t len, const pgr_keyring_entry *e)
@@ -377,21 +390,22 @@ json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
         attribute_refusal(c, ev); /* the job_id column and the run: ours, or none */
     pgr_sha256_hex(m->payload, m->len, digest);
     const char *params[] = {str(ev, "agent_id"), tenant, str(ev, "job_id"), type, text, digest};
-    bool fresh = pgr_pg_execp(c->db,
-                              "INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, "
-                              "type, payload, digest) VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON "
-                              "CONFLICT (digest) DO NOTHING",
-                              6, params, &ins, NULL) == PGR_OK &&
-                 strcmp(PQcmdTuples(ins), "1") == 0;
+    bool job = strcmp(type, "heartbeat") != 0 && str(ev, "job_id") != NULL;
+    bool fresh = job ? store_job_event(c, ev, text, digest)
+                     : pgr_pg_execp(c->db,
+                                    "INSERT INTO pgrollout_control.events (agent_id, tenant_id, "
+                                    "job_id, type, payload, digest) VALUES ($1, $2, $3, $4, "
+                                    "$5::jsonb, $6) ON CONFLICT (digest) DO NOTHING",
+                                    6, params, &ins, NULL) == PGR_OK &&
+                           strcmp(PQcmdTuples(ins), "1") == 0;
     PQclear(ins);
     free(text);
     if (!fresh) {
         json_decref(ev);
         return NULL; /* a redelivery: already folded in */
     }
+    /* a heartbeat lost with the connection here is repeated by the agent within seconds */
     if (strcmp(type, "heartbeat") == 0)
         heartbeat_tenants(c, ev, e);
-    else if (str(ev, "job_id") != NULL)
-        update_run(c, ev);
     return ev;
 }

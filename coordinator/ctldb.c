@@ -15,7 +15,6 @@
 
 #define BACKOFF_FIRST_MS 200
 #define BACKOFF_MAX_MS   5000
-#define STORE_TRIES      3
 
 static long long mono_ms(void)
 {
@@ -105,26 +104,9 @@ bool coord_ctldb_ready(coord *c, coord_ctldb *g)
     return false;
 }
 
-/* Runs fn on m (in a transaction when in_txn); true when what it wrote is committed. */
-static bool store(coord *c, const rd_kafka_message_t *m, bool in_txn, coord_store_fn fn, void *user)
-{
-    if (in_txn && pgr_pg_exec(c->db, "BEGIN", NULL, NULL) != PGR_OK)
-        return false;
-    fn(c, m, user);
-    if (!in_txn)
-        return !pgr_pg_conn_lost(c->db);
-    /* a statement that failed inside turns COMMIT into ROLLBACK */
-    PGresult *r = PQexec(c->db, "COMMIT");
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
-    PQclear(r);
-    if (!ok && !pgr_pg_conn_lost(c->db) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
-        PGR_IGNORE(pgr_pg_exec(c->db, "ROLLBACK", NULL, NULL));
-    return ok;
-}
-
 coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
-                                   rd_kafka_message_t **held, int timeout_ms, bool in_txn,
-                                   bool async, coord_store_fn fn, void *user)
+                                   rd_kafka_message_t **held, int timeout_ms, bool async,
+                                   coord_store_fn fn, void *user)
 {
     if (*held == NULL) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout_ms);
@@ -135,22 +117,13 @@ coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
             return COORD_CONSUMED_NONE;
         }
         *held = m;
-        g->tries = 0;
     }
     if (!coord_ctldb_ready(c, g))
         return COORD_CONSUMED_HELD;
-    bool ok = store(c, *held, in_txn, fn, user);
+    fn(c, *held, user);
     /* connection lost: stored or not, it is stored again after the reconnect (idempotent) */
     if (pgr_pg_conn_lost(c->db))
         return COORD_CONSUMED_HELD;
-    if (!ok && ++g->tries < STORE_TRIES)
-        return COORD_CONSUMED_HELD;
-    if (!ok) {
-        pgr_log_ctx ctx = {"coordinator", NULL, NULL};
-        pgr_log_warn(&ctx, "message at offset %lld of %s [%d] could not be stored: skipped",
-                     (long long)(*held)->offset, rd_kafka_topic_name((*held)->rkt),
-                     (int)(*held)->partition);
-    }
     rd_kafka_commit_message(rk, *held, async ? 1 : 0);
     rd_kafka_message_destroy(*held);
     *held = NULL;

@@ -20,7 +20,6 @@ typedef struct coord_ctldb {
     const char *rollout; /* the rollout whose advisory lock the session holds, or NULL */
     bool lock_lost;      /* another coordinator took the rollout during the outage */
     int reconnects;      /* outages survived */
-    int tries;           /* failed attempts at the held message with the connection up */
 } coord_ctldb;
 
 /* rollout: the rollout this process runs (its lock is taken again on every reconnect), or NULL
@@ -40,8 +39,8 @@ bool coord_ctldb_lock_rollout(coord *c, const char *name);
  * coordinator holds the rollout now: this one must stop. */
 bool coord_ctldb_ready(coord *c, coord_ctldb *g);
 
-/* Stores one message in the control database (in the caller's transaction when the consumer
- * asked for one). Errors are seen through the connection's state, not returned. */
+/* Stores one message in the control database; idempotent (a message stored twice is stored
+ * once). A lost connection is seen through the connection's state, not returned. */
 typedef void (*coord_store_fn)(coord *c, const rd_kafka_message_t *m, void *user);
 
 typedef enum coord_consumed {
@@ -50,14 +49,14 @@ typedef enum coord_consumed {
     COORD_CONSUMED_HELD    /* not stored: held in *held, tried again by the next call */
 } coord_consumed;
 
-/* Takes the held message, or polls rk (timeout_ms) for the next one, and stores it with fn,
- * inside BEGIN/COMMIT when in_txn. The offset is committed (asynchronously when async) only
- * when the store committed. A lost connection holds the message for the next call (after
- * coord_ctldb_ready reconnected); a failure with the connection up is tried three times, then
- * the message is skipped with a warning (it can never be stored). *held must start NULL; the
- * caller destroys a message still held when it stops (not committed: read again later). */
+/* Takes the held message, or polls rk (timeout_ms) for the next one, and stores it with fn. The
+ * offset is committed (asynchronously when async) only when the connection survived the store;
+ * a lost connection holds the message for the next call, after coord_ctldb_ready reconnected.
+ * Other failures are fn's to report (an alert, a warning): the message is not read again.
+ * *held must start NULL; the caller destroys a message still held when it stops (not
+ * committed: read again later). */
 coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
-                                   rd_kafka_message_t **held, int timeout_ms, bool in_txn,
-                                   bool async, coord_store_fn fn, void *user);
+                                   rd_kafka_message_t **held, int timeout_ms, bool async,
+                                   coord_store_fn fn, void *user);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include "coord.h"
 #include "coord_cli.h"
+#include "ctldb.h"
 #include "waves.h"
 
 #include "pgr/job.h"
@@ -64,6 +65,8 @@ typedef struct engine {
     char wave_line[64][256]; /* last summary printed per wave */
     bool cancels_sent;
     rd_kafka_t *audit; /* --collect-audit: the collector runs inside the engine loop */
+    coord_ctldb ctldb; /* control-database reconnection state (ctldb.c) */
+    bool slot_freed;   /* a result arrived since the last round */
     bool slots_wanted; /* the last dispatch left tenants waiting for a free place */
     size_t wave_line_count;
 } engine;
@@ -267,12 +270,13 @@ static pgr_code count_wave(engine *e, int w, wave_counts *n, pgr_error *err)
 
 typedef enum advance_result { ADV_CONTINUE, ADV_DONE, ADV_FAILED, ADV_PAUSED } advance_result;
 
-static void set_rollout(engine *e, const char *state)
+/* Stores the rollout's state; false when the control database could not. */
+static bool set_rollout(engine *e, const char *state)
 {
-    PGR_IGNORE(exec1(e->c,
-                     "UPDATE pgrollout_control.rollouts SET state = $2, updated_at = now() "
-                     "WHERE rollout_id = $1",
-                     2, (const char *[]){e->plan.name, state}, NULL));
+    return exec1(e->c,
+                 "UPDATE pgrollout_control.rollouts SET state = $2, updated_at = now() WHERE "
+                 "rollout_id = $1",
+                 2, (const char *[]){e->plan.name, state}, NULL) == PGR_OK;
 }
 
 static void set_wave(engine *e, int w, const char *state, int soak)
@@ -423,11 +427,12 @@ static advance_result finish(engine *e)
     if (pgr_pg_execp(e->c->db,
                      "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE rollout_id = $1 "
                      "AND state IN ('failed', 'rejected')",
-                     1, (const char *[]){e->plan.name}, &r, NULL) == PGR_OK) {
-        failed = atoi_safe(PQgetvalue(r, 0, 0));
-        PQclear(r);
-    }
-    set_rollout(e, failed == 0 ? "succeeded" : "failed");
+                     1, (const char *[]){e->plan.name}, &r, NULL) != PGR_OK)
+        return ADV_CONTINUE; /* the control database hiccuped: count again next round */
+    failed = atoi_safe(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (!set_rollout(e, failed == 0 ? "succeeded" : "failed"))
+        return ADV_CONTINUE; /* not stored: the next round decides again */
     fprintf(stderr, "rollout %s: %s (%d failed)\n", e->plan.name,
             failed == 0 ? "succeeded" : "failed", failed);
     return failed == 0 ? ADV_DONE : ADV_FAILED;
@@ -615,57 +620,89 @@ static void show(engine *e)
     PQclear(r);
 }
 
+/* Stores one event (coord_ctldb_consume commits its offset after). A result frees a place in
+ * the wave: fill it within milliseconds, not at the next 250 ms tick (with short jobs the tick,
+ * not the tenants, set the pace). */
+static void store_event(coord *c, const rd_kafka_message_t *m, void *user)
+{
+    engine *e = user;
+    json_t *ev = coord_ingest_event(c, m);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    e->slot_freed =
+        e->slot_freed || (e->slots_wanted && type != NULL && strcmp(type, "result") == 0);
+    json_decref(ev);
+}
+
+static void store_audit(coord *c, const rd_kafka_message_t *m, void *user)
+{
+    PGR_UNUSED(user);
+    coord_audit_ingest(c, m);
+}
+
+/* Reads and stores what the agents sent: an event, then up to 100 audit records. Offsets are
+ * committed only for what was stored; a message read while the control database was away is
+ * held and stored after the reconnect. */
+static coord_consumed consume(engine *e, rd_kafka_message_t **held_ev,
+                              rd_kafka_message_t **held_audit)
+{
+    coord_consumed got = coord_ctldb_consume(e->c, &e->ctldb, e->c->consumer, held_ev,
+                                             e->slot_freed ? 10 : 200, true, store_event, e);
+    for (int k = 0; e->audit != NULL && k < 100; k++) {
+        if (coord_ctldb_consume(e->c, &e->ctldb, e->audit, held_audit, 0, false, store_audit,
+                                NULL) != COORD_CONSUMED_STORED)
+            break;
+    }
+    return got;
+}
+
 static int engine_loop(engine *e, int timeout_s)
 {
     pgr_error err;
     time_t deadline = time(NULL) + timeout_s;
     long long last = 0, last_advance = 0;
-    bool slot_freed = false;
     advance_result res = ADV_CONTINUE;
+    rd_kafka_message_t *held_ev = NULL, *held_audit = NULL;
+    coord_ctldb_init(&e->ctldb, e->plan.name);
+    e->slot_freed = false;
     while (!run_stop && res == ADV_CONTINUE && time(NULL) < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->c->consumer, slot_freed ? 10 : 200);
-        if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            json_t *ev = coord_ingest_event(e->c, m);
-            /* a result frees a place in the wave: fill it within milliseconds, not at the next
-             * 250 ms tick (with short jobs the tick, not the tenants, set the pace) */
-            const char *type = json_string_value(json_object_get(ev, "type"));
-            slot_freed =
-                slot_freed || (e->slots_wanted && type != NULL && strcmp(type, "result") == 0);
-            json_decref(ev);
-            rd_kafka_commit_message(e->c->consumer, m, 1); /* stored first, then committed */
-        }
-        if (m != NULL)
-            rd_kafka_message_destroy(m);
-        for (int k = 0; e->audit != NULL && k < 100; k++) {
-            rd_kafka_message_t *am = rd_kafka_consumer_poll(e->audit, 0);
-            if (am == NULL)
+        /* without the control database nothing is read (no offset moves) and nothing decided */
+        if (!coord_ctldb_ready(e->c, &e->ctldb)) {
+            if (e->ctldb.lock_lost)
                 break;
-            if (am->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                coord_audit_ingest(e->c, am);
-                rd_kafka_commit_message(e->audit, am, 0); /* stored first, then committed */
-            }
-            rd_kafka_message_destroy(am);
+            struct timespec pause = {0, 100000000L};
+            nanosleep(&pause, NULL);
+            continue;
         }
+        coord_consumed got = consume(e, &held_ev, &held_audit);
+        if (pgr_pg_conn_lost(e->c->db))
+            continue;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        if (now - last >= 250 || m == NULL) {
+        if (now - last >= 250 || got != COORD_CONSUMED_STORED) {
             pgr_error_clear(&err);
             res = advance(e, &err);
             show(e);
             last = last_advance = now;
-            slot_freed = false;
-        } else if (slot_freed && now - last_advance >= 10) {
+            e->slot_freed = false;
+        } else if (e->slot_freed && now - last_advance >= 10) {
             pgr_error_clear(&err);
             res = advance(e, &err); /* the live view waits for the tick */
             last_advance = now;
-            slot_freed = false;
+            e->slot_freed = false;
         }
     }
+    /* not committed: the next coordinator reads them again */
+    if (held_ev != NULL)
+        rd_kafka_message_destroy(held_ev);
+    if (held_audit != NULL)
+        rd_kafka_message_destroy(held_audit);
     for (size_t i = 0; i < e->last_count; i++)
         free(e->last[i]);
     free(e->last);
     e->last = NULL;
+    if (e->ctldb.lock_lost)
+        return COORD_EXIT_CONFLICT;
     if (res == ADV_CONTINUE) {
         fprintf(stderr, "pgrollout: %s; \"pgrollout resume %s\" carries on\n",
                 run_stop ? "interrupted" : "timed out", e->plan.name);
@@ -735,22 +772,6 @@ static int parse_args(int argc, char **argv, const char *cmd, const char *usage,
         return COORD_EXIT_USAGE;
     }
     return 0;
-}
-
-/* One coordinator per rollout: a session advisory lock on the rollout's name. */
-static bool lock_rollout(coord *c, const char *name)
-{
-    PGresult *r = NULL;
-    bool got = false;
-    if (pgr_pg_execp(c->db,
-                     "SELECT pg_try_advisory_lock(hashtext('pgrollout-rollout'), hashtext($1))", 1,
-                     (const char *[]){name}, &r, NULL) == PGR_OK) {
-        got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-        PQclear(r);
-    }
-    if (!got)
-        fprintf(stderr, "pgrollout: another coordinator is running rollout \"%s\"\n", name);
-    return got;
 }
 
 static json_t *stored_plan(coord *c, const char *name)
@@ -871,7 +892,7 @@ static int run_engine(run_args *a, bool resume)
             rc = COORD_EXIT_FAIL;
         }
     }
-    if (rc == 0 && !lock_rollout(&c, e.plan.name))
+    if (rc == 0 && !coord_ctldb_lock_rollout(&c, e.plan.name))
         rc = COORD_EXIT_CONFLICT;
     if (rc == 0)
         rc = load_migrations(&e);

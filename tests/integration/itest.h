@@ -50,6 +50,18 @@ static inline long itest_scalar(PGconn *c, const char *sql)
     return v;
 }
 
+/* Like itest_scalar, but a query that fails (a schema that another process has not installed
+ * yet) gives `otherwise` instead of failing the test. */
+static inline long itest_scalar_or(PGconn *c, const char *sql, long otherwise)
+{
+    PGresult *r = PQexec(c, sql);
+    long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                 ? strtol(PQgetvalue(r, 0, 0), NULL, 10)
+                 : otherwise;
+    PQclear(r);
+    return v;
+}
+
 /* Creates a fresh database "<prefix>_<pid>_<n>" (dropped first if a crashed run left it). */
 static inline void itest_create_db(const char *prefix, char *name, size_t len)
 {

@@ -10,6 +10,7 @@
 #include "agent_run.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 
 #include "pgr/envelope.h"
 #include "pgr/job.h"
@@ -304,6 +305,46 @@ static inline int fleet_run(fleet *f, const char *plan_json, char *out, size_t o
     snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout %d",
              f->dir, path, f->timeout_s > 0 ? f->timeout_s : 240);
     return run_cmd(cmd, out, outlen);
+}
+
+/* Rows of tenant t's audit outbox (only those published to Kafka when published_only). */
+static inline long fleet_outbox(const fleet *f, int t, bool published_only)
+{
+    PGconn *c = itest_connect(f->db[t]);
+    long n = itest_scalar(c, published_only ? "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                              "published_at IS NOT NULL"
+                                            : "SELECT count(*) FROM pgrollout.audit_outbox");
+    PQfinish(c);
+    return n;
+}
+
+/* Waits until every tenant's audit outbox is published (the agents do so within seconds). */
+static inline void fleet_wait_published(const fleet *f)
+{
+    for (int t = 0; t < f->n; t++) {
+        for (int i = 0; i < 100 && fleet_outbox(f, t, true) < fleet_outbox(f, t, false); i++) {
+            struct timespec ts = {0, 200000000L};
+            nanosleep(&ts, NULL);
+        }
+        assert_int_equal(fleet_outbox(f, t, true), fleet_outbox(f, t, false));
+    }
+}
+
+/* The payload of a message of the events topic, which must verify with an agent key of kr
+ * (caller decrefs). */
+static inline json_t *fleet_event_open(const pgr_keyring *kr, const rd_kafka_message_t *m)
+{
+    char *payload = NULL, kid[PGR_KID_LEN];
+    size_t plen = 0;
+    pgr_envelope_reject why;
+    const pgr_keyring_entry *e = NULL;
+    assert_int_equal(pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_EVENT, kr, &payload,
+                                       &plen, &e, kid, &why, NULL),
+                     PGR_OK);
+    json_t *ev = json_loads(payload, 0, NULL);
+    free(payload);
+    assert_non_null(ev);
+    return ev;
 }
 
 #endif

@@ -18,16 +18,6 @@ static int audit_cmd(const char *args)
     return run_cmd(cmd, out, sizeof(out));
 }
 
-static long tenant_outbox(int t, bool published_only)
-{
-    PGconn *c = itest_connect(F.db[t]);
-    long n = itest_scalar(c, published_only ? "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
-                                              "published_at IS NOT NULL"
-                                            : "SELECT count(*) FROM pgrollout.audit_outbox");
-    PQfinish(c);
-    return n;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -39,14 +29,7 @@ static int setup(void **state)
     int rc = fleet_run(&F, plan, out, sizeof(out));
     if (rc != 0)
         fail_msg("rollout failed:\n%s", out);
-    /* the agents publish their outboxes within a second or two */
-    for (int t = 0; t < NTENANTS; t++) {
-        for (int i = 0; i < 100 && tenant_outbox(t, true) < tenant_outbox(t, false); i++) {
-            struct timespec ts = {0, 200000000L};
-            nanosleep(&ts, NULL);
-        }
-        assert_int_equal(tenant_outbox(t, true), tenant_outbox(t, false));
-    }
+    fleet_wait_published(&F);
     assert_int_equal(audit_cmd("collect --idle-exit 5"), 0);
     return 0;
 }
@@ -75,7 +58,7 @@ static void test_audit_every_record_once_and_verified(void **state)
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FROM pgrollout_control.audit_log WHERE tenant_id = '%s'",
                  F.tenant[t]);
-        assert_int_equal(ctl_scalar(sql), tenant_outbox(t, false));
+        assert_int_equal(ctl_scalar(sql), fleet_outbox(&F, t, false));
     }
     assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_alerts"), 0);
     assert_int_equal(audit_cmd("verify"), 0);

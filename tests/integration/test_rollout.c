@@ -115,14 +115,7 @@ static void test_rollout_three_tenants_two_agents(void **state)
                 rd_kafka_message_destroy(m);
             continue;
         }
-        char *payload = NULL, kid[PGR_KID_LEN];
-        size_t plen = 0;
-        pgr_envelope_reject why;
-        const pgr_keyring_entry *e = NULL;
-        assert_int_equal(pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_EVENT, kr,
-                                           &payload, &plen, &e, kid, &why, NULL),
-                         PGR_OK);
-        json_t *ev = json_loads(payload, 0, NULL);
+        json_t *ev = fleet_event_open(kr, m);
         const char *type = json_string_value(json_object_get(ev, "type"));
         const char *agent_id = json_string_value(json_object_get(ev, "agent_id"));
         const char *jt = json_string_value(json_object_get(ev, "job_type"));
@@ -133,7 +126,6 @@ static void test_rollout_three_tenants_two_agents(void **state)
         }
         steps += strcmp(type, "step") == 0;
         json_decref(ev);
-        free(payload);
         rd_kafka_message_destroy(m);
     }
     assert_int_equal(results, NTENANTS);
