@@ -624,6 +624,16 @@ static void test_pg_backup_disk_full(void **state)
     itest_drop_db(db);
 }
 
+/* A private instance with White Cross loaded into database fault_restart; db receives its
+ * "dbname host port" form. */
+static void private_tenant(pg_private *p, char *db, size_t len)
+{
+    pgp_start(p);
+    pgp_create_db(p, "fault_restart");
+    pgp_load_white_cross(p, "fault_restart");
+    pgp_db(p, "fault_restart", db, len);
+}
+
 /* The tenant's server restarted (pg_ctl restart -m fast) while an index build of the second
  * migration waits for a writer: a private instance, never the shared one. The agent retries
  * through with its reconnect and backoff, or stops with a connection error and the re-run
@@ -635,10 +645,7 @@ static void test_pg_tenant_server_restart_mid_index_builds(void **state)
     int retries;
     bg_agent b;
     (void)state;
-    pgp_start(&P);
-    pgp_create_db(&P, "fault_restart");
-    pgp_load_white_cross(&P, "fault_restart");
-    pgp_db(&P, "fault_restart", db, sizeof(db));
+    private_tenant(&P, db, sizeof(db));
     PGconn *obs = itest_connect(db);
     PGconn *h = hold(db, "LOCK TABLE users IN ROW EXCLUSIVE MODE");
     bg_start(&b, "apply", db, migdir, "--lock-timeout 60000");
@@ -666,6 +673,32 @@ static void test_pg_tenant_server_restart_mid_index_builds(void **state)
     pgp_stop(&P);
 }
 
+/* The tenant's server restarted while the agent records the start of the second migration
+ * (between two migrations: no step is running). With retries enough to outlast the restart, the
+ * agent reconnects once the server is back and finishes: exit 0, the same end state. */
+static void test_pg_tenant_server_restart_between_migrations(void **state)
+{
+    pg_private P = {{0}, 0};
+    char db[128], done[4096];
+    int retries;
+    bg_agent b;
+    (void)state;
+    private_tenant(&P, db, sizeof(db));
+    assert_int_equal(run_agent("apply", db, "--target 20251106000000"), 0);
+    PGconn *obs = itest_connect(db);
+    PGconn *h = hold(db, "LOCK TABLE pgrollout.schema_migrations IN SHARE MODE");
+    bg_start(&b, "apply", db, migdir, "--lock-timeout 60000 --retries 10");
+    wait_agent_lock_wait(obs, AGENT_APP, "pgrollout.schema_migrations", "RowExclusiveLock");
+    PQfinish(obs);
+    pgp_restart(&P); /* ends the holder's session too */
+    PQfinish(h);
+    int rc = finish_agent(&b, &retries, done, sizeof(done));
+    print_message("agent exit %d: %s", rc, done);
+    assert_int_equal(rc, 0);
+    assert_final_state(db);
+    pgp_stop(&P);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_pg_terminate_during_bookkeeping),
         cmocka_unit_test(test_pg_backup_disk_full),
         cmocka_unit_test(test_pg_tenant_server_restart_mid_index_builds),
+        cmocka_unit_test(test_pg_tenant_server_restart_between_migrations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
