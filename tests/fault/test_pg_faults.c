@@ -544,6 +544,15 @@ static void test_pg_terminate_during_bookkeeping(void **state)
     check_and_drop(obs, db);
 }
 
+/* A tmpfs still mounted when the test program ends (a failed test) is unmounted. */
+static char mounted_dir[64];
+
+static void unmount_leftover(void)
+{
+    if (mounted_dir[0] != '\0' && umount(mounted_dir) == 0)
+        rmdir(mounted_dir);
+}
+
 /* Fills the file system of dir until `leave` bytes are free (the filler is dir/filler). */
 static void fill_up(const char *dir, long long leave)
 {
@@ -581,8 +590,11 @@ static void test_pg_backup_disk_full(void **state)
     bool mounted = mount("tmpfs", bdir, "tmpfs", 0, "size=8m,mode=0700") == 0;
     print_message("backup directory %s: %s\n", bdir,
                   mounted ? "tmpfs of 8 MiB" : "mount not permitted, using ulimit -f");
-    if (mounted)
+    if (mounted) {
+        snprintf(mounted_dir, sizeof(mounted_dir), "%s", bdir);
+        atexit(unmount_leftover);
         fill_up(bdir, 16384);
+    }
     /* a password in the DSN (trust authentication ignores it) must not reach any message */
     snprintf(dbpw, sizeof(dbpw), "%s password=s3cret-fault-pw", db);
     snprintf(extra, sizeof(extra), "--backup %s", bdir);
@@ -615,6 +627,7 @@ static void test_pg_backup_disk_full(void **state)
     assert_final_state(db);
     if (mounted)
         assert_int_equal(umount(bdir), 0);
+    mounted_dir[0] = '\0';
     snprintf(cmd, sizeof(cmd), "rm -rf %s", bdir);
     assert_int_equal(system(cmd), 0);
     itest_drop_db(db);
