@@ -133,12 +133,18 @@ static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
 {
     int count = 0;
     pgr_code rc = PGR_ERR_KAFKA;
-    for (int i = 0; i < 60 && !stop_requested && rc != PGR_OK; i++) {
+    pgr_log_ctx ctx = {"agent", NULL, NULL};
+    /* An agent may be installed before the coordinator's first run creates the topics: it
+     * waits (until SIGTERM), saying so now and then, rather than exit and restart in a loop. */
+    for (long i = 0; !stop_requested && rc != PGR_OK; i++) {
         rc = pgr_kafka_partitions(d->consumer, d->topic_jobs, 2000, &count, err);
         if (rc != PGR_OK)
             rd_kafka_poll(d->producer, 100); /* serves the error callback */
         if (rc != PGR_OK && pgr_kafka_refused(err) != PGR_OK)
             return PGR_ERR_KAFKA; /* waiting would not help */
+        if (rc != PGR_OK && i % 60 == 5)
+            pgr_log_warn(&ctx, "waiting for the jobs topic (the coordinator creates it): %s",
+                         err->msg);
         if (rc != PGR_OK) {
             struct timespec ts = {1, 0};
             nanosleep(&ts, NULL);
@@ -525,10 +531,11 @@ int agent_cli_run(int argc, char **argv)
         sigaction(SIGHUP, &sa, NULL);
         daemon_resume(&d);
         daemon_audit_all(&d, "agent_start", NULL);
-        if (assign_partitions(&d, &err) != PGR_OK) {
+        pgr_code assigned = assign_partitions(&d, &err);
+        if (assigned != PGR_OK && !stop_requested) {
             fprintf(stderr, "pgrollout-agent run: %s\n", err.msg);
             rc = AGENT_EXIT_FAIL;
-        } else {
+        } else if (assigned == PGR_OK) { /* else stopped while waiting for the topic */
             pgr_log_ctx ctx = {"agent", NULL, NULL};
             pgr_log_info(&ctx, "agent %s (key %s) serving %zu tenant(s)", d.cfg->agent_id,
                          d.key.kid, d.tenant_count);
