@@ -137,10 +137,12 @@ static void *faults(void *arg)
     return NULL;
 }
 
-/* Every message of topic <prefix><name> until 3 s pass without one. */
+/* Every message of topic <prefix><name>: each partition is read up to the high watermark it
+ * had when reading began (the agents are stopped by then, so nothing is added). */
 static int read_topic(const char *name, void (*fn)(const rd_kafka_message_t *m, void *), void *u)
 {
     char errstr[256], topic[256];
+    int64_t high[NPARTS], next[NPARTS];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", getenv("PGR_KAFKA_BOOTSTRAP"), errstr,
                       sizeof(errstr));
@@ -150,22 +152,30 @@ static int read_topic(const char *name, void (*fn)(const rd_kafka_message_t *m, 
     assert_non_null(c);
     snprintf(topic, sizeof(topic), "%s%s", F.prefix, name);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPARTS);
-    for (int p = 0; p < NPARTS; p++)
+    for (int p = 0; p < NPARTS; p++) {
+        int64_t low = 0;
+        assert_int_equal(rd_kafka_query_watermark_offsets(c, topic, p, &low, &high[p], 10000), 0);
+        next[p] = low;
         rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
     assert_int_equal(rd_kafka_assign(c, l), 0);
     rd_kafka_topic_partition_list_destroy(l);
-    int n = 0;
-    for (double idle_since = now_s(); now_s() - idle_since < 3;) {
+    int n = 0, behind = NPARTS;
+    for (double until = now_s() + 60; behind > 0 && now_s() < until;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
-        if (m == NULL)
-            continue;
-        if (m->err == 0) {
+        if (m != NULL && m->err == 0 && m->partition >= 0 && m->partition < NPARTS) {
             fn(m, u);
             n++;
-            idle_since = now_s();
+            next[m->partition] = m->offset + 1;
         }
-        rd_kafka_message_destroy(m);
+        if (m != NULL)
+            rd_kafka_message_destroy(m);
+        behind = 0;
+        for (int p = 0; p < NPARTS; p++)
+            behind += next[p] < high[p];
     }
+    if (behind > 0)
+        fail_msg("topic %s: %d partition(s) not read to their end within 60 s", topic, behind);
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
     return n;
