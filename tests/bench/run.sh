@@ -5,7 +5,7 @@
 #   tests/bench/run.sh [--quick] [CASE...]
 #
 # CASE is any of: sign apply fleet dispatch audit scale growth (default: all but growth with
-# --quick, all without it). The run builds a Release tree (build-bench/), starts its OWN
+# --quick, all without it). Sizes (quick / full) are in docs/BENCHMARKS.md. The run builds a Release tree (build-bench/), starts its OWN
 # PostgreSQL and Kafka in deploy/local/.state-bench (never the dev services) and stops them at
 # the end. Raw figures go to $PGR_BENCH_OUT (default build-bench/bench-results/).
 #
@@ -357,7 +357,8 @@ case_dispatch() {
 
 # --- audit ingest -----------------------------------------------------------------------------
 case_audit() {
-  local r o=() b=()
+  local r
+  : >"$OUT/audit.txt"
   for r in $(seq "$(q 2 3)"); do
     local prefix="$RUN_ID.au$r."
     topics "$prefix"
