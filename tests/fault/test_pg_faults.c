@@ -560,14 +560,14 @@ static void fill_up(const char *dir, long long leave)
     struct statvfs sv;
     static char zeros[65536];
     assert_int_equal(statvfs(dir, &sv), 0);
-    long long todo = (long long)sv.f_bavail * (long long)sv.f_frsize - leave;
+    long long to_fill = (long long)sv.f_bavail * (long long)sv.f_frsize - leave;
     snprintf(path, sizeof(path), "%s/filler", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    while (todo > 0) {
-        size_t n = todo < (long long)sizeof(zeros) ? (size_t)todo : sizeof(zeros);
+    while (to_fill > 0) {
+        size_t n = to_fill < (long long)sizeof(zeros) ? (size_t)to_fill : sizeof(zeros);
         assert_int_equal(fwrite(zeros, 1, n, f), n);
-        todo -= (long long)n;
+        to_fill -= (long long)n;
     }
     assert_int_equal(fclose(f), 0);
     assert_int_equal(statvfs(dir, &sv), 0);

@@ -332,19 +332,61 @@ static inline void fleet_wait_published(const fleet *f)
 
 /* The payload of a message of the events topic, which must verify with an agent key of kr
  * (caller decrefs). */
-static inline json_t *fleet_event_open(const pgr_keyring *kr, const rd_kafka_message_t *m)
+static inline json_t *fleet_message_open(const pgr_keyring *kr, const rd_kafka_message_t *m,
+                                         pgr_domain domain)
 {
     char *payload = NULL, kid[PGR_KID_LEN];
     size_t plen = 0;
     pgr_envelope_reject why;
     const pgr_keyring_entry *e = NULL;
-    assert_int_equal(pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_EVENT, kr, &payload,
-                                       &plen, &e, kid, &why, NULL),
+    assert_int_equal(pgr_envelope_open(m->payload, m->len, 1 << 20, domain, kr, &payload, &plen, &e,
+                                       kid, &why, NULL),
                      PGR_OK);
     json_t *ev = json_loads(payload, 0, NULL);
     free(payload);
     assert_non_null(ev);
     return ev;
+}
+
+static inline json_t *fleet_event_open(const pgr_keyring *kr, const rd_kafka_message_t *m)
+{
+    return fleet_message_open(kr, m, PGR_DOMAIN_EVENT);
+}
+
+/* The coordinator's keyring of agent keys (agents.ring). */
+static inline pgr_keyring *fleet_agents_ring(const fleet *f)
+{
+    char path[256];
+    pgr_keyring *kr = NULL;
+    snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
+    assert_int_equal(pgr_keyring_load(path, &kr, NULL), PGR_OK);
+    return kr;
+}
+
+/* A client configuration for the test's own Kafka clients: the fleet's broker and prefix. */
+static inline pgr_config *fleet_kafka_config(const fleet *f)
+{
+    pgr_config *cfg = pgr_config_new();
+    assert_non_null(cfg);
+    cfg->kafka = calloc(1, sizeof(pgr_kv));
+    assert_non_null(cfg->kafka);
+    cfg->kafka[0].key = strdup("bootstrap.servers");
+    cfg->kafka[0].value = strdup(itest_kafka_bootstrap());
+    cfg->kafka_count = 1;
+    free(cfg->topic_prefix);
+    cfg->topic_prefix = strdup(f->prefix);
+    return cfg;
+}
+
+/* The White Cross migrations are all in place: 34 valid indexes, the foreign key validated. */
+static inline void fleet_assert_migrated(PGconn *c)
+{
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = "
+                                     "i.indexrelid WHERE c.relname LIKE 'idx_%' AND i.indisvalid"),
+                     34);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_constraint WHERE conname = "
+                                     "'fk_medication_logs_medication_id' AND convalidated"),
+                     1);
 }
 
 #endif

@@ -165,11 +165,7 @@ static void test_audit_agent_key_cannot_write_another_tenants_chain(void **state
                           "hash", "00", "record", rec);
     char *payload = json_dumps(o, JSON_COMPACT);
     char *env = pgr_envelope_seal(PGR_DOMAIN_AUDIT, &a1, payload, strlen(payload));
-    pgr_config *cfg = pgr_config_new();
-    cfg->kafka = calloc(1, sizeof(pgr_kv));
-    cfg->kafka[0].key = strdup("bootstrap.servers");
-    cfg->kafka[0].value = strdup(itest_kafka_bootstrap());
-    cfg->kafka_count = 1;
+    pgr_config *cfg = fleet_kafka_config(&F);
     rd_kafka_t *p = NULL;
     assert_int_equal(pgr_kafka_producer_new(cfg, &p, NULL, NULL), PGR_OK);
     char topic[256];

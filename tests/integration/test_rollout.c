@@ -21,18 +21,14 @@ static int setup(void **state)
 {
     (void)state;
     fleet_setup(&F, 65536);
-    fleet_start_agent(&F, 0);
-    fleet_start_agent(&F, 1);
+    fleet_start_all(&F);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    for (int a = 0; a < 2; a++) {
-        if (F.agent_pid[a] > 0)
-            assert_int_equal(fleet_stop_agent(&F, a, SIGTERM), 0);
-    }
+    fleet_stop_all(&F);
     return 0;
 }
 
@@ -42,16 +38,7 @@ static rd_kafka_t *events_consumer(const char *name)
     /* a fresh group per run: a member left behind by a crashed run would delay the join */
     char group[128];
     snprintf(group, sizeof(group), "%s-%s", name, F.prefix);
-    pgr_config *cfg = pgr_config_new();
-    char *bs = NULL;
-    assert_non_null(cfg);
-    cfg->kafka = calloc(1, sizeof(pgr_kv));
-    bs = strdup(itest_kafka_bootstrap());
-    cfg->kafka[0].key = strdup("bootstrap.servers");
-    cfg->kafka[0].value = bs;
-    cfg->kafka_count = 1;
-    free(cfg->topic_prefix);
-    cfg->topic_prefix = strdup(F.prefix);
+    pgr_config *cfg = fleet_kafka_config(&F);
     rd_kafka_t *c = NULL;
     assert_int_equal(pgr_kafka_consumer_new(cfg, group, &c, NULL), PGR_OK);
     char topic[256];
@@ -62,15 +49,6 @@ static rd_kafka_t *events_consumer(const char *name)
     rd_kafka_topic_partition_list_destroy(l);
     pgr_config_free(cfg);
     return c;
-}
-
-static pgr_keyring *agents_ring(void)
-{
-    char path[256];
-    pgr_keyring *kr = NULL;
-    snprintf(path, sizeof(path), "%s/agents.ring", F.dir);
-    assert_int_equal(pgr_keyring_load(path, &kr, NULL), PGR_OK);
-    return kr;
 }
 
 static void test_rollout_three_tenants_two_agents(void **state)
@@ -105,7 +83,7 @@ static void test_rollout_three_tenants_two_agents(void **state)
     itest_drop_db(ref);
     /* the events topic: every message signed by a registered agent key; results from both */
     rd_kafka_t *ec = events_consumer("itest-events-all");
-    pgr_keyring *kr = agents_ring();
+    pgr_keyring *kr = fleet_agents_ring(&F);
     int results = 0, steps = 0, from[2] = {0, 0};
     for (int idle = 0; idle < 20 && results < NTENANTS;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ec, 500);
@@ -143,18 +121,6 @@ static void test_rollout_three_tenants_two_agents(void **state)
     snprintf(cmd, sizeof(cmd), COORD_BIN " tenants list --config %s/coord.ini", F.dir);
     assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "district-003  agent-2"));
-}
-
-static pgr_config *test_kafka_config(void)
-{
-    pgr_config *cfg = pgr_config_new();
-    cfg->kafka = calloc(1, sizeof(pgr_kv));
-    cfg->kafka[0].key = strdup("bootstrap.servers");
-    cfg->kafka[0].value = strdup(itest_kafka_bootstrap());
-    cfg->kafka_count = 1;
-    free(cfg->topic_prefix);
-    cfg->topic_prefix = strdup(F.prefix);
-    return cfg;
 }
 
 static void load_key(const char *name, pgr_keypair *kp)
@@ -243,11 +209,11 @@ static void expect_security(rd_kafka_t *ec, pgr_keyring *kr, const char *reason)
 static void test_rollout_hostile_jobs_are_refused(void **state)
 {
     (void)state;
-    pgr_config *cfg = test_kafka_config();
+    pgr_config *cfg = fleet_kafka_config(&F);
     rd_kafka_t *p = NULL;
     assert_int_equal(pgr_kafka_producer_new(cfg, &p, NULL, NULL), PGR_OK);
     rd_kafka_t *ec = events_consumer("itest-events-security");
-    pgr_keyring *kr = agents_ring();
+    pgr_keyring *kr = fleet_agents_ring(&F);
     PGconn *c = itest_connect(F.db[0]);
     char *before = catalog_snapshot(c);
     long jobs_before = itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs");

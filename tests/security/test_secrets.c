@@ -185,13 +185,7 @@ static int teardown(void **state)
 static void collect_topics(void)
 {
     char group[128], topic[256];
-    pgr_config *cfg = pgr_config_new();
-    cfg->kafka = calloc(1, sizeof(pgr_kv));
-    cfg->kafka[0].key = strdup("bootstrap.servers");
-    cfg->kafka[0].value = strdup(itest_kafka_bootstrap());
-    cfg->kafka_count = 1;
-    free(cfg->topic_prefix);
-    cfg->topic_prefix = strdup(F.prefix);
+    pgr_config *cfg = fleet_kafka_config(&F);
     snprintf(group, sizeof(group), "sec-secrets-%s", F.prefix);
     rd_kafka_t *c = NULL;
     assert_int_equal(pgr_kafka_consumer_new(cfg, group, &c, NULL), PGR_OK);
