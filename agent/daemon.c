@@ -201,16 +201,22 @@ static void commit_after(agent_daemon *d, const rd_kafka_message_t *m)
  * reload's audit record and event. */
 static json_t *keyring_summary(const pgr_keyring *kr, size_t *revoked)
 {
-    char trusted[2048] = "", gone[2048] = "";
+    /* each kid with its comma fits in PGR_KID_LEN: the lists are never cut short */
+    size_t cap = kr->count * PGR_KID_LEN + 1;
+    char *trusted = calloc(1, cap), *gone = calloc(1, cap);
+    json_t *out = NULL;
     *revoked = 0;
-    for (size_t i = 0; i < kr->count; i++) {
+    for (size_t i = 0; trusted != NULL && gone != NULL && i < kr->count; i++) {
         char *list = kr->items[i].revoked ? gone : trusted;
         size_t used = strlen(list);
-        snprintf(list + used, sizeof(trusted) - used, "%s%s", used > 0 ? "," : "",
-                 kr->items[i].key.kid);
+        snprintf(list + used, cap - used, "%s%s", used > 0 ? "," : "", kr->items[i].key.kid);
         *revoked += kr->items[i].revoked ? 1 : 0;
     }
-    return json_pack("{s:s, s:s}", "trusted_kids", trusted, "revoked_kids", gone);
+    if (trusted != NULL && gone != NULL)
+        out = json_pack("{s:s, s:s}", "trusted_kids", trusted, "revoked_kids", gone);
+    free(trusted);
+    free(gone);
+    return out;
 }
 
 /* SIGHUP: read the keyring file again (key rotation and revocation without a restart). Only
