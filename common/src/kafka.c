@@ -32,8 +32,14 @@ static void on_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
 {
     PGR_UNUSED(opaque);
     pgr_log_ctx ctx = {"kafka", NULL, NULL};
-    bool identity = e == RD_KAFKA_RESP_ERR__AUTHENTICATION || e == RD_KAFKA_RESP_ERR__SSL ||
-                    e == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED;
+    /* Only a refusal the broker really answered: a plain disconnect while a broker restarts
+     * also carries librdkafka's hint "broker might require SASL authentication", and an agent
+     * waiting for its topic must not take that for wrong credentials and exit. */
+    bool identity = (e == RD_KAFKA_RESP_ERR__AUTHENTICATION || e == RD_KAFKA_RESP_ERR__SSL ||
+                     e == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) &&
+                    reason != NULL &&
+                    (strstr(reason, "authentication error") != NULL ||
+                     strstr(reason, "SSL handshake failed") != NULL);
     pgr_log_warn(&ctx, "%s: %s", rd_kafka_name(rk), reason);
     int expected = 0;
     if (identity && atomic_compare_exchange_strong(&refused, &expected, 2)) {
