@@ -159,9 +159,24 @@ static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
             ours = pgr_kafka_partition_for(d->tenants[i].conf->id, count) == p;
         if (ours)
             rd_kafka_topic_partition_list_add(l, d->topic_jobs, p)->offset =
-                RD_KAFKA_OFFSET_INVALID; /* = committed offset, else auto.offset.reset */
+                RD_KAFKA_OFFSET_INVALID;
     }
-    rd_kafka_resp_err_t e = rd_kafka_assign(d->consumer, l);
+    /* The committed offsets are read here, retried until the broker answers, and assigned as
+     * concrete positions: left to librdkafka (2.0.2), a lookup that met a broker outage right
+     * at assignment never started fetching after the broker returned. */
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TRANSPORT;
+    while (!stop_requested && (e = rd_kafka_committed(d->consumer, l, 5000)) != 0) {
+        pgr_log_warn(&ctx, "reading this agent's committed offsets: %s (retrying)",
+                     rd_kafka_err2str(e));
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        if (l->elems[i].offset < 0) /* nothing committed yet: from the start */
+            l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        e = rd_kafka_assign(d->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         return pgr_error_set(err, PGR_ERR_KAFKA, "could not assign partitions: %s",
