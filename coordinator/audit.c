@@ -8,6 +8,7 @@
  */
 #include "coord.h"
 #include "coord_cli.h"
+#include "audit_ingest.h"
 #include "ctldb.h"
 
 #include "pgr/crypto.h"
@@ -30,133 +31,6 @@ static void on_signal(int sig)
 {
     PGR_UNUSED(sig);
     audit_stop = 1;
-}
-
-static void alert(coord *c, const char *tenant, long long seq, const char *kind, const char *detail)
-{
-    char seqbuf[32];
-    snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-    const char *params[] = {tenant, seq > 0 ? seqbuf : NULL, kind, detail};
-    PGR_IGNORE(pgr_pg_execp(c->db,
-                            "INSERT INTO pgrollout_control.audit_alerts (tenant_id, seq, kind, "
-                            "detail) VALUES ($1, $2, $3, $4)",
-                            4, params, NULL, NULL));
-    fprintf(stderr, "AUDIT ALERT %s: tenant %s seq %lld: %s\n", kind, tenant != NULL ? tenant : "?",
-            seq, detail);
-}
-
-/* hash == SHA-256(prev_hash bytes || record bytes), and the record names the same chain
- * position. Returns NULL when consistent, else what is wrong. */
-static const char *check_link(const char *tenant, long long seq, const char *prev, const char *hash,
-                              const char *record)
-{
-    uint8_t p[32], d[32];
-    char hex[65];
-    if (pgr_hex_decode(prev, p, 32) != PGR_OK)
-        return "prev_hash is not 64 hex digits";
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, p, 32);
-    crypto_hash_sha256_update(&st, (const unsigned char *)record, strlen(record));
-    crypto_hash_sha256_final(&st, d);
-    pgr_hex_encode(d, 32, hex);
-    if (strcmp(hex, hash) != 0)
-        return "hash does not match SHA-256(prev_hash || record)";
-    json_t *r = json_loads(record, 0, NULL);
-    const char *rt = json_string_value(json_object_get(r, "tenant_id"));
-    const char *rp = json_string_value(json_object_get(r, "prev_hash"));
-    bool ok = r != NULL && json_integer_value(json_object_get(r, "seq")) == seq && rt != NULL &&
-              strcmp(rt, tenant) == 0 && rp != NULL && strcmp(rp, prev) == 0;
-    json_decref(r);
-    return ok ? NULL : "record's tenant_id/seq/prev_hash differ from its chain position";
-}
-
-static void store(coord *c, const char *tenant, long long seq, const char *prev, const char *hash,
-                  const char *record, const char *kid, const char *envelope)
-{
-    char seqbuf[32], prevseq[32];
-    PGresult *r = NULL;
-    snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-    snprintf(prevseq, sizeof(prevseq), "%lld", seq - 1);
-    const char *params[] = {tenant, seqbuf, prev, hash, record, kid, envelope, prevseq};
-    /* one round trip: the insert, then the hash stored at this seq (another record's, when
-     * the insert found one: the statement does not see its own row) and at seq - 1 */
-    if (pgr_pg_execp(c->db,
-                     "WITH ins AS (INSERT INTO pgrollout_control.audit_log (tenant_id, seq, "
-                     "prev_hash, hash, record, kid, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                     "ON CONFLICT (tenant_id, seq) DO NOTHING RETURNING 1) SELECT (SELECT count(*) "
-                     "FROM ins), (SELECT hash FROM pgrollout_control.audit_log WHERE tenant_id = "
-                     "$1 AND seq = $2::bigint), (SELECT hash FROM pgrollout_control.audit_log "
-                     "WHERE tenant_id = $1 AND seq = $8::bigint)",
-                     8, params, &r, NULL) != PGR_OK) {
-        if (pgr_pg_conn_lost(c->db))
-            return; /* stored again once the connection is back (ctldb.c) */
-        alert(c, tenant, seq, "store_failed", "the record could not be stored");
-        return;
-    }
-    bool inserted = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
-    bool prev_found = !PQgetisnull(r, 0, 2);
-    if (!inserted && !PQgetisnull(r, 0, 1) && strcmp(PQgetvalue(r, 0, 1), hash) != 0)
-        alert(c, tenant, seq, "fork", "two different records claim this seq");
-    else if (inserted && !prev_found && seq > 1)
-        alert(c, tenant, seq, "gap", "the previous record has not been received");
-    else if (inserted && prev_found && strcmp(PQgetvalue(r, 0, 2), prev) != 0)
-        alert(c, tenant, seq, "chain_break", "prev_hash differs from the previous record's hash");
-    PQclear(r);
-}
-
-const char *coord_audit_check(const char *payload, size_t len, const char *tenant,
-                              const pgr_keyring_entry *e, coord_audit_msg *msg, const char **detail)
-{
-    memset(msg, 0, sizeof(*msg));
-    json_t *o = json_loadb(payload, len, 0, NULL);
-    msg->doc = o;
-    msg->tenant_id = json_string_value(json_object_get(o, "tenant_id"));
-    msg->prev_hash = json_string_value(json_object_get(o, "prev_hash"));
-    msg->hash = json_string_value(json_object_get(o, "hash"));
-    msg->record = json_string_value(json_object_get(o, "record"));
-    msg->seq = json_integer_value(json_object_get(o, "seq"));
-    const char *t = msg->tenant_id;
-    if (t == NULL || msg->prev_hash == NULL || msg->hash == NULL || msg->record == NULL ||
-        msg->seq < 1 || strcmp(t, tenant) != 0) {
-        *detail = "not an audit record of this tenant";
-        return "malformed";
-    }
-    if (!pgr_keyring_allows_tenant(e, t)) {
-        *detail = "the signing agent key is not trusted for this tenant";
-        return "untrusted_key";
-    }
-    *detail = check_link(t, msg->seq, msg->prev_hash, msg->hash, msg->record);
-    return *detail != NULL ? "broken_hash" : NULL;
-}
-
-/* One message of the audit topic. */
-void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
-{
-    char *payload = NULL, kid[PGR_KID_LEN], tenant[129];
-    size_t plen = 0;
-    pgr_envelope_reject why;
-    const pgr_keyring_entry *e = NULL;
-    pgr_error err;
-
-    snprintf(tenant, sizeof(tenant), "%.*s", m->key_len < 128 ? (int)m->key_len : 128,
-             m->key != NULL ? (const char *)m->key : "");
-    if (pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_AUDIT, c->agents, &payload, &plen,
-                          &e, kid, &why, &err) != PGR_OK) {
-        alert(c, tenant, 0, pgr_envelope_reject_name(why), err.msg);
-        return;
-    }
-    coord_audit_msg a;
-    const char *detail = NULL, *kind = coord_audit_check(payload, plen, tenant, e, &a, &detail);
-    if (kind != NULL) {
-        alert(c, tenant, a.seq, kind, detail);
-    } else {
-        char *env = strndup(m->payload, m->len);
-        store(c, a.tenant_id, a.seq, a.prev_hash, a.hash, a.record, kid, env);
-        free(env);
-    }
-    json_decref(a.doc);
-    free(payload);
 }
 
 rd_kafka_t *coord_audit_consumer(coord *c)
@@ -182,47 +56,43 @@ rd_kafka_t *coord_audit_consumer(coord *c)
     return rk;
 }
 
-typedef struct collect_state {
-    long stored;
-    bool failpoint; /* crash test: killed after storing the 21st message, before its offset */
-} collect_state;
+#define COLLECT_BATCH 1000
 
-static void collect_store(coord *c, const rd_kafka_message_t *m, void *user)
-{
-    collect_state *s = user;
-    coord_audit_ingest(c, m);
-    /* crash test: stored, offset not committed (a restart must absorb the replay) */
-    if (s->stored == 20 && s->failpoint)
-        raise(SIGKILL);
-}
-
+/* Reads a batch, verifies and stores it in one transaction, then commits its offsets: a crash
+ * re-reads, never skips (each (tenant, seq) is stored once); a lost control database holds the
+ * batch until it is back. Offsets are committed asynchronously (a broker round trip per record
+ * capped ingest at about 2,000 a second). */
 static int collect(coord *c, int idle_exit_s)
 {
     const char *fp = getenv("PGR_FAILPOINT");
-    collect_state s = {0, fp != NULL && strcmp(fp, "collector_after_store") == 0};
+    bool failpoint = fp != NULL && strcmp(fp, "collector_after_store") == 0;
+    long stored = 0;
     coord_ctldb g;
-    rd_kafka_message_t *held = NULL;
     time_t last = time(NULL);
+    coord_audit_batch *b = coord_audit_batch_new(COLLECT_BATCH);
+    if (b == NULL) {
+        fprintf(stderr, "pgrollout: audit collector: out of memory\n");
+        return COORD_EXIT_FAIL;
+    }
     coord_ctldb_init(&g, NULL);
     while (!audit_stop && (idle_exit_s <= 0 || time(NULL) - last < idle_exit_s)) {
-        /* stored (or alerted) first, then the offset: a crash re-reads, never skips; a lost
-         * control database holds the message until it is back. The commit is asynchronous (a
-         * broker round trip per record capped ingest at about 2,000 a second): one lost in a
-         * crash only re-reads records, and each (tenant, seq) is stored once */
-        coord_consumed r =
-            coord_ctldb_consume(c, &g, c->consumer, &held, 200, true, collect_store, &s);
-        if (r != COORD_CONSUMED_NONE)
-            last = time(NULL);
-        if (r == COORD_CONSUMED_STORED)
-            s.stored++;
-        if (r == COORD_CONSUMED_HELD) {
+        if (coord_audit_batch_count(b) == 0 && coord_audit_batch_fill(b, c->consumer, 200) == 0)
+            continue;
+        last = time(NULL);
+        if (!coord_ctldb_ready(c, &g) || !coord_audit_batch_store(c, b)) {
             struct timespec ts = {0, 100000000L};
             nanosleep(&ts, NULL);
+            continue;
         }
+        stored += coord_audit_batch_count(b);
+        /* crash test: past the 20th message, stored but its offset not committed (a restart
+         * must absorb the replay) */
+        if (failpoint && stored > 20)
+            raise(SIGKILL);
+        coord_audit_batch_commit(b, c->consumer);
     }
-    if (held != NULL)
-        rd_kafka_message_destroy(held); /* not committed: read again by the next collector */
-    fprintf(stderr, "audit collect: %ld message(s) processed\n", s.stored);
+    coord_audit_batch_free(b); /* what is still held is not committed: read again later */
+    fprintf(stderr, "audit collect: %ld message(s) processed\n", stored);
     return COORD_EXIT_OK;
 }
 
@@ -256,7 +126,8 @@ static const char *verify_row(coord *c, PGresult *r, int i, const char *expect_p
     json_decref(o);
     if (!same)
         return "stored record differs from what its agent signed";
-    return check_link(tenant, seq, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+    return coord_audit_check_link(tenant, seq, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                                  PQgetvalue(r, i, 4));
 }
 
 static int verify_all(coord *c, const char *only_tenant, bool json)
