@@ -376,9 +376,10 @@ static int fk_phase1_wait_recording(const char *db, PGconn *obs, PGconn **steps_
     return wait_agent_lock_wait(obs, AGENT_APP, "pgrollout.steps", "RowExclusiveLock");
 }
 
-/* ADD CONSTRAINT ... NOT VALID ran, its transaction not committed: terminated there, the
- * constraint is gone with the transaction and the retry adds it again. */
-static void test_pg_terminate_after_fk_not_valid_add(void **state)
+/* The clean case: ADD CONSTRAINT (validating) ran, its transaction not committed (the step's
+ * record waits): terminated there, the constraint is gone with the transaction and the retry
+ * adds it again. */
+static void test_pg_terminate_after_fk_validating_add(void **state)
 {
     char db[64];
     bg_agent b;
@@ -397,7 +398,8 @@ static void test_pg_terminate_after_fk_not_valid_add(void **state)
     check_and_drop(obs, db);
 }
 
-/* VALIDATE CONSTRAINT: the NOT VALID constraint is committed; the test queues for SHARE UPDATE
+/* VALIDATE CONSTRAINT (only a foreign key with orphans, here quarantined, takes NOT VALID and
+ * VALIDATE): the NOT VALID constraint is committed; the test queues for SHARE UPDATE
  * EXCLUSIVE on medication_logs while phase 1 still holds its lock, so it gets the lock the
  * moment phase 1 commits and VALIDATE waits behind it. Terminated there, the retry finds the
  * constraint NOT VALID and only validates it. */
@@ -407,10 +409,10 @@ static void test_pg_terminate_during_fk_validate(void **state)
     bg_agent b;
     PGconn *steps_lock = NULL;
     (void)state;
-    new_tenant(db, sizeof(db), 0);
+    new_tenant(db, sizeof(db), 4);
     PGconn *obs = itest_connect(db);
     fk_phase1_start(db);
-    bg_start(&b, "apply", db, migdir, "--lock-timeout 60000");
+    bg_start(&b, "apply", db, migdir, "--lock-timeout 60000 --orphans quarantine");
     fk_phase1_wait_recording(db, obs, &steps_lock);
     PGconn *v = itest_connect(db);
     itest_exec(v, "BEGIN");
@@ -713,7 +715,7 @@ int main(void)
         cmocka_unit_test(test_pg_terminate_in_transactional_ddl_step),
         cmocka_unit_test(test_pg_terminate_during_concurrent_index_build),
         cmocka_unit_test(test_pg_terminate_during_fk_orphan_quarantine),
-        cmocka_unit_test(test_pg_terminate_after_fk_not_valid_add),
+        cmocka_unit_test(test_pg_terminate_after_fk_validating_add),
         cmocka_unit_test(test_pg_terminate_during_fk_validate),
         cmocka_unit_test(test_pg_terminate_backup_pg_dump),
         cmocka_unit_test(test_pg_terminate_during_bookkeeping),

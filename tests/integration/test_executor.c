@@ -43,6 +43,14 @@ static void test_executor_apply_twice_rollback_and_apply_again(void **state)
     assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.steps WHERE part = 'up' "
                                      "AND phase = 'done'"),
                      37);
+    /* no orphan: the foreign key was added validated in one transaction, never NOT VALID */
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'fk_added' AND "
+                                     "(record::jsonb->>'orphans')::int = 0"),
+                     1);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'fk_added_not_valid'"),
+                     0);
     char *first = catalog_snapshot(c);
     /* a second apply runs no step */
     assert_int_equal(agent("apply", db, MIGS, "--json", out, sizeof(out)), 0);
