@@ -53,12 +53,10 @@ void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step
     json_object_set_new(rec, "sql_sha256", json_string(sha));
 }
 
-static pgr_code audit_insert(agent_exec *x, json_t *rec, char **canonical_out, pgr_error *err)
+/* The chain head, read and locked (FOR UPDATE) until the transaction ends. */
+static pgr_code read_head(agent_exec *x, pgr_error *err)
 {
     PGresult *r = NULL;
-    uint8_t prev[PGR_SHA256_LEN];
-    char seqbuf[32], hash[PGR_SHA256_HEX_LEN];
-
     if (pgr_pg_exec(x->conn, "SELECT seq, hash FROM pgrollout.audit_head WHERE id = 1 FOR UPDATE",
                     &r, err) != PGR_OK)
         return PGR_ERR_DB;
@@ -68,38 +66,76 @@ static pgr_code audit_insert(agent_exec *x, json_t *rec, char **canonical_out, p
                              "audit chain head pgrollout.audit_head is missing: refusing to "
                              "start a new chain");
     }
-    long long seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10) + 1;
-    char prev_hex[PGR_SHA256_HEX_LEN];
-    snprintf(prev_hex, sizeof(prev_hex), "%s", PQgetvalue(r, 0, 1));
+    x->head_seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    snprintf(x->head_hash, sizeof(x->head_hash), "%s", PQgetvalue(r, 0, 1));
+    x->head_known = true;
     PQclear(r);
-    if (pgr_hex_decode(prev_hex, prev, sizeof(prev)) != PGR_OK)
+    return PGR_OK;
+}
+
+/* Links rec after the head x holds and stores it with the new head, on the condition that the
+ * head is still the one x holds (one round trip). *stale: it was not; nothing was written. */
+static pgr_code link_and_store(agent_exec *x, json_t *rec, char **canonical_out, bool *stale,
+                               pgr_error *err)
+{
+    uint8_t prev[PGR_SHA256_LEN], d[PGR_SHA256_LEN];
+    char seqbuf[32], hash[PGR_SHA256_HEX_LEN];
+    PGresult *r = NULL;
+    *stale = false;
+    if (pgr_hex_decode(x->head_hash, prev, sizeof(prev)) != PGR_OK)
         return pgr_error_set(err, PGR_ERR_INTERNAL, "audit chain head is corrupt");
+    long long seq = x->head_seq + 1;
     json_object_set_new(rec, "seq", json_integer(seq));
-    json_object_set_new(rec, "prev_hash", json_string(prev_hex));
+    json_object_set_new(rec, "prev_hash", json_string(x->head_hash));
     char *canon = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     if (canon == NULL)
         return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     crypto_hash_sha256_state st;
-    uint8_t d[PGR_SHA256_LEN];
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, prev, sizeof(prev));
     crypto_hash_sha256_update(&st, (const unsigned char *)canon, strlen(canon));
     crypto_hash_sha256_final(&st, d);
     pgr_hex_encode(d, sizeof(d), hash);
     snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
-    const char *params[] = {seqbuf, x->tenant, prev_hex, hash, canon};
-    /* the record and the new chain head in one statement (one round trip per record) */
-    pgr_code rc = pgr_pg_execp(x->conn,
-                               "WITH o AS (INSERT INTO pgrollout.audit_outbox (seq, tenant_id, "
-                               "prev_hash, hash, record) VALUES ($1, $2, $3, $4, $5)) UPDATE "
-                               "pgrollout.audit_head SET seq = $1, hash = $4 WHERE id = 1",
-                               5, params, NULL, err);
-    if (rc != PGR_OK) {
+    const char *params[] = {seqbuf, x->tenant, x->head_hash, hash, canon};
+    /* the head moves only from the expected one (a concurrent writer waits for the row lock,
+     * then finds it moved), and the record is stored only when the head moved */
+    pgr_code rc = pgr_pg_execp(
+        x->conn,
+        "WITH h AS (UPDATE pgrollout.audit_head SET seq = $1::bigint, hash = $4::text WHERE id = "
+        "1 AND seq = $1::bigint - 1 AND hash = $3::text RETURNING 1), o AS (INSERT INTO "
+        "pgrollout.audit_outbox (seq, tenant_id, prev_hash, hash, record) SELECT $1::bigint, "
+        "$2::text, $3::text, $4::text, $5::text FROM h RETURNING 1) SELECT count(*) FROM o",
+        5, params, &r, err);
+    if (rc == PGR_OK) {
+        *stale = strcmp(PQgetvalue(r, 0, 0), "1") != 0;
+        PQclear(r);
+    }
+    if (rc != PGR_OK || *stale) {
         free(canon);
         return rc;
     }
+    x->head_seq = seq;
+    snprintf(x->head_hash, sizeof(x->head_hash), "%s", hash);
     *canonical_out = canon;
     return PGR_OK;
+}
+
+static pgr_code audit_insert(agent_exec *x, json_t *rec, char **canonical_out, pgr_error *err)
+{
+    bool stale = true;
+    pgr_code rc = PGR_OK;
+    if (x->head_known)
+        rc = link_and_store(x, rec, canonical_out, &stale, err);
+    if (rc == PGR_OK && stale)
+        rc = read_head(x, err);
+    if (rc == PGR_OK && stale)
+        rc = link_and_store(x, rec, canonical_out, &stale, err);
+    if (rc == PGR_OK && stale) /* cannot be: the head is locked since read_head */
+        rc = pgr_error_set(err, PGR_ERR_INTERNAL, "audit chain head moved while locked");
+    if (rc != PGR_OK)
+        x->head_known = false;
+    return rc;
 }
 
 pgr_code agent_audit_append(agent_exec *x, json_t *rec, pgr_error *err)

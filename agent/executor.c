@@ -93,6 +93,7 @@ void agent_exec_rollback_txn(agent_exec *x)
     if (!pgr_pg_conn_lost(x->conn) && PQtransactionStatus(x->conn) != PQTRANS_IDLE)
         PGR_IGNORE(pgr_pg_exec(x->conn, "ROLLBACK", NULL, NULL));
     flush_audit(x, false);
+    x->head_known = false; /* records of the transaction, if any, are gone: read the head again */
 }
 
 /* A role named "pgrollout" puts our state schema first in search_path ("$user"), and unqualified
@@ -135,6 +136,8 @@ pgr_code agent_exec_reconnect(agent_exec *x, pgr_error *err)
 {
     PQfinish(x->conn);
     x->conn = NULL;
+    x->session_checked = false;
+    agent_index_forget(x);
     PQfinish(x->progress_conn);
     x->progress_conn = NULL;
     flush_audit(x, false);
@@ -204,6 +207,7 @@ void agent_exec_close(agent_exec *x, bool locked)
         agent_state_unlock(x);
     flush_audit(x, false);
     free(x->pending_audit);
+    agent_index_forget(x);
     PQfinish(x->progress_conn);
     PQfinish(x->conn);
 }
@@ -360,16 +364,20 @@ static bool cancelled(const agent_exec *x)
 static pgr_code run_part(agent_exec *x, const pgr_migration *m, bool down, pgr_error *err)
 {
     size_t n = down ? m->down_count : m->up_count;
-    for (size_t k = 0; k < n; k++) {
+    const pgr_step *steps = down ? m->down : m->up;
+    pgr_code rc = PGR_OK;
+    for (size_t k = 0; rc == PGR_OK && k < n; k++) {
+        /* the states of this and the following index steps, unless still known */
+        if (steps[k].kind == PGR_STEP_INDEX && x->index_info_count == 0)
+            agent_index_prefetch(x, &steps[k], n - k, false);
         if (cancelled(x))
-            return pgr_error_set(err, PGR_ERR_INVALID, "cancelled before step %zu of migration %s",
-                                 k + 1, m->version);
-        const pgr_step *s = down ? &m->down[k] : &m->up[k];
-        pgr_code rc = agent_step_run(x, m, s, (int)n, err);
-        if (rc != PGR_OK)
-            return rc;
+            rc = pgr_error_set(err, PGR_ERR_INVALID, "cancelled before step %zu of migration %s",
+                               k + 1, m->version);
+        else
+            rc = agent_step_run(x, m, &steps[k], (int)n, err);
     }
-    return PGR_OK;
+    agent_index_forget(x);
+    return rc;
 }
 
 static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, bool resume,

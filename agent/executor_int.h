@@ -14,6 +14,13 @@
 #define AGENT_UUID_LEN 37
 
 /* One executor run: the connection, identities, and audit records waiting for COMMIT. */
+/* What agent_index_prefetch read about one index or drop_index step. */
+typedef struct agent_index_info {
+    const pgr_step *step;
+    bool found, valid, used;
+    char *def;
+} agent_index_info;
+
 typedef struct agent_exec {
     const agent_exec_opts *o;
     PGconn *conn;          /* the runner's session: holds the advisory lock */
@@ -23,6 +30,20 @@ typedef struct agent_exec {
     char operator_name[129];
     char **pending_audit; /* canonical records inserted in the open transaction */
     size_t pending_count;
+    /* The session's settings and runner lock were checked, and only SQL the agent generates or
+     * lint holds to one index or constraint statement ran since: the next step need not check
+     * them again (agent_state_step_check). Cleared by a new session, user SQL and failures. */
+    bool session_checked;
+    /* Index states of the current migration part, read in one query before its steps; each
+     * entry answers one look-up (the pre-check), later ones query the catalog. */
+    agent_index_info *index_info;
+    size_t index_info_count;
+    /* The audit chain head as this session last wrote it (audit.c): the next record is appended
+     * on the condition that the head is still this, saving the read of the head; another session
+     * may have appended meanwhile, and then the head is read again. */
+    bool head_known;
+    long long head_seq;
+    char head_hash[65];
 } agent_exec;
 
 /* --- session (executor.c) --- */
@@ -99,6 +120,16 @@ pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *
 /* State of an index by name in the step's schema: found, valid, definition (malloc'd). */
 pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool *valid, char **def,
                             pgr_error *err) PGR_MUSTCHECK;
+/* Reads the state of every index and drop_index step of steps[0..n) in one query (one round trip
+ * instead of one per step; 34 in the White Cross set); drop_index steps only when with_drops (the
+ * executor does not look them up, verify does). Best effort: on any failure nothing is
+ * kept and each step queries on its own. */
+void agent_index_prefetch(agent_exec *x, const pgr_step *steps, size_t n, bool with_drops);
+/* Like agent_index_lookup, answered by the prefetch when it holds s, once. */
+pgr_code agent_index_lookup_first(agent_exec *x, const pgr_step *s, bool *found, bool *valid,
+                                  char **def, pgr_error *err) PGR_MUSTCHECK;
+/* Forgets the prefetch: the catalog may have changed (user SQL, a failure, a new session). */
+void agent_index_forget(agent_exec *x);
 
 /* --- backup (backup.c) --- */
 pgr_code agent_backup_run(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;

@@ -244,7 +244,7 @@ static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_
     bool found = false, valid = false;
     char *def = NULL;
     *done = false;
-    pgr_code rc = agent_index_lookup(x, s, &found, &valid, &def, err);
+    pgr_code rc = agent_index_lookup_first(x, s, &found, &valid, &def, err);
     if (rc != PGR_OK || !found)
         return rc;
     if (!valid) {
@@ -296,4 +296,84 @@ pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *
         rc = agent_step_finish(x, m, s, agent_now_ms() - t0, err);
     }
     return rc;
+}
+
+void agent_index_forget(agent_exec *x)
+{
+    for (size_t i = 0; i < x->index_info_count; i++)
+        free(x->index_info[i].def);
+    free(x->index_info);
+    x->index_info = NULL;
+    x->index_info_count = 0;
+}
+
+/* [[name, qualified table], ...] of the index and drop_index steps, entries in x->index_info. */
+static char *prefetch_list(agent_exec *x, const pgr_step *steps, size_t n, bool with_drops)
+{
+    json_t *list = json_array();
+    bool ok = list != NULL && (x->index_info = calloc(n, sizeof(agent_index_info))) != NULL;
+    for (size_t k = 0; ok && k < n; k++) {
+        const pgr_step *s = &steps[k];
+        if (s->kind != PGR_STEP_INDEX && (!with_drops || s->kind != PGR_STEP_DROP_INDEX))
+            continue;
+        pgr_buf table;
+        pgr_buf_init(&table);
+        ok = pgr_sqlgen_qualified(x->conn, &table, s->table, NULL) == PGR_OK &&
+             json_array_append_new(list, json_pack("[ss]", s->name, table.data)) == 0;
+        pgr_buf_free(&table);
+        x->index_info[x->index_info_count++].step = s;
+    }
+    char *text = ok && x->index_info_count > 0 ? json_dumps(list, JSON_COMPACT) : NULL;
+    json_decref(list);
+    return text;
+}
+
+void agent_index_prefetch(agent_exec *x, const pgr_step *steps, size_t n, bool with_drops)
+{
+    PGresult *r = NULL;
+    agent_index_forget(x);
+    char *list = prefetch_list(x, steps, n, with_drops);
+    const char *params[] = {list};
+    bool ok = list != NULL &&
+              pgr_pg_execp(x->conn,
+                           "SELECT e.ord, i.indisvalid AND i.indisready, "
+                           "pg_get_indexdef(i.indexrelid) FROM json_array_elements($1::json) WITH "
+                           "ORDINALITY AS e(v, ord) JOIN pg_class c ON c.relname = e.v->>0 AND "
+                           "c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = "
+                           "to_regclass(e.v->>1)) JOIN pg_index i ON i.indexrelid = c.oid",
+                           1, params, &r, NULL) == PGR_OK;
+    for (int i = 0; ok && i < PQntuples(r); i++) {
+        long ord = strtol(PQgetvalue(r, i, 0), NULL, 10);
+        agent_index_info *e =
+            ord >= 1 && (size_t)ord <= x->index_info_count ? &x->index_info[ord - 1] : NULL;
+        ok = e != NULL && !e->found && (e->def = strdup(PQgetvalue(r, i, 2))) != NULL;
+        if (ok) {
+            e->found = true;
+            e->valid = strcmp(PQgetvalue(r, i, 1), "t") == 0;
+        }
+    }
+    PQclear(r);
+    free(list);
+    if (!ok)
+        agent_index_forget(x);
+}
+
+pgr_code agent_index_lookup_first(agent_exec *x, const pgr_step *s, bool *found, bool *valid,
+                                  char **def, pgr_error *err)
+{
+    for (size_t i = 0; i < x->index_info_count; i++) {
+        agent_index_info *e = &x->index_info[i];
+        if (e->step != s || e->used)
+            continue;
+        e->used = true;
+        *found = e->found;
+        *valid = e->valid;
+        if (def != NULL) {
+            *def = e->found ? strdup(e->def) : NULL;
+            if (e->found && *def == NULL)
+                return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+        }
+        return PGR_OK;
+    }
+    return agent_index_lookup(x, s, found, valid, def, err);
 }

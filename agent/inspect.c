@@ -82,15 +82,14 @@ static int row_cmp(const void *a, const void *b)
     return strcmp(((const agent_status_row *)a)->version, ((const agent_status_row *)b)->version);
 }
 
-pgr_code agent_exec_status(const pgr_migration_set *set, const agent_exec_opts *o,
-                           agent_status **out, pgr_error *err)
+/* The status rows of every migration, from the open session x. */
+static pgr_code status_on(agent_exec *x, const pgr_migration_set *set, agent_status **out,
+                          pgr_error *err)
 {
-    agent_exec x;
     agent_status *st = calloc(1, sizeof(*st));
-    pgr_code rc = st != NULL ? agent_exec_open(&x, o, false, err)
-                             : pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
-    if (rc == PGR_OK && state_installed(&x))
-        rc = status_history(&x, set, st, err);
+    pgr_code rc = st != NULL ? PGR_OK : pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    if (rc == PGR_OK && state_installed(x))
+        rc = status_history(x, set, st, err);
     for (size_t i = 0; rc == PGR_OK && set != NULL && i < set->count; i++) {
         bool known = false;
         for (size_t j = 0; j < st->count && !known; j++)
@@ -99,16 +98,25 @@ pgr_code agent_exec_status(const pgr_migration_set *set, const agent_exec_opts *
             status_add(st, set->items[i]->version, set->items[i]->name, "pending") == NULL)
             rc = pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     }
-    if (st != NULL && st->count > 1)
+    if (rc == PGR_OK && st->count > 1)
         qsort(st->rows, st->count, sizeof(st->rows[0]), row_cmp);
-    if (st != NULL)
-        agent_exec_close(&x, false);
     if (rc != PGR_OK) {
         agent_status_free(st);
         return rc;
     }
     *out = st;
     return PGR_OK;
+}
+
+pgr_code agent_exec_status(const pgr_migration_set *set, const agent_exec_opts *o,
+                           agent_status **out, pgr_error *err)
+{
+    agent_exec x;
+    pgr_code rc = agent_exec_open(&x, o, false, err);
+    if (rc == PGR_OK)
+        rc = status_on(&x, set, out, err);
+    agent_exec_close(&x, false);
+    return rc;
 }
 
 void agent_status_free(agent_status *s)
@@ -151,7 +159,7 @@ static const char *verify_step(agent_exec *x, const pgr_step *s, pgr_error *err)
 
     switch (s->kind) {
     case PGR_STEP_INDEX:
-        if (agent_index_lookup(x, s, &found, &valid, &def, err) != PGR_OK)
+        if (agent_index_lookup_first(x, s, &found, &valid, &def, err) != PGR_OK)
             return "could not be checked";
         bool same = found && pgr_indexdef_equal(s->sql, def);
         free(def);
@@ -160,7 +168,7 @@ static const char *verify_step(agent_exec *x, const pgr_step *s, pgr_error *err)
                : !same  ? "index definition differs from the migration"
                         : NULL;
     case PGR_STEP_DROP_INDEX:
-        if (agent_index_lookup(x, s, &found, &valid, NULL, err) != PGR_OK)
+        if (agent_index_lookup_first(x, s, &found, &valid, NULL, err) != PGR_OK)
             return "could not be checked";
         return found ? "index should not exist" : NULL;
     case PGR_STEP_FOREIGN_KEY:
@@ -184,6 +192,7 @@ static const char *verify_step(agent_exec *x, const pgr_step *s, pgr_error *err)
 static int verify_migration(agent_exec *x, const pgr_migration *m, verify_report report, void *user)
 {
     int problems = 0;
+    agent_index_prefetch(x, m->up, m->up_count, true);
     for (size_t i = 0; i < m->up_count; i++) {
         char obj[512];
         pgr_error e;
@@ -196,6 +205,7 @@ static int verify_migration(agent_exec *x, const pgr_migration *m, verify_report
             problems++;
         }
     }
+    agent_index_forget(x);
     return problems;
 }
 
@@ -205,10 +215,11 @@ pgr_code agent_exec_verify(const pgr_migration_set *set, const agent_exec_opts *
     agent_exec x;
     agent_status *st = NULL;
     *problems = 0;
-    pgr_code rc = agent_exec_status(set, o, &st, err);
-    if (rc != PGR_OK)
-        return rc;
-    rc = agent_exec_open(&x, o, false, err);
+    /* one session for the history and the catalog checks (a backend start costs the server
+     * about 5 ms of CPU) */
+    pgr_code rc = agent_exec_open(&x, o, false, err);
+    if (rc == PGR_OK)
+        rc = status_on(&x, set, &st, err);
     for (size_t i = 0; rc == PGR_OK && i < st->count; i++) {
         const agent_status_row *row = &st->rows[i];
         const pgr_migration *m = pgr_migration_set_find(set, row->version);

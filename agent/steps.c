@@ -194,6 +194,12 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
             emit_step(x, AGENT_EV_STEP_START, m, s, count, NULL, attempt, 0);
             rc = run_once(x, m, s, count, phase, err);
         }
+        /* user SQL may change settings or release the lock: the next step checks again */
+        if (rc != PGR_OK || s->kind == PGR_STEP_SQL || s->kind == PGR_STEP_EXTENSION)
+            x->session_checked = false;
+        /* and may have created or dropped indexes: the prefetched states are stale */
+        if (rc != PGR_OK || (s->kind != PGR_STEP_INDEX && s->kind != PGR_STEP_FOREIGN_KEY))
+            agent_index_forget(x);
         if (rc == PGR_OK) {
             emit_step(x, AGENT_EV_STEP_DONE, m, s, count, NULL, attempt, agent_now_ms() - t0);
             return PGR_OK;

@@ -67,6 +67,7 @@ typedef struct engine {
     rd_kafka_t *audit; /* --collect-audit: the collector runs inside the engine loop */
     coord_ctldb ctldb; /* control-database reconnection state (ctldb.c) */
     bool slot_freed;   /* a result arrived since the last round */
+    bool again;        /* a wave passed in this round: advance again at once */
     bool slots_wanted; /* the last dispatch left tenants waiting for a free place */
     size_t wave_line_count;
 } engine;
@@ -447,6 +448,7 @@ static advance_result gate(engine *e, int w, bool approved)
         return ADV_PAUSED;
     }
     set_wave(e, w, "passed", 0);
+    e->again = true;
     return ADV_CONTINUE;
 }
 
@@ -628,8 +630,8 @@ static void store_event(coord *c, const rd_kafka_message_t *m, void *user)
     engine *e = user;
     json_t *ev = coord_ingest_event(c, m);
     const char *type = json_string_value(json_object_get(ev, "type"));
-    e->slot_freed =
-        e->slot_freed || (e->slots_wanted && type != NULL && strcmp(type, "result") == 0);
+    /* any result: a freed place, or the last result a wave's next step (verify, gate) waits for */
+    e->slot_freed = e->slot_freed || (type != NULL && strcmp(type, "result") == 0);
     json_decref(ev);
 }
 
@@ -655,6 +657,27 @@ static coord_consumed consume(engine *e, rd_kafka_message_t **held_ev,
     return got;
 }
 
+/* advance(), repeated at once while waves pass (the next wave, or the end, need not wait for
+ * the next round: 200 ms each). */
+static advance_result advance_now(engine *e, pgr_error *err)
+{
+    advance_result res;
+    int rounds = 0;
+    do {
+        e->again = false;
+        pgr_error_clear(err);
+        res = advance(e, err);
+    } while (res == ADV_CONTINUE && e->again && ++rounds < 16);
+    return res;
+}
+
+static long long engine_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int engine_loop(engine *e, int timeout_s)
 {
     pgr_error err;
@@ -664,6 +687,12 @@ static int engine_loop(engine *e, int timeout_s)
     rd_kafka_message_t *held_ev = NULL, *held_audit = NULL;
     coord_ctldb_init(&e->ctldb, e->plan.name);
     e->slot_freed = false;
+    /* the first jobs go out now, not after the first wait for an event */
+    if (coord_ctldb_ready(e->c, &e->ctldb)) {
+        res = advance_now(e, &err);
+        show(e);
+        last = last_advance = engine_now_ms();
+    }
     while (!run_stop && res == ADV_CONTINUE && time(NULL) < deadline) {
         /* without the control database nothing is read (no offset moves) and nothing decided */
         if (!coord_ctldb_ready(e->c, &e->ctldb)) {
@@ -676,18 +705,14 @@ static int engine_loop(engine *e, int timeout_s)
         coord_consumed got = consume(e, &held_ev, &held_audit);
         if (pgr_pg_conn_lost(e->c->db))
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        long long now = engine_now_ms();
         if (now - last >= 250 || got != COORD_CONSUMED_STORED) {
-            pgr_error_clear(&err);
-            res = advance(e, &err);
+            res = advance_now(e, &err);
             show(e);
             last = last_advance = now;
             e->slot_freed = false;
         } else if (e->slot_freed && now - last_advance >= 10) {
-            pgr_error_clear(&err);
-            res = advance(e, &err); /* the live view waits for the tick */
+            res = advance_now(e, &err); /* the live view waits for the tick */
             last_advance = now;
             e->slot_freed = false;
         }
@@ -711,6 +736,54 @@ static int engine_loop(engine *e, int timeout_s)
     return res == ADV_DONE     ? COORD_EXIT_OK
            : res == ADV_PAUSED ? COORD_EXIT_PAUSED
                                : COORD_EXIT_FAIL;
+}
+
+/* Every partition assigned to rk read up to its end (high watermark), by position or, for a
+ * partition nothing was read from yet, by the group's committed offset. */
+static bool audit_caught_up(rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    bool done = rd_kafka_assignment(rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a != NULL &&
+                a->cnt > 0 && rd_kafka_position(rk, a) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; done && i < a->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &a->elems[i];
+        int64_t lo = 0, hi = 0;
+        done = rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 2000) ==
+               RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (done && p->offset < 0 && hi > lo) {
+            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(one, p->topic, p->partition);
+            done = rd_kafka_committed(rk, one, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                   one->elems[0].offset >= hi;
+            rd_kafka_topic_partition_list_destroy(one);
+        } else if (done && hi > lo) {
+            done = p->offset >= hi;
+        }
+    }
+    if (a != NULL)
+        rd_kafka_topic_partition_list_destroy(a);
+    return done;
+}
+
+/* --collect-audit: before exiting, store what the audit topic holds by now, the rollout's own
+ * last records included, for up to 15 s (joining the consumer group alone takes seconds). */
+static void drain_audit(engine *e)
+{
+    rd_kafka_message_t *held = NULL;
+    time_t until = time(NULL) + 15;
+    while (!run_stop && time(NULL) < until) {
+        if (!coord_ctldb_ready(e->c, &e->ctldb)) {
+            struct timespec pause = {0, 100000000L};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        if (coord_ctldb_consume(e->c, &e->ctldb, e->audit, &held, 200, false, store_audit, NULL) ==
+                COORD_CONSUMED_NONE &&
+            audit_caught_up(e->audit))
+            break;
+    }
+    if (held != NULL)
+        rd_kafka_message_destroy(held); /* not committed: read again by the next collector */
 }
 
 typedef struct run_args {
@@ -944,6 +1017,8 @@ static int run_engine(run_args *a, bool resume)
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         rc = engine_loop(&e, a->timeout_s);
+        if (e.audit != NULL && !e.ctldb.lock_lost)
+            drain_audit(&e);
         char st[32];
         rollout_state(&e, st);
         a->rolled_back = strcmp(st, "rolled_back") == 0;
