@@ -67,6 +67,11 @@ void agent_state_unlock(agent_exec *x);
 /* Before each attempt of a step: restores the session settings, fails (PGR_ERR_LOCKED) unless
  * this session still holds the runner lock, and reads the phase recorded for the step into
  * phase ("" when none; 32 bytes). One round trip. */
+/* Records index step s done, in the open transaction, only when its index exists valid and
+ * ready: the check after the build and the record in one statement. *recorded says which. */
+pgr_code agent_state_record_index_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                       long long duration_ms, bool *recorded,
+                                       pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *part, int step,
                                 char *phase, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
@@ -97,6 +102,10 @@ bool agent_step_backoff(agent_exec *x, int attempt, pgr_error *err) PGR_MUSTCHEC
 /* Records a step as done (history row + audit record) in the open transaction. */
 pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                 long long dur, const char *outcome, pgr_error *err) PGR_MUSTCHECK;
+
+/* The audit record step_done of a finished step, in the open transaction. */
+pgr_code agent_step_audit_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                               long long dur, const char *outcome, pgr_error *err) PGR_MUSTCHECK;
 
 /* Records a step as done in a transaction of its own (steps that ran outside one). */
 pgr_code agent_step_finish(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long dur,

@@ -267,11 +267,37 @@ static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_
     return PGR_OK;
 }
 
+/* After the build: recorded done and audited in one transaction, when the index is valid (the
+ * check is part of the statement that records it). Otherwise the step fails and an invalid
+ * leftover is dropped. */
+static pgr_code finish_index(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                             long long dur, pgr_error *err)
+{
+    bool recorded = false, found = false, valid = false;
+    pgr_code rc = agent_exec_begin(x, err);
+    if (rc == PGR_OK)
+        rc = agent_state_record_index_done(x, m, s, dur, &recorded, err);
+    if (rc == PGR_OK && recorded)
+        rc = agent_step_audit_done(x, m, s, dur, "done", err);
+    if (rc == PGR_OK && recorded)
+        return agent_exec_commit(x, err);
+    agent_exec_rollback_txn(x);
+    if (rc != PGR_OK)
+        return rc;
+    rc = agent_index_lookup(x, s, &found, &valid, NULL, err);
+    if (rc == PGR_OK) {
+        (void)drop_invalid_leftover(x, s);
+        rc = pgr_error_set(err, PGR_ERR_DB, "index \"%s\" is %s after its build", s->name,
+                           found && !valid ? "invalid" : "missing");
+    }
+    return rc;
+}
+
 pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                          const char *phase, pgr_error *err)
 {
     long long t0 = agent_now_ms();
-    bool done = false, found = false, valid = false;
+    bool done = false;
 
     pgr_code rc = index_precheck(x, m, s, phase, &done, err);
     if (rc == PGR_OK && !done)
@@ -285,17 +311,8 @@ pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *
             (void)drop_invalid_leftover(x, s);
         return rc;
     }
-    rc = agent_index_lookup(x, s, &found, &valid, NULL, err);
-    if (rc == PGR_OK && (!found || !valid)) {
-        (void)drop_invalid_leftover(x, s);
-        return pgr_error_set(err, PGR_ERR_DB, "index \"%s\" is %s after its build", s->name,
-                             found ? "invalid" : "missing");
-    }
-    if (rc == PGR_OK) {
-        agent_failpoint("index_before_record");
-        rc = agent_step_finish(x, m, s, agent_now_ms() - t0, err);
-    }
-    return rc;
+    agent_failpoint("index_before_record");
+    return finish_index(x, m, s, agent_now_ms() - t0, err);
 }
 
 void agent_index_forget(agent_exec *x)

@@ -178,6 +178,44 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
     return PGR_OK;
 }
 
+pgr_code agent_state_record_index_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                                       long long duration_ms, bool *recorded, pgr_error *err)
+{
+    char stepbuf[16], dur[32], obj[512];
+    PGresult *r = NULL;
+    pgr_buf table;
+    *recorded = false;
+    pgr_buf_init(&table);
+    snprintf(stepbuf, sizeof(stepbuf), "%d", s->index + 1);
+    snprintf(dur, sizeof(dur), "%lld", duration_ms);
+    pgr_step_describe(s, obj, sizeof(obj));
+    pgr_code rc = pgr_sqlgen_qualified(x->conn, &table, s->table, err);
+    const char *params[] = {m->version, s->down ? "down" : "up",
+                            stepbuf,    pgr_step_kind_name(s->kind),
+                            obj,        x->job_id,
+                            dur,        s->name,
+                            table.data};
+    /* the index look-up is agent_index_lookup's: by name, in the schema of the step's table */
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(
+            x->conn,
+            "INSERT INTO pgrollout.steps (version, part, step, kind, object, phase, job_id, "
+            "duration_ms) SELECT $1::text, $2::text, $3::int, $4::text, $5::text, 'done', "
+            "$6::text, $7::bigint WHERE EXISTS (SELECT 1 FROM pg_class c JOIN pg_index i ON "
+            "i.indexrelid = c.oid WHERE c.relname = $8::text AND c.relnamespace = (SELECT "
+            "relnamespace FROM pg_class WHERE oid = to_regclass($9::text)) AND i.indisvalid AND "
+            "i.indisready) ON CONFLICT (version, part, step) DO UPDATE SET phase = "
+            "EXCLUDED.phase, job_id = EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, "
+            "finished_at = now()",
+            9, params, &r, err);
+    if (rc == PGR_OK) {
+        *recorded = strcmp(PQcmdTuples(r), "1") == 0;
+        PQclear(r);
+    }
+    pgr_buf_free(&table);
+    return rc;
+}
+
 pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                  const char *phase, long long duration_ms, pgr_error *err)
 {

@@ -32,19 +32,22 @@ static long long backoff_ms(int base, int attempt)
     return d + (long long)randombytes_uniform((uint32_t)(d / 2 + 1));
 }
 
+pgr_code agent_step_audit_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                               long long dur, const char *outcome, pgr_error *err)
+{
+    json_t *rec = agent_audit_new(x, "step_done");
+    agent_audit_step_fields(rec, m, s);
+    json_object_set_new(rec, "duration_ms", json_integer(dur));
+    json_object_set_new(rec, "outcome", json_string(outcome));
+    return agent_audit_append(x, rec, err);
+}
+
 /* Records the step done and audits it, in the open transaction. */
 pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                 long long dur, const char *outcome, pgr_error *err)
 {
     pgr_code rc = agent_state_record_step(x, m, s, "done", dur, err);
-    if (rc == PGR_OK) {
-        json_t *rec = agent_audit_new(x, "step_done");
-        agent_audit_step_fields(rec, m, s);
-        json_object_set_new(rec, "duration_ms", json_integer(dur));
-        json_object_set_new(rec, "outcome", json_string(outcome));
-        rc = agent_audit_append(x, rec, err);
-    }
-    return rc;
+    return rc == PGR_OK ? agent_step_audit_done(x, m, s, dur, outcome, err) : rc;
 }
 
 pgr_code agent_step_finish(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long dur,

@@ -104,10 +104,44 @@ bool coord_ctldb_ready(coord *c, coord_ctldb *g)
     return false;
 }
 
+static void send_pending(coord_ctldb *g, int async)
+{
+    if (g->pending != NULL && g->pending->cnt > 0)
+        rd_kafka_commit(g->pending_rk, g->pending, async);
+    if (g->pending != NULL)
+        rd_kafka_topic_partition_list_destroy(g->pending);
+    g->pending = NULL;
+    g->flushed_at = mono_ms();
+}
+
+/* The next offset of m's partition joins the pending commit; sent when due. */
+static void gather_commit(coord_ctldb *g, rd_kafka_t *rk, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (g->pending == NULL)
+        g->pending = rd_kafka_topic_partition_list_new(4);
+    g->pending_rk = rk;
+    rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(g->pending, topic, m->partition);
+    if (p == NULL)
+        p = rd_kafka_topic_partition_list_add(g->pending, topic, m->partition);
+    if (p->offset < m->offset + 1)
+        p->offset = m->offset + 1;
+    if (mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+        send_pending(g, 1);
+}
+
+void coord_ctldb_flush(coord_ctldb *g)
+{
+    send_pending(g, 0);
+}
+
 coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
                                    rd_kafka_message_t **held, int timeout_ms, bool async,
                                    coord_store_fn fn, void *user)
 {
+    if (g->pending != NULL && mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+        send_pending(g, 1); /* what an idle loop still owes */
     if (*held == NULL) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout_ms);
         if (m == NULL)
@@ -124,7 +158,10 @@ coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
     /* connection lost: stored or not, it is stored again after the reconnect (idempotent) */
     if (pgr_pg_conn_lost(c->db))
         return COORD_CONSUMED_HELD;
-    rd_kafka_commit_message(rk, *held, async ? 1 : 0);
+    if (async)
+        gather_commit(g, rk, *held);
+    else
+        rd_kafka_commit_message(rk, *held, 0);
     rd_kafka_message_destroy(*held);
     *held = NULL;
     return COORD_CONSUMED_STORED;

@@ -20,7 +20,14 @@ typedef struct coord_ctldb {
     const char *rollout; /* the rollout whose advisory lock the session holds, or NULL */
     bool lock_lost;      /* another coordinator took the rollout during the outage */
     int reconnects;      /* outages survived */
+    /* asynchronous commits are gathered and sent at most every COORD_COMMIT_EVERY_MS: one
+     * OffsetCommit per event cost the broker more CPU than any other request of a rollout */
+    rd_kafka_topic_partition_list_t *pending;
+    rd_kafka_t *pending_rk;
+    long long flushed_at;
 } coord_ctldb;
+
+#define COORD_COMMIT_EVERY_MS 100
 
 /* rollout: the rollout this process runs (its lock is taken again on every reconnect), or NULL
  * (audit collector). The string must outlive g. */
@@ -50,7 +57,8 @@ typedef enum coord_consumed {
 } coord_consumed;
 
 /* Takes the held message, or polls rk (timeout_ms) for the next one, and stores it with fn. The
- * offset is committed (asynchronously when async) only when the connection survived the store;
+ * offset is committed (when async: gathered, and sent asynchronously at most every
+ * COORD_COMMIT_EVERY_MS; one rk per g) only when the connection survived the store;
  * a lost connection holds the message for the next call, after coord_ctldb_ready reconnected.
  * Other failures are fn's to report (an alert, a warning): the message is not read again.
  * *held must start NULL; the caller destroys a message still held when it stops (not
@@ -58,5 +66,9 @@ typedef enum coord_consumed {
 coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
                                    rd_kafka_message_t **held, int timeout_ms, bool async,
                                    coord_store_fn fn, void *user);
+
+/* Commits the gathered asynchronous offsets now (synchronously) and frees them: before the
+ * consumer closes. A crash before it only re-reads stored messages, which are stored once. */
+void coord_ctldb_flush(coord_ctldb *g);
 
 #endif

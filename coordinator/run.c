@@ -717,6 +717,7 @@ static int engine_loop(engine *e, int timeout_s)
             e->slot_freed = false;
         }
     }
+    coord_ctldb_flush(&e->ctldb);
     /* not committed: the next coordinator reads them again */
     if (held_ev != NULL)
         rd_kafka_message_destroy(held_ev);
