@@ -75,6 +75,16 @@ static void flush_audit(agent_exec *x, bool emit)
     x->pending_count = 0;
 }
 
+pgr_code agent_exec_stmt(agent_exec *x, agent_stmt id, const char *sql, int nparams,
+                         const char *const *params, PGresult **out, pgr_error *err)
+{
+    char name[32];
+    if (!x->session_checked)
+        return pgr_pg_execp(x->conn, sql, nparams, params, out, err);
+    snprintf(name, sizeof(name), "pgr_%u_%d", x->stmt_gen, (int)id);
+    return pgr_pg_execp_prepared(x->conn, name, sql, &x->stmt_ready[id], nparams, params, out, err);
+}
+
 pgr_code agent_exec_begin(agent_exec *x, pgr_error *err)
 {
     return pgr_pg_exec(x->conn, "BEGIN", NULL, err);

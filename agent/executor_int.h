@@ -14,6 +14,15 @@
 #define AGENT_UUID_LEN 37
 
 /* One executor run: the connection, identities, and audit records waiting for COMMIT. */
+/* The bookkeeping statements run once or more per step (agent_exec_stmt). */
+typedef enum agent_stmt {
+    AGENT_STMT_STEP_PHASE,
+    AGENT_STMT_STEP_RECORD,
+    AGENT_STMT_INDEX_DONE,
+    AGENT_STMT_AUDIT_APPEND,
+    AGENT_STMT_COUNT
+} agent_stmt;
+
 /* What agent_index_prefetch read about one index or drop_index step. */
 typedef struct agent_index_info {
     const pgr_step *step;
@@ -44,7 +53,16 @@ typedef struct agent_exec {
     bool head_known;
     long long head_seq;
     char head_hash[65];
+    /* Bookkeeping statements prepared in this session (agent_exec_stmt), valid while
+     * session_checked: user SQL may DEALLOCATE them, so every check starts a new generation. */
+    bool stmt_ready[AGENT_STMT_COUNT];
+    unsigned stmt_gen;
 } agent_exec;
+
+/* Runs one of the bookkeeping statements: prepared once per session and generation while the
+ * session is checked (no user SQL since), else as a plain parameterised statement. */
+pgr_code agent_exec_stmt(agent_exec *x, agent_stmt id, const char *sql, int nparams,
+                         const char *const *params, PGresult **out, pgr_error *err) PGR_MUSTCHECK;
 
 /* --- session (executor.c) --- */
 pgr_code agent_exec_begin(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
@@ -67,11 +85,6 @@ void agent_state_unlock(agent_exec *x);
 /* Before each attempt of a step: restores the session settings, fails (PGR_ERR_LOCKED) unless
  * this session still holds the runner lock, and reads the phase recorded for the step into
  * phase ("" when none; 32 bytes). One round trip. */
-/* Records index step s done, in the open transaction, only when its index exists valid and
- * ready: the check after the build and the record in one statement. *recorded says which. */
-pgr_code agent_state_record_index_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
-                                       long long duration_ms, bool *recorded,
-                                       pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *part, int step,
                                 char *phase, pgr_error *err) PGR_MUSTCHECK;
 pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
@@ -84,6 +97,12 @@ pgr_code agent_state_job(agent_exec *x, const char *type, const char *state, con
 /* Appends a record to pgrollout.audit_outbox with the next seq and the chained hash, inside the
  * open transaction when there is one (emitted on COMMIT), else in its own. rec is consumed. */
 pgr_code agent_audit_append(agent_exec *x, json_t *rec, pgr_error *err) PGR_MUSTCHECK;
+/* Outside a transaction, one statement: records an index step done (step: version, part, step,
+ * kind, object, job id, duration, index name, qualified table: the pgrollout.steps row and the
+ * index look-up) and appends rec (taken), only when the index exists valid and ready. *recorded
+ * says whether it did; false with PGR_OK: the index is invalid or missing, nothing written. */
+pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const char *const step[9],
+                                bool *recorded, pgr_error *err) PGR_MUSTCHECK;
 /* A new record with action and the common fields (tenant, job, operator, agent). */
 json_t *agent_audit_new(agent_exec *x, const char *action);
 /* Adds version/step/kind/object/phi/sql_sha256 of a step. */
@@ -103,9 +122,9 @@ bool agent_step_backoff(agent_exec *x, int attempt, pgr_error *err) PGR_MUSTCHEC
 pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                 long long dur, const char *outcome, pgr_error *err) PGR_MUSTCHECK;
 
-/* The audit record step_done of a finished step, in the open transaction. */
-pgr_code agent_step_audit_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
-                               long long dur, const char *outcome, pgr_error *err) PGR_MUSTCHECK;
+/* The audit record step_done of a finished step (not yet appended). */
+json_t *agent_step_done_record(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                               long long dur, const char *outcome);
 
 /* Records a step as done in a transaction of its own (steps that ran outside one). */
 pgr_code agent_step_finish(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long dur,

@@ -267,22 +267,29 @@ static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_
     return PGR_OK;
 }
 
-/* After the build: recorded done and audited in one transaction, when the index is valid (the
- * check is part of the statement that records it). Otherwise the step fails and an invalid
- * leftover is dropped. */
+/* After the build, one statement records the step done and audits it, when the index is valid
+ * (the check is part of it). Otherwise the step fails and an invalid leftover is dropped. */
 static pgr_code finish_index(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                              long long dur, pgr_error *err)
 {
+    char stepbuf[16], durbuf[32], obj[512];
     bool recorded = false, found = false, valid = false;
-    pgr_code rc = agent_exec_begin(x, err);
+    pgr_buf table;
+    pgr_buf_init(&table);
+    snprintf(stepbuf, sizeof(stepbuf), "%d", s->index + 1);
+    snprintf(durbuf, sizeof(durbuf), "%lld", dur);
+    pgr_step_describe(s, obj, sizeof(obj));
+    pgr_code rc = pgr_sqlgen_qualified(x->conn, &table, s->table, err);
+    const char *step[9] = {m->version, s->down ? "down" : "up",
+                           stepbuf,    pgr_step_kind_name(s->kind),
+                           obj,        x->job_id,
+                           durbuf,     s->name,
+                           table.data};
     if (rc == PGR_OK)
-        rc = agent_state_record_index_done(x, m, s, dur, &recorded, err);
-    if (rc == PGR_OK && recorded)
-        rc = agent_step_audit_done(x, m, s, dur, "done", err);
-    if (rc == PGR_OK && recorded)
-        return agent_exec_commit(x, err);
-    agent_exec_rollback_txn(x);
-    if (rc != PGR_OK)
+        rc = agent_audit_index_done(x, agent_step_done_record(x, m, s, dur, "done"), step,
+                                    &recorded, err);
+    pgr_buf_free(&table);
+    if (rc != PGR_OK || recorded)
         return rc;
     rc = agent_index_lookup(x, s, &found, &valid, NULL, err);
     if (rc == PGR_OK) {

@@ -124,10 +124,10 @@ static pgr_code step_phase(agent_exec *x, const char *version, const char *part,
     PGresult *r = NULL;
     snprintf(stepbuf, sizeof(stepbuf), "%d", step);
     const char *params[] = {version, part, stepbuf};
-    if (pgr_pg_execp(x->conn,
-                     "SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
-                     "step = $3::int",
-                     3, params, &r, err) != PGR_OK)
+    if (agent_exec_stmt(x, AGENT_STMT_STEP_PHASE,
+                        "SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
+                        "step = $3::int",
+                        3, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
     snprintf(phase, 32, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
@@ -175,45 +175,9 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
                              "stopping",
                              x->tenant);
     x->session_checked = true;
+    x->stmt_gen++; /* statements of the previous generation may have been deallocated */
+    memset(x->stmt_ready, 0, sizeof(x->stmt_ready));
     return PGR_OK;
-}
-
-pgr_code agent_state_record_index_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
-                                       long long duration_ms, bool *recorded, pgr_error *err)
-{
-    char stepbuf[16], dur[32], obj[512];
-    PGresult *r = NULL;
-    pgr_buf table;
-    *recorded = false;
-    pgr_buf_init(&table);
-    snprintf(stepbuf, sizeof(stepbuf), "%d", s->index + 1);
-    snprintf(dur, sizeof(dur), "%lld", duration_ms);
-    pgr_step_describe(s, obj, sizeof(obj));
-    pgr_code rc = pgr_sqlgen_qualified(x->conn, &table, s->table, err);
-    const char *params[] = {m->version, s->down ? "down" : "up",
-                            stepbuf,    pgr_step_kind_name(s->kind),
-                            obj,        x->job_id,
-                            dur,        s->name,
-                            table.data};
-    /* the index look-up is agent_index_lookup's: by name, in the schema of the step's table */
-    if (rc == PGR_OK)
-        rc = pgr_pg_execp(
-            x->conn,
-            "INSERT INTO pgrollout.steps (version, part, step, kind, object, phase, job_id, "
-            "duration_ms) SELECT $1::text, $2::text, $3::int, $4::text, $5::text, 'done', "
-            "$6::text, $7::bigint WHERE EXISTS (SELECT 1 FROM pg_class c JOIN pg_index i ON "
-            "i.indexrelid = c.oid WHERE c.relname = $8::text AND c.relnamespace = (SELECT "
-            "relnamespace FROM pg_class WHERE oid = to_regclass($9::text)) AND i.indisvalid AND "
-            "i.indisready) ON CONFLICT (version, part, step) DO UPDATE SET phase = "
-            "EXCLUDED.phase, job_id = EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, "
-            "finished_at = now()",
-            9, params, &r, err);
-    if (rc == PGR_OK) {
-        *recorded = strcmp(PQcmdTuples(r), "1") == 0;
-        PQclear(r);
-    }
-    pgr_buf_free(&table);
-    return rc;
 }
 
 pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
@@ -227,13 +191,14 @@ pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pg
                             stepbuf,    pgr_step_kind_name(s->kind),
                             obj,        phase,
                             x->job_id,  dur};
-    return pgr_pg_execp(x->conn,
-                        "INSERT INTO pgrollout.steps (version, part, step, kind, object, phase, "
-                        "job_id, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                        "ON CONFLICT (version, part, step) DO UPDATE SET phase = EXCLUDED.phase, "
-                        "job_id = EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, "
-                        "finished_at = now()",
-                        8, params, NULL, err);
+    return agent_exec_stmt(
+        x, AGENT_STMT_STEP_RECORD,
+        "INSERT INTO pgrollout.steps (version, part, step, kind, object, phase, "
+        "job_id, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (version, part, step) DO UPDATE SET phase = EXCLUDED.phase, "
+        "job_id = EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, "
+        "finished_at = now()",
+        8, params, NULL, err);
 }
 
 pgr_code agent_state_job(agent_exec *x, const char *type, const char *state, const char *error,

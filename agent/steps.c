@@ -32,14 +32,14 @@ static long long backoff_ms(int base, int attempt)
     return d + (long long)randombytes_uniform((uint32_t)(d / 2 + 1));
 }
 
-pgr_code agent_step_audit_done(agent_exec *x, const pgr_migration *m, const pgr_step *s,
-                               long long dur, const char *outcome, pgr_error *err)
+json_t *agent_step_done_record(agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                               long long dur, const char *outcome)
 {
     json_t *rec = agent_audit_new(x, "step_done");
     agent_audit_step_fields(rec, m, s);
     json_object_set_new(rec, "duration_ms", json_integer(dur));
     json_object_set_new(rec, "outcome", json_string(outcome));
-    return agent_audit_append(x, rec, err);
+    return rec;
 }
 
 /* Records the step done and audits it, in the open transaction. */
@@ -47,7 +47,8 @@ pgr_code agent_step_record_done(agent_exec *x, const pgr_migration *m, const pgr
                                 long long dur, const char *outcome, pgr_error *err)
 {
     pgr_code rc = agent_state_record_step(x, m, s, "done", dur, err);
-    return rc == PGR_OK ? agent_step_audit_done(x, m, s, dur, outcome, err) : rc;
+    return rc == PGR_OK ? agent_audit_append(x, agent_step_done_record(x, m, s, dur, outcome), err)
+                        : rc;
 }
 
 pgr_code agent_step_finish(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long dur,
@@ -195,6 +196,9 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
         }
         if (rc == PGR_OK) {
             emit_step(x, AGENT_EV_STEP_START, m, s, count, NULL, attempt, 0);
+            /* from here user SQL may DEALLOCATE our statements: none is used until checked */
+            if (s->kind == PGR_STEP_SQL || s->kind == PGR_STEP_EXTENSION)
+                x->session_checked = false;
             rc = run_once(x, m, s, count, phase, err);
         }
         /* user SQL may change settings or release the lock: the next step checks again */

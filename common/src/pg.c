@@ -63,6 +63,36 @@ pgr_code pgr_pg_execp(PGconn *conn, const char *sql, int nparams, const char *co
     return PGR_OK;
 }
 
+pgr_code pgr_pg_execp_prepared(PGconn *conn, const char *name, const char *sql, bool *prepared,
+                               int nparams, const char *const *params, PGresult **out,
+                               pgr_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (!*prepared) {
+        PGresult *p = PQprepare(conn, name, sql, nparams, NULL);
+        if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+            pgr_pg_error(conn, p, "query failed", err);
+            PQclear(p);
+            return PGR_ERR_DB;
+        }
+        PQclear(p);
+        *prepared = true;
+    }
+    PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        pgr_pg_error(conn, res, "query failed", err);
+        PQclear(res);
+        return PGR_ERR_DB;
+    }
+    if (out != NULL)
+        *out = res;
+    else
+        PQclear(res);
+    return PGR_OK;
+}
+
 pgr_code pgr_pg_exec(PGconn *conn, const char *sql, PGresult **out, pgr_error *err)
 {
     return pgr_pg_execp(conn, sql, 0, NULL, out, err);

@@ -265,6 +265,61 @@ static void test_executor_second_runner_is_refused(void **state)
     itest_drop_db(db);
 }
 
+/* After generated steps the agent skips its session check (and runs prepared bookkeeping
+ * statements); user SQL in between must bring both back: DEALLOCATE ALL does not break the next
+ * step, and a released runner lock stops the run before the next step. */
+static void test_executor_user_sql_is_checked_before_the_next_step(void **state)
+{
+    char db[64], dir[64], path[128];
+    (void)state;
+    assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
+    snprintf(path, sizeof(path), "%s/20251201000000-session-games.sql", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("-- 20251201000000 session-games\n-- pgrollout:up\n\n"
+          "-- pgrollout:step index name=idx_pgr_a table=allergies\n"
+          "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_a ON allergies (severity);\n\n"
+          "-- pgrollout:step sql\nDEALLOCATE ALL;\n\n"
+          "-- pgrollout:step index name=idx_pgr_b table=allergies\n"
+          "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_b ON allergies (active);\n\n"
+          "-- pgrollout:down\n\n-- pgrollout:step drop_index name=idx_pgr_b table=allergies\n"
+          "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_b;\n\n"
+          "-- pgrollout:step drop_index name=idx_pgr_a table=allergies\n"
+          "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_a;\n",
+          f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/20251201000001-release-lock.sql", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("-- 20251201000001 release-lock\n-- pgrollout:up\n\n"
+          "-- pgrollout:step sql\nSELECT pg_advisory_unlock_all();\n\n"
+          "-- pgrollout:step index name=idx_pgr_c table=allergies\n"
+          "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_c ON allergies (severity, active);\n\n"
+          "-- pgrollout:down\n\n-- pgrollout:step drop_index name=idx_pgr_c table=allergies\n"
+          "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_c;\n",
+          f);
+    fclose(f);
+    new_tenant(db, sizeof(db), 1, 0);
+    assert_int_equal(agent("apply", db, dir, "", out, sizeof(out)), 3);
+    assert_non_null(strstr(out, "the runner lock of tenant"));
+    PGconn *c = itest_connect(db);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_class WHERE relname IN "
+                                     "('idx_pgr_a', 'idx_pgr_b')"),
+                     2);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_class WHERE relname = 'idx_pgr_c'"),
+                     0);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations WHERE "
+                                     "version = '20251201000000' AND status = 'applied'"),
+                     1);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations WHERE "
+                                     "version = '20251201000001' AND status = 'failed'"),
+                     1);
+    PQfinish(c);
+    snprintf(path, sizeof(path), "rm -rf %s", dir);
+    assert_int_equal(system(path), 0);
+    itest_drop_db(db);
+}
+
 static void test_executor_backup_is_private_verified_and_audited(void **state)
 {
     char db[64], dir[64], extra[128];
@@ -382,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_executor_lock_wait_retries_and_app_is_not_blocked),
         cmocka_unit_test(test_executor_drift_is_refused_with_exit_3),
         cmocka_unit_test(test_executor_second_runner_is_refused),
+        cmocka_unit_test(test_executor_user_sql_is_checked_before_the_next_step),
         cmocka_unit_test(test_executor_backup_is_private_verified_and_audited),
         cmocka_unit_test(test_executor_audit_chain_verifies_and_holds_no_phi),
         cmocka_unit_test(test_executor_data_errors_never_leak_values),

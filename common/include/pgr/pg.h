@@ -22,6 +22,14 @@ pgr_code pgr_pg_exec(PGconn *conn, const char *sql, PGresult **out, pgr_error *e
 pgr_code pgr_pg_execp(PGconn *conn, const char *sql, int nparams, const char *const *params,
                       PGresult **out, pgr_error *err) PGR_MUSTCHECK;
 
+/* Runs sql as the prepared statement `name` of this session, preparing it first unless
+ * *prepared: for statements run dozens of times per session, whose parse and plan cost more
+ * than their execution. The caller owns the name's uniqueness and *prepared (false again for a
+ * new session). */
+pgr_code pgr_pg_execp_prepared(PGconn *conn, const char *name, const char *sql, bool *prepared,
+                               int nparams, const char *const *params, PGresult **out,
+                               pgr_error *err) PGR_MUSTCHECK;
+
 /* Connects; on failure the message names the redacted DSN (never the password). */
 pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out,
                         pgr_error *err) PGR_MUSTCHECK;
