@@ -42,13 +42,10 @@ pgr_code pgr_pg_error(PGconn *conn, const PGresult *res, const char *what, pgr_e
     return PGR_ERR_DB;
 }
 
-pgr_code pgr_pg_execp(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                      PGresult **out, pgr_error *err)
+/* A statement's result: handed to *out (or cleared) on success, else turned into err. */
+static pgr_code take_result(PGconn *conn, PGresult *res, PGresult **out, pgr_error *err)
 {
-    PGresult *res = nparams > 0 ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
-                                : PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
-
     if (out != NULL)
         *out = NULL;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -63,6 +60,15 @@ pgr_code pgr_pg_execp(PGconn *conn, const char *sql, int nparams, const char *co
     return PGR_OK;
 }
 
+pgr_code pgr_pg_execp(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                      PGresult **out, pgr_error *err)
+{
+    return take_result(conn,
+                       nparams > 0 ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                                   : PQexec(conn, sql),
+                       out, err);
+}
+
 pgr_code pgr_pg_execp_prepared(PGconn *conn, const char *name, const char *sql, bool *prepared,
                                int nparams, const char *const *params, PGresult **out,
                                pgr_error *err)
@@ -70,27 +76,11 @@ pgr_code pgr_pg_execp_prepared(PGconn *conn, const char *name, const char *sql, 
     if (out != NULL)
         *out = NULL;
     if (!*prepared) {
-        PGresult *p = PQprepare(conn, name, sql, nparams, NULL);
-        if (PQresultStatus(p) != PGRES_COMMAND_OK) {
-            pgr_pg_error(conn, p, "query failed", err);
-            PQclear(p);
+        if (take_result(conn, PQprepare(conn, name, sql, nparams, NULL), NULL, err) != PGR_OK)
             return PGR_ERR_DB;
-        }
-        PQclear(p);
         *prepared = true;
     }
-    PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        pgr_pg_error(conn, res, "query failed", err);
-        PQclear(res);
-        return PGR_ERR_DB;
-    }
-    if (out != NULL)
-        *out = res;
-    else
-        PQclear(res);
-    return PGR_OK;
+    return take_result(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), out, err);
 }
 
 pgr_code pgr_pg_exec(PGconn *conn, const char *sql, PGresult **out, pgr_error *err)
