@@ -201,8 +201,11 @@ pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const char *const st
             x->head_known = false;
     }
     json_decref(rec);
-    if (rc == PGR_OK && valid && !stored)
-        rc = pgr_error_set(err, PGR_ERR_DB, "the audit chain head kept moving: try again");
+    if (rc == PGR_OK && valid && !stored) {
+        rc = pgr_error_set(err, PGR_ERR_DB, "the audit chain head kept moving");
+        if (err != NULL)
+            err->retriable = true; /* the retry adopts the built index (phase building) */
+    }
     if (rc != PGR_OK)
         x->head_known = false;
     *recorded = rc == PGR_OK && stored;

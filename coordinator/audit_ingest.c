@@ -7,6 +7,7 @@
  * once whichever way it arrives, so a batch read again after a crash stores nothing twice.
  */
 #include "audit_ingest.h"
+#include "ctldb.h"
 
 #include "pgr/crypto.h"
 #include "pgr/pg.h"
@@ -343,13 +344,14 @@ static bool read_item(PGconn *db, audit_item *it)
     return ok;
 }
 
-/* Sends items [from, to) and a sync. */
+/* Sends items [from, to) and a sync. The sync goes out even after a failed send, so that the
+ * server answers what was sent and pipeline_leave can read it. */
 static bool send_chunk(PGconn *db, const coord_audit_batch *b, int from, int to)
 {
     bool sent = true;
     for (int i = from; i < to && sent; i++)
         sent = send_item(db, &b->items[i]);
-    return sent && PQpipelineSync(db) == 1;
+    return PQpipelineSync(db) == 1 && sent;
 }
 
 /* Reads the results of items [from, to) and of the sync after them. */
@@ -461,8 +463,15 @@ bool coord_audit_batch_store(coord *c, coord_audit_batch *b)
         print_alerts(b);
         return true;
     }
+    b->prepared_pid = 0; /* prepared again: a new session may have reused the old pid */
     if (pgr_pg_conn_lost(c->db))
         return false; /* rolled back with the session: the batch is stored after the reconnect */
+    if (PQpipelineStatus(c->db) != PQ_PIPELINE_OFF) {
+        /* results that never came: a new session, and the batch tried again */
+        PQreset(c->db);
+        PGR_IGNORE(coord_ctldb_session_setup(c, NULL));
+        return false;
+    }
     PGR_IGNORE(pgr_pg_exec(c->db, "ROLLBACK", NULL, NULL));
     verify_items(c, b, 0, b->n);
     store_one_by_one(c, b);

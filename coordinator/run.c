@@ -68,6 +68,9 @@ typedef struct engine {
     coord_ctldb ctldb; /* control-database reconnection state (ctldb.c) */
     bool slot_freed;   /* a result arrived since the last round */
     bool again;        /* a wave passed in this round: advance again at once */
+    /* --collect-audit: an audit message read but not stored (control database away); the
+     * drain after the loop starts from it, so that no later offset is committed past it */
+    rd_kafka_message_t *held_audit;
     bool slots_wanted; /* the last dispatch left tenants waiting for a free place */
     size_t wave_line_count;
 } engine;
@@ -280,17 +283,17 @@ static bool set_rollout(engine *e, const char *state)
                  2, (const char *[]){e->plan.name, state}, NULL) == PGR_OK;
 }
 
-static void set_wave(engine *e, int w, const char *state, int soak)
+static pgr_code set_wave(engine *e, int w, const char *state, int soak)
 {
     char idx[16], s[16];
     snprintf(idx, sizeof(idx), "%d", w);
     snprintf(s, sizeof(s), "%d", soak);
-    PGR_IGNORE(exec1(e->c,
-                     "UPDATE pgrollout_control.rollout_waves SET state = $3, started_at = "
-                     "coalesce(started_at, now()), soak_until = CASE WHEN $3 = 'soaking' THEN "
-                     "now() + make_interval(secs => $4::int) ELSE soak_until END, finished_at = "
-                     "CASE WHEN $3 = 'passed' THEN now() END WHERE rollout_id = $1 AND idx = $2",
-                     4, (const char *[]){e->plan.name, idx, state, s}, NULL));
+    return exec1(e->c,
+                 "UPDATE pgrollout_control.rollout_waves SET state = $3, started_at = "
+                 "coalesce(started_at, now()), soak_until = CASE WHEN $3 = 'soaking' THEN "
+                 "now() + make_interval(secs => $4::int) ELSE soak_until END, finished_at = "
+                 "CASE WHEN $3 = 'passed' THEN now() END WHERE rollout_id = $1 AND idx = $2",
+                 4, (const char *[]){e->plan.name, idx, state, s}, NULL);
 }
 
 /* The current wave (first not passed), its state, approval and soak; -1 when all passed. */
@@ -447,8 +450,8 @@ static advance_result gate(engine *e, int w, bool approved)
                 e->plan.name, e->plan.waves[w].name, e->plan.name, e->plan.waves[w].name);
         return ADV_PAUSED;
     }
-    set_wave(e, w, "passed", 0);
-    e->again = true;
+    /* only a recorded pass moves on at once (a failed update is tried on the next round) */
+    e->again = set_wave(e, w, "passed", 0) == PGR_OK;
     return ADV_CONTINUE;
 }
 
@@ -684,7 +687,7 @@ static int engine_loop(engine *e, int timeout_s)
     time_t deadline = time(NULL) + timeout_s;
     long long last = 0, last_advance = 0;
     advance_result res = ADV_CONTINUE;
-    rd_kafka_message_t *held_ev = NULL, *held_audit = NULL;
+    rd_kafka_message_t *held_ev = NULL;
     coord_ctldb_init(&e->ctldb, e->plan.name);
     e->slot_freed = false;
     /* the first jobs go out now, not after the first wait for an event */
@@ -702,7 +705,7 @@ static int engine_loop(engine *e, int timeout_s)
             nanosleep(&pause, NULL);
             continue;
         }
-        coord_consumed got = consume(e, &held_ev, &held_audit);
+        coord_consumed got = consume(e, &held_ev, &e->held_audit);
         if (pgr_pg_conn_lost(e->c->db))
             continue;
         long long now = engine_now_ms();
@@ -721,8 +724,7 @@ static int engine_loop(engine *e, int timeout_s)
     /* not committed: the next coordinator reads them again */
     if (held_ev != NULL)
         rd_kafka_message_destroy(held_ev);
-    if (held_audit != NULL)
-        rd_kafka_message_destroy(held_audit);
+
     for (size_t i = 0; i < e->last_count; i++)
         free(e->last[i]);
     free(e->last);
@@ -770,7 +772,7 @@ static bool audit_caught_up(rd_kafka_t *rk)
  * last records included, for up to 15 s (joining the consumer group alone takes seconds). */
 static void drain_audit(engine *e)
 {
-    rd_kafka_message_t *held = NULL;
+    rd_kafka_message_t **held = &e->held_audit; /* the loop's, if it left one */
     time_t until = time(NULL) + 15;
     while (!run_stop && time(NULL) < until) {
         if (!coord_ctldb_ready(e->c, &e->ctldb)) {
@@ -778,13 +780,11 @@ static void drain_audit(engine *e)
             nanosleep(&pause, NULL);
             continue;
         }
-        if (coord_ctldb_consume(e->c, &e->ctldb, e->audit, &held, 200, false, store_audit, NULL) ==
+        if (coord_ctldb_consume(e->c, &e->ctldb, e->audit, held, 200, false, store_audit, NULL) ==
                 COORD_CONSUMED_NONE &&
             audit_caught_up(e->audit))
             break;
     }
-    if (held != NULL)
-        rd_kafka_message_destroy(held); /* not committed: read again by the next collector */
 }
 
 typedef struct run_args {
@@ -1024,6 +1024,8 @@ static int run_engine(run_args *a, bool resume)
         rollout_state(&e, st);
         a->rolled_back = strcmp(st, "rolled_back") == 0;
     }
+    if (e.held_audit != NULL) /* not committed: read again by the next collector */
+        rd_kafka_message_destroy(e.held_audit);
     if (e.audit != NULL) {
         rd_kafka_consumer_close(e.audit);
         rd_kafka_destroy(e.audit);
