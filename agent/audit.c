@@ -73,33 +73,40 @@ static pgr_code read_head(agent_exec *x, pgr_error *err)
     return PGR_OK;
 }
 
-/* Links rec after the head x holds: sets its seq and prev_hash, and returns its canonical bytes
- * (malloc'd), seq and hash. */
-static char *audit_link(const agent_exec *x, json_t *rec, char seqbuf[32],
-                        char hash[PGR_SHA256_HEX_LEN], pgr_error *err)
+/* Links rec after the head x holds: sets its seq and prev_hash; *canon (malloc'd) receives its
+ * canonical bytes, seqbuf and hash its seq and hash. */
+static pgr_code audit_link(const agent_exec *x, json_t *rec, char **canon, char seqbuf[32],
+                           char hash[PGR_SHA256_HEX_LEN], pgr_error *err)
 {
     uint8_t prev[PGR_SHA256_LEN], d[PGR_SHA256_LEN];
-    if (pgr_hex_decode(x->head_hash, prev, sizeof(prev)) != PGR_OK) {
-        pgr_error_set(err, PGR_ERR_INTERNAL, "audit chain head is corrupt");
-        return NULL;
-    }
+    if (pgr_hex_decode(x->head_hash, prev, sizeof(prev)) != PGR_OK)
+        return pgr_error_set(err, PGR_ERR_INTERNAL, "audit chain head is corrupt");
     long long seq = x->head_seq + 1;
     json_object_set_new(rec, "seq", json_integer(seq));
     json_object_set_new(rec, "prev_hash", json_string(x->head_hash));
-    char *canon = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-    if (canon == NULL) {
-        pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
+    *canon = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    if (*canon == NULL)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, prev, sizeof(prev));
-    crypto_hash_sha256_update(&st, (const unsigned char *)canon, strlen(canon));
+    crypto_hash_sha256_update(&st, (const unsigned char *)*canon, strlen(*canon));
     crypto_hash_sha256_final(&st, d);
     pgr_hex_encode(d, sizeof(d), hash);
     snprintf(seqbuf, 32, "%lld", seq);
-    return canon;
+    return PGR_OK;
 }
+
+/* Both statements that append a record move the head and store the record the same way, with
+ * $1 seq, $2 tenant, $3 prev_hash, $4 hash, $5 record: the head moves only from the expected
+ * one (a concurrent writer waits for the row lock, then finds it moved), and the record is
+ * stored only when the head moved. HEAD_MOVE is left open for a further condition. */
+#define HEAD_MOVE                                                                                  \
+    "h AS (UPDATE pgrollout.audit_head SET seq = $1::bigint, hash = $4::text WHERE id = 1 AND "    \
+    "seq = $1::bigint - 1 AND hash = $3::text"
+#define RECORD_INSERT                                                                              \
+    "o AS (INSERT INTO pgrollout.audit_outbox (seq, tenant_id, prev_hash, hash, record) SELECT "   \
+    "$1::bigint, $2::text, $3::text, $4::text, $5::text FROM h RETURNING 1)"
 
 static void head_moved(agent_exec *x, const char *seqbuf, const char *hash)
 {
@@ -112,22 +119,17 @@ static void head_moved(agent_exec *x, const char *seqbuf, const char *hash)
 static pgr_code link_and_store(agent_exec *x, json_t *rec, char **canonical_out, bool *stale,
                                pgr_error *err)
 {
-    char seqbuf[32], hash[PGR_SHA256_HEX_LEN];
+    char seqbuf[32], hash[PGR_SHA256_HEX_LEN], *canon = NULL;
     PGresult *r = NULL;
     *stale = false;
-    char *canon = audit_link(x, rec, seqbuf, hash, err);
-    if (canon == NULL)
-        return err != NULL ? err->code : PGR_ERR_INTERNAL;
+    pgr_code rc = audit_link(x, rec, &canon, seqbuf, hash, err);
+    if (rc != PGR_OK)
+        return rc;
     const char *params[] = {seqbuf, x->tenant, x->head_hash, hash, canon};
-    /* the head moves only from the expected one (a concurrent writer waits for the row lock,
-     * then finds it moved), and the record is stored only when the head moved */
-    pgr_code rc = agent_exec_stmt(
-        x, AGENT_STMT_AUDIT_APPEND,
-        "WITH h AS (UPDATE pgrollout.audit_head SET seq = $1::bigint, hash = $4::text WHERE id = "
-        "1 AND seq = $1::bigint - 1 AND hash = $3::text RETURNING 1), o AS (INSERT INTO "
-        "pgrollout.audit_outbox (seq, tenant_id, prev_hash, hash, record) SELECT $1::bigint, "
-        "$2::text, $3::text, $4::text, $5::text FROM h RETURNING 1) SELECT count(*) FROM o",
-        5, params, &r, err);
+    rc =
+        agent_exec_stmt(x, AGENT_STMT_AUDIT_APPEND,
+                        "WITH " HEAD_MOVE " RETURNING 1), " RECORD_INSERT " SELECT count(*) FROM o",
+                        5, params, &r, err);
     if (rc == PGR_OK) {
         *stale = strcmp(PQgetvalue(r, 0, 0), "1") != 0;
         PQclear(r);
@@ -143,33 +145,30 @@ static pgr_code link_and_store(agent_exec *x, json_t *rec, char **canonical_out,
 
 /* One attempt of agent_audit_index_done with the head x holds. *valid: the index is valid;
  * *stored: the step and the record were stored (false with *valid: the head had moved). */
-static pgr_code index_done_once(agent_exec *x, json_t *rec, const char *const step[9], bool *valid,
-                                bool *stored, pgr_error *err)
+static pgr_code index_done_once(agent_exec *x, json_t *rec, const agent_step_row *row,
+                                const char *name, const char *table, bool *valid, bool *stored,
+                                pgr_error *err)
 {
-    char seqbuf[32], hash[PGR_SHA256_HEX_LEN];
+    char seqbuf[32], hash[PGR_SHA256_HEX_LEN], *canon = NULL;
     PGresult *r = NULL;
-    char *canon = audit_link(x, rec, seqbuf, hash, err);
-    if (canon == NULL)
-        return err != NULL ? err->code : PGR_ERR_INTERNAL;
-    const char *params[] = {step[0], step[1], step[2], step[3],   step[4],      step[5], step[6],
-                            step[7], step[8], seqbuf,  x->tenant, x->head_hash, hash,    canon};
+    pgr_code rc = audit_link(x, rec, &canon, seqbuf, hash, err);
+    if (rc != PGR_OK)
+        return rc;
+    const char *params[] = {seqbuf,    x->tenant, x->head_hash, hash,      canon,
+                            row->v[0], row->v[1], row->v[2],    row->v[3], row->v[4],
+                            row->v[5], row->v[6], name,         table};
     /* the look-up is agent_index_lookup's (by name, in the schema of the step's table); the
      * step row, the chain head and the record are written together or not at all */
-    pgr_code rc = agent_exec_stmt(
+    rc = agent_exec_stmt(
         x, AGENT_STMT_INDEX_DONE,
         "WITH v AS (SELECT 1 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid WHERE "
-        "c.relname = $8::text AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid "
-        "= to_regclass($9::text)) AND i.indisvalid AND i.indisready), h AS (UPDATE "
-        "pgrollout.audit_head SET seq = $10::bigint, hash = $13::text WHERE id = 1 AND seq = "
-        "$10::bigint - 1 AND hash = $12::text AND EXISTS (SELECT 1 FROM v) RETURNING 1), s AS "
-        "(INSERT INTO pgrollout.steps (version, part, step, kind, object, phase, job_id, "
-        "duration_ms) SELECT $1::text, $2::text, $3::int, $4::text, $5::text, 'done', $6::text, "
-        "$7::bigint FROM h ON CONFLICT (version, part, step) DO UPDATE SET phase = "
-        "EXCLUDED.phase, job_id = EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, "
-        "finished_at = now() RETURNING 1), o AS (INSERT INTO pgrollout.audit_outbox (seq, "
-        "tenant_id, prev_hash, hash, record) SELECT $10::bigint, $11::text, $12::text, "
-        "$13::text, $14::text FROM h RETURNING 1) SELECT EXISTS (SELECT 1 FROM v), (SELECT "
-        "count(*) FROM o) + (SELECT count(*) FROM s)",
+        "c.relname = $13::text AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid "
+        "= to_regclass($14::text)) AND i.indisvalid AND i.indisready), " HEAD_MOVE
+        " AND EXISTS (SELECT 1 FROM v) RETURNING 1), s AS (INSERT INTO pgrollout.steps (version, "
+        "part, step, kind, object, job_id, duration_ms, phase) SELECT $6::text, $7::text, "
+        "$8::int, $9::text, $10::text, $11::text, $12::bigint, 'done' FROM h " AGENT_STEPS_UPSERT
+        " RETURNING 1), " RECORD_INSERT " SELECT EXISTS (SELECT 1 FROM v), (SELECT count(*) FROM "
+        "o) + (SELECT count(*) FROM s)",
         14, params, &r, err);
     if (rc == PGR_OK) {
         *valid = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -185,8 +184,8 @@ static pgr_code index_done_once(agent_exec *x, json_t *rec, const char *const st
     return rc;
 }
 
-pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const char *const step[9],
-                                bool *recorded, pgr_error *err)
+pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const agent_step_row *row,
+                                const char *name, const char *table, bool *recorded, pgr_error *err)
 {
     bool valid = true, stored = false;
     pgr_code rc = PGR_OK;
@@ -196,7 +195,7 @@ pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const char *const st
         if (!x->head_known)
             rc = read_head(x, err);
         if (rc == PGR_OK)
-            rc = index_done_once(x, rec, step, &valid, &stored, err);
+            rc = index_done_once(x, rec, row, name, table, &valid, &stored, err);
         if (rc == PGR_OK && valid && !stored)
             x->head_known = false;
     }

@@ -184,17 +184,6 @@ static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
     return PGR_OK;
 }
 
-/* The tenant of a job message gets an audit record at intake (accepted or refused). */
-static void mark_audit(agent_daemon *d, const rd_kafka_message_t *m)
-{
-    char tenant[129];
-    snprintf(tenant, sizeof(tenant), "%.*s", m->key_len < 128 ? (int)m->key_len : 128,
-             m->key != NULL ? (const char *)m->key : "");
-    daemon_tenant *t = daemon_tenant_find(d, tenant);
-    if (t != NULL)
-        t->audit_dirty = 1;
-}
-
 /* Commits the offset after m: only called once its job is durably recorded (or refused). */
 static void commit_after(agent_daemon *d, const rd_kafka_message_t *m)
 {
@@ -282,7 +271,6 @@ static void loop(agent_daemon *d)
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            mark_audit(d, m); /* accepted or refused, the intake wrote a record */
             if (daemon_intake(d, m)) {
                 dispatch(d); /* the job starts before the commit's broker round trip */
                 commit_after(d, m);

@@ -74,6 +74,18 @@ pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 void agent_exec_emit(agent_exec *x, agent_event *ev);
 
 /* --- tenant state (state.c) --- */
+/* A pgrollout.steps row as text parameters, in this order: version, part, step, kind, object,
+ * job id, duration (phase is the caller's). */
+typedef struct agent_step_row {
+    char step[16], duration[32], object[512];
+    const char *v[7];
+} agent_step_row;
+void agent_state_step_row(const agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                          long long duration_ms, agent_step_row *row);
+/* How a step row replaces the one of an earlier attempt (after INSERT INTO pgrollout.steps). */
+#define AGENT_STEPS_UPSERT                                                                         \
+    "ON CONFLICT (version, part, step) DO UPDATE SET phase = EXCLUDED.phase, job_id = "            \
+    "EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, finished_at = now()"
 pgr_code agent_state_ensure(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 /* Creates schema `name` unless it exists. A schema pre-created for the agent's role
  * (docs/OPERATIONS.md, "Least privilege") then needs no CREATE on the database: PostgreSQL checks
@@ -97,12 +109,13 @@ pgr_code agent_state_job(agent_exec *x, const char *type, const char *state, con
 /* Appends a record to pgrollout.audit_outbox with the next seq and the chained hash, inside the
  * open transaction when there is one (emitted on COMMIT), else in its own. rec is consumed. */
 pgr_code agent_audit_append(agent_exec *x, json_t *rec, pgr_error *err) PGR_MUSTCHECK;
-/* Outside a transaction, one statement: records an index step done (step: version, part, step,
- * kind, object, job id, duration, index name, qualified table: the pgrollout.steps row and the
- * index look-up) and appends rec (taken), only when the index exists valid and ready. *recorded
- * says whether it did; false with PGR_OK: the index is invalid or missing, nothing written. */
-pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const char *const step[9],
-                                bool *recorded, pgr_error *err) PGR_MUSTCHECK;
+/* Outside a transaction, one statement: records an index step done (row, with phase done) and
+ * appends rec (taken), only when the index `name` exists valid and ready in the schema of
+ * `table` (quoted, as agent_index_lookup finds it). *recorded says whether it did; false with
+ * PGR_OK: the index is invalid or missing, nothing written. */
+pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const agent_step_row *row,
+                                const char *name, const char *table, bool *recorded,
+                                pgr_error *err) PGR_MUSTCHECK;
 /* A new record with action and the common fields (tenant, job, operator, agent). */
 json_t *agent_audit_new(agent_exec *x, const char *action);
 /* Adds version/step/kind/object/phi/sql_sha256 of a step. */

@@ -284,7 +284,7 @@ static pgr_code phase_not_valid(agent_exec *x, const pgr_migration *m, const pgr
                            orphans);
     pgr_buf_init(&add);
     if (rc == PGR_OK)
-        rc = pgr_sqlgen_fk_add(x->conn, s, &add, err);
+        rc = pgr_sqlgen_fk_add(x->conn, s, true, &add, err);
     if (rc == PGR_OK)
         rc = pgr_pg_exec(x->conn, add.data, NULL, err);
     pgr_buf_free(&add);
@@ -300,19 +300,13 @@ static pgr_code phase_not_valid(agent_exec *x, const pgr_migration *m, const pgr
  * savepoint. */
 static pgr_code try_add_validated(agent_exec *x, const pgr_step *s, bool *added, pgr_error *err)
 {
-    static const char suffix[] = " NOT VALID";
     pgr_buf add;
     pgr_error e;
     *added = false;
     pgr_buf_init(&add);
-    pgr_code rc = pgr_sqlgen_fk_add(x->conn, s, &add, err);
-    if (rc == PGR_OK && (add.len < sizeof(suffix) - 1 ||
-                         strcmp(add.data + add.len - (sizeof(suffix) - 1), suffix) != 0))
-        rc = pgr_error_set(err, PGR_ERR_INTERNAL, "foreign key SQL does not end in NOT VALID");
-    if (rc == PGR_OK) {
-        add.data[add.len - (sizeof(suffix) - 1)] = '\0';
+    pgr_code rc = pgr_sqlgen_fk_add(x->conn, s, false, &add, err);
+    if (rc == PGR_OK)
         rc = pgr_pg_exec(x->conn, "SAVEPOINT pgr_fk_validating", NULL, err);
-    }
     if (rc == PGR_OK) {
         pgr_error_clear(&e);
         pgr_code arc = pgr_pg_exec(x->conn, add.data, NULL, &e);
@@ -398,7 +392,7 @@ static pgr_code check_same_fk(agent_exec *x, const pgr_step *s, pgr_error *err)
     PGresult *r = NULL;
     pgr_buf_init(&want);
     pgr_buf_init(&t);
-    pgr_code rc = pgr_sqlgen_fk_add(x->conn, s, &want, err);
+    pgr_code rc = pgr_sqlgen_fk_add(x->conn, s, true, &want, err);
     if (rc == PGR_OK)
         rc = pgr_sqlgen_qualified(x->conn, &t, s->table, err);
     const char *params[] = {s->name, t.data};

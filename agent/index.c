@@ -272,22 +272,15 @@ static pgr_code index_precheck(agent_exec *x, const pgr_migration *m, const pgr_
 static pgr_code finish_index(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                              long long dur, pgr_error *err)
 {
-    char stepbuf[16], durbuf[32], obj[512];
     bool recorded = false, found = false, valid = false;
+    agent_step_row row;
     pgr_buf table;
     pgr_buf_init(&table);
-    snprintf(stepbuf, sizeof(stepbuf), "%d", s->index + 1);
-    snprintf(durbuf, sizeof(durbuf), "%lld", dur);
-    pgr_step_describe(s, obj, sizeof(obj));
+    agent_state_step_row(x, m, s, dur, &row);
     pgr_code rc = pgr_sqlgen_qualified(x->conn, &table, s->table, err);
-    const char *step[9] = {m->version, s->down ? "down" : "up",
-                           stepbuf,    pgr_step_kind_name(s->kind),
-                           obj,        x->job_id,
-                           durbuf,     s->name,
-                           table.data};
     if (rc == PGR_OK)
-        rc = agent_audit_index_done(x, agent_step_done_record(x, m, s, dur, "done"), step,
-                                    &recorded, err);
+        rc = agent_audit_index_done(x, agent_step_done_record(x, m, s, dur, "done"), &row, s->name,
+                                    table.data, &recorded, err);
     pgr_buf_free(&table);
     if (rc != PGR_OK || recorded)
         return rc;

@@ -223,11 +223,11 @@ bool daemon_intake(agent_daemon *d, const rd_kafka_message_t *m)
     pgr_job *job = NULL;
     pgr_error err;
 
-    snprintf(tenant, sizeof(tenant), "%.*s", m->key_len < 128 ? (int)m->key_len : 128,
-             m->key != NULL ? (const char *)m->key : "");
+    pgr_kafka_message_key(m, tenant, sizeof(tenant));
     daemon_tenant *t = daemon_tenant_find(d, tenant);
     if (t == NULL)
-        return true; /* another agent's tenant on a shared partition */
+        return true;    /* another agent's tenant on a shared partition */
+    t->audit_dirty = 1; /* accepted or refused, the intake writes a record */
     env = strndup(m->payload != NULL ? (const char *)m->payload : "", m->len);
     if (env == NULL)
         return false;

@@ -180,24 +180,30 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
     return PGR_OK;
 }
 
+void agent_state_step_row(const agent_exec *x, const pgr_migration *m, const pgr_step *s,
+                          long long duration_ms, agent_step_row *row)
+{
+    snprintf(row->step, sizeof(row->step), "%d", s->index + 1);
+    snprintf(row->duration, sizeof(row->duration), "%lld", duration_ms);
+    pgr_step_describe(s, row->object, sizeof(row->object));
+    const char *v[7] = {m->version,   s->down ? "down" : "up",
+                        row->step,    pgr_step_kind_name(s->kind),
+                        row->object,  x->job_id,
+                        row->duration};
+    memcpy(row->v, v, sizeof(v));
+}
+
 pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                  const char *phase, long long duration_ms, pgr_error *err)
 {
-    char stepbuf[16], dur[32], obj[512];
-    snprintf(stepbuf, sizeof(stepbuf), "%d", s->index + 1);
-    snprintf(dur, sizeof(dur), "%lld", duration_ms);
-    pgr_step_describe(s, obj, sizeof(obj));
-    const char *params[] = {m->version, s->down ? "down" : "up",
-                            stepbuf,    pgr_step_kind_name(s->kind),
-                            obj,        phase,
-                            x->job_id,  dur};
+    agent_step_row row;
+    agent_state_step_row(x, m, s, duration_ms, &row);
+    const char *params[] = {row.v[0], row.v[1], row.v[2], row.v[3],
+                            row.v[4], row.v[5], row.v[6], phase};
     return agent_exec_stmt(
         x, AGENT_STMT_STEP_RECORD,
-        "INSERT INTO pgrollout.steps (version, part, step, kind, object, phase, "
-        "job_id, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT (version, part, step) DO UPDATE SET phase = EXCLUDED.phase, "
-        "job_id = EXCLUDED.job_id, duration_ms = EXCLUDED.duration_ms, "
-        "finished_at = now()",
+        "INSERT INTO pgrollout.steps (version, part, step, kind, object, job_id, "
+        "duration_ms, phase) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) " AGENT_STEPS_UPSERT,
         8, params, NULL, err);
 }
 

@@ -200,6 +200,7 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
 {
     char phase[32];
     long long t0 = agent_now_ms();
+    bool own_sql = generated_sql(s);
     pgr_code rc;
     int attempt;
 
@@ -215,16 +216,16 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
         if (rc == PGR_OK) {
             emit_step(x, AGENT_EV_STEP_START, m, s, count, NULL, attempt, 0);
             /* from here user SQL may DEALLOCATE our statements: none is used until checked */
-            if (!generated_sql(s))
+            if (!own_sql)
                 x->session_checked = false;
             rc = run_once(x, m, s, count, phase, err);
         }
-        /* user SQL may change settings or release the lock: the next step checks again */
-        if (rc != PGR_OK || !generated_sql(s))
+        /* user SQL, or a failure, may have changed settings, released the lock, created or
+         * dropped indexes: the next step checks again and reads the index states again */
+        if (rc != PGR_OK || !own_sql) {
             x->session_checked = false;
-        /* and may have created or dropped indexes: the prefetched states are stale */
-        if (rc != PGR_OK || (s->kind != PGR_STEP_INDEX && s->kind != PGR_STEP_FOREIGN_KEY))
             agent_index_forget(x);
+        }
         if (rc == PGR_OK) {
             emit_step(x, AGENT_EV_STEP_DONE, m, s, count, NULL, attempt, agent_now_ms() - t0);
             return PGR_OK;

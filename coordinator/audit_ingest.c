@@ -134,44 +134,9 @@ const char *coord_audit_check(const char *payload, size_t len, const char *tenan
     return *detail != NULL ? "broken_hash" : NULL;
 }
 
-/* One message of the audit topic. */
-void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
-{
-    char *payload = NULL, kid[PGR_KID_LEN], tenant[129];
-    size_t plen = 0;
-    pgr_envelope_reject why;
-    const pgr_keyring_entry *e = NULL;
-    pgr_error err;
-
-    snprintf(tenant, sizeof(tenant), "%.*s", m->key_len < 128 ? (int)m->key_len : 128,
-             m->key != NULL ? (const char *)m->key : "");
-    if (pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_AUDIT, c->agents, &payload, &plen,
-                          &e, kid, &why, &err) != PGR_OK) {
-        alert(c, tenant, 0, pgr_envelope_reject_name(why), err.msg);
-        return;
-    }
-    coord_audit_msg a;
-    const char *detail = NULL, *kind = coord_audit_check(payload, plen, tenant, e, &a, &detail);
-    if (kind != NULL) {
-        alert(c, tenant, a.seq, kind, detail);
-    } else {
-        char *env = strndup(m->payload, m->len);
-        store(c, a.tenant_id, a.seq, a.prev_hash, a.hash, a.record, kid, env);
-        free(env);
-    }
-    json_decref(a.doc);
-    free(payload);
-}
-
-/* ---- batches (the collector) ---------------------------------------------------------- */
-
-#define STORE_STMT         "pgr_audit_store"
-#define PIPELINE_CHUNK     250 /* statements per sync: its results fit the socket buffers */
-#define VERIFY_THREADS_MAX 8
-#define VERIFY_MIN_SPLIT   64 /* fewer messages are verified on the calling thread */
-
+/* One audit message: verified (verify_item), then stored or refused. */
 typedef struct audit_item {
-    rd_kafka_message_t *m;
+    rd_kafka_message_t *m; /* owned by the batch; NULL on the single path */
     char tenant[129];
     char kid[PGR_KID_LEN];
     char *payload;  /* the verified payload; a.* point into a.doc */
@@ -183,6 +148,64 @@ typedef struct audit_item {
     bool verified;
     pgr_error err; /* the envelope's refusal, which detail points into */
 } audit_item;
+
+/* Everything checked before a record is stored, without touching the database (runs on any
+ * thread): the envelope, the key's right to the tenant, the hash link. */
+static void verify_item(const pgr_keyring *kr, const rd_kafka_message_t *m, audit_item *it)
+{
+    pgr_envelope_reject why;
+    const pgr_keyring_entry *e = NULL;
+    size_t plen = 0;
+    it->verified = true;
+    pgr_kafka_message_key(m, it->tenant, sizeof(it->tenant));
+    if (pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_AUDIT, kr, &it->payload, &plen,
+                          &e, it->kid, &why, &it->err) != PGR_OK) {
+        it->kind = pgr_envelope_reject_name(why);
+        it->detail = it->err.msg;
+        return;
+    }
+    it->kind = coord_audit_check(it->payload, plen, it->tenant, e, &it->a, &it->detail);
+    if (it->kind != NULL)
+        return;
+    it->envelope = strndup(m->payload, m->len);
+    snprintf(it->seq, sizeof(it->seq), "%lld", it->a.seq);
+    snprintf(it->prevseq, sizeof(it->prevseq), "%lld", it->a.seq - 1);
+}
+
+static void item_release(audit_item *it)
+{
+    json_decref(it->a.doc);
+    free(it->payload);
+    free(it->envelope);
+    memset(it, 0, sizeof(*it));
+}
+
+/* Stores a verified item on its own (its own statement), or records why it was refused. */
+static void store_item(coord *c, const audit_item *it)
+{
+    if (it->kind != NULL)
+        alert(c, it->tenant, it->a.seq, it->kind, it->detail);
+    else
+        store(c, it->a.tenant_id, it->a.seq, it->a.prev_hash, it->a.hash, it->a.record, it->kid,
+              it->envelope);
+}
+
+/* One message of the audit topic. */
+void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
+{
+    audit_item it;
+    memset(&it, 0, sizeof(it));
+    verify_item(c->agents, m, &it);
+    store_item(c, &it);
+    item_release(&it);
+}
+
+/* ---- batches (the collector) ---------------------------------------------------------- */
+
+#define STORE_STMT         "pgr_audit_store"
+#define PIPELINE_CHUNK     250 /* statements per sync: its results fit the socket buffers */
+#define VERIFY_THREADS_MAX 8
+#define VERIFY_MIN_SPLIT   64 /* fewer messages are verified on the calling thread */
 
 struct coord_audit_batch {
     audit_item *items;
@@ -206,12 +229,8 @@ coord_audit_batch *coord_audit_batch_new(int capacity)
 static void batch_clear(coord_audit_batch *b)
 {
     for (int i = 0; i < b->n; i++) {
-        audit_item *it = &b->items[i];
-        rd_kafka_message_destroy(it->m);
-        json_decref(it->a.doc);
-        free(it->payload);
-        free(it->envelope);
-        memset(it, 0, sizeof(*it));
+        rd_kafka_message_destroy(b->items[i].m);
+        item_release(&b->items[i]);
     }
     b->n = 0;
 }
@@ -249,30 +268,6 @@ int coord_audit_batch_fill(coord_audit_batch *b, rd_kafka_t *rk, int timeout_ms)
     return b->n;
 }
 
-/* What coord_audit_ingest checks, without touching the database (runs on any thread). */
-static void verify_item(const pgr_keyring *kr, audit_item *it)
-{
-    const rd_kafka_message_t *m = it->m;
-    pgr_envelope_reject why;
-    const pgr_keyring_entry *e = NULL;
-    size_t plen = 0;
-    it->verified = true;
-    snprintf(it->tenant, sizeof(it->tenant), "%.*s", m->key_len < 128 ? (int)m->key_len : 128,
-             m->key != NULL ? (const char *)m->key : "");
-    if (pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_AUDIT, kr, &it->payload, &plen,
-                          &e, it->kid, &why, &it->err) != PGR_OK) {
-        it->kind = pgr_envelope_reject_name(why);
-        it->detail = it->err.msg;
-        return;
-    }
-    it->kind = coord_audit_check(it->payload, plen, it->tenant, e, &it->a, &it->detail);
-    if (it->kind != NULL)
-        return;
-    it->envelope = strndup(m->payload, m->len);
-    snprintf(it->seq, sizeof(it->seq), "%lld", it->a.seq);
-    snprintf(it->prevseq, sizeof(it->prevseq), "%lld", it->a.seq - 1);
-}
-
 typedef struct verify_range {
     const pgr_keyring *kr;
     audit_item *items;
@@ -284,7 +279,7 @@ static void *verify_range_run(void *arg)
     verify_range *r = arg;
     for (int i = r->from; i < r->to; i++)
         if (!r->items[i].verified)
-            verify_item(r->kr, &r->items[i]);
+            verify_item(r->kr, r->items[i].m, &r->items[i]);
     return NULL;
 }
 
@@ -445,14 +440,8 @@ static void print_alerts(const coord_audit_batch *b)
  * collector, a constraint): each record is stored on its own, as coord_audit_ingest does. */
 static void store_one_by_one(coord *c, coord_audit_batch *b)
 {
-    for (int i = 0; i < b->n && !pgr_pg_conn_lost(c->db); i++) {
-        audit_item *it = &b->items[i];
-        if (it->kind != NULL)
-            alert(c, it->tenant, it->a.seq, it->kind, it->detail);
-        else
-            store(c, it->a.tenant_id, it->a.seq, it->a.prev_hash, it->a.hash, it->a.record, it->kid,
-                  it->envelope);
-    }
+    for (int i = 0; i < b->n && !pgr_pg_conn_lost(c->db); i++)
+        store_item(c, &b->items[i]);
 }
 
 bool coord_audit_batch_store(coord *c, coord_audit_batch *b)
@@ -481,16 +470,8 @@ bool coord_audit_batch_store(coord *c, coord_audit_batch *b)
 void coord_audit_batch_commit(coord_audit_batch *b, rd_kafka_t *rk)
 {
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(4);
-    for (int i = 0; i < b->n; i++) {
-        const rd_kafka_message_t *m = b->items[i].m;
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(offs, topic, m->partition);
-        if (p == NULL)
-            p = rd_kafka_topic_partition_list_add(offs, topic, m->partition);
-        if (p->offset < m->offset + 1)
-            p->offset = m->offset + 1; /* the next message to read */
-    }
+    for (int i = 0; i < b->n; i++)
+        coord_offsets_note(offs, b->items[i].m);
     if (offs->cnt > 0)
         rd_kafka_commit(rk, offs, 1);
     rd_kafka_topic_partition_list_destroy(offs);

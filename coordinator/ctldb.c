@@ -16,7 +16,7 @@
 #define BACKOFF_FIRST_MS 200
 #define BACKOFF_MAX_MS   5000
 
-static long long mono_ms(void)
+long long coord_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -84,7 +84,7 @@ bool coord_ctldb_ready(coord *c, coord_ctldb *g)
         return false;
     if (!pgr_pg_conn_lost(c->db))
         return true;
-    long long now = mono_ms();
+    long long now = coord_mono_ms();
     if (g->backoff_ms == 0) {
         g->lost_at = now;
         g->backoff_ms = BACKOFF_FIRST_MS;
@@ -94,12 +94,13 @@ bool coord_ctldb_ready(coord *c, coord_ctldb *g)
         return false;
     }
     if (reconnect(c, g)) {
-        pgr_log_warn(&ctx, "control database reconnected after %lld ms", mono_ms() - g->lost_at);
+        pgr_log_warn(&ctx, "control database reconnected after %lld ms",
+                     coord_mono_ms() - g->lost_at);
         g->backoff_ms = 0;
         g->reconnects++;
         return true;
     }
-    g->retry_at = mono_ms() + g->backoff_ms;
+    g->retry_at = coord_mono_ms() + g->backoff_ms;
     g->backoff_ms = g->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : g->backoff_ms * 2;
     return false;
 }
@@ -111,23 +112,27 @@ static void send_pending(coord_ctldb *g, int async)
     if (g->pending != NULL)
         rd_kafka_topic_partition_list_destroy(g->pending);
     g->pending = NULL;
-    g->flushed_at = mono_ms();
+    g->flushed_at = coord_mono_ms();
+}
+
+void coord_offsets_note(rd_kafka_topic_partition_list_t *l, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, m->partition);
+    if (p == NULL)
+        p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+    if (p->offset < m->offset + 1)
+        p->offset = m->offset + 1; /* the next message to read */
 }
 
 /* The next offset of m's partition joins the pending commit; sent when due. */
 static void gather_commit(coord_ctldb *g, rd_kafka_t *rk, const rd_kafka_message_t *m)
 {
-    const char *topic = rd_kafka_topic_name(m->rkt);
     if (g->pending == NULL)
         g->pending = rd_kafka_topic_partition_list_new(4);
     g->pending_rk = rk;
-    rd_kafka_topic_partition_t *p =
-        rd_kafka_topic_partition_list_find(g->pending, topic, m->partition);
-    if (p == NULL)
-        p = rd_kafka_topic_partition_list_add(g->pending, topic, m->partition);
-    if (p->offset < m->offset + 1)
-        p->offset = m->offset + 1;
-    if (mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+    coord_offsets_note(g->pending, m);
+    if (coord_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
         send_pending(g, 1);
 }
 
@@ -140,7 +145,7 @@ coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
                                    rd_kafka_message_t **held, int timeout_ms, bool async,
                                    coord_store_fn fn, void *user)
 {
-    if (g->pending != NULL && mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+    if (g->pending != NULL && coord_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
         send_pending(g, 1); /* what an idle loop still owes */
     if (*held == NULL) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout_ms);

@@ -67,6 +67,13 @@ coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
                                    rd_kafka_message_t **held, int timeout_ms, bool async,
                                    coord_store_fn fn, void *user);
 
+/* Milliseconds of the monotonic clock. */
+long long coord_mono_ms(void);
+
+/* Adds the offset after m to l (one entry per partition, the highest): what a commit of every
+ * message up to m names. */
+void coord_offsets_note(rd_kafka_topic_partition_list_t *l, const rd_kafka_message_t *m);
+
 /* Commits the gathered asynchronous offsets now (synchronously) and frees them: before the
  * consumer closes. A crash before it only re-reads stored messages, which are stored once. */
 void coord_ctldb_flush(coord_ctldb *g);

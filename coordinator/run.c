@@ -674,13 +674,6 @@ static advance_result advance_now(engine *e, pgr_error *err)
     return res;
 }
 
-static long long engine_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int engine_loop(engine *e, int timeout_s)
 {
     pgr_error err;
@@ -694,7 +687,7 @@ static int engine_loop(engine *e, int timeout_s)
     if (coord_ctldb_ready(e->c, &e->ctldb)) {
         res = advance_now(e, &err);
         show(e);
-        last = last_advance = engine_now_ms();
+        last = last_advance = coord_mono_ms();
     }
     while (!run_stop && res == ADV_CONTINUE && time(NULL) < deadline) {
         /* without the control database nothing is read (no offset moves) and nothing decided */
@@ -708,7 +701,7 @@ static int engine_loop(engine *e, int timeout_s)
         coord_consumed got = consume(e, &held_ev, &e->held_audit);
         if (pgr_pg_conn_lost(e->c->db))
             continue;
-        long long now = engine_now_ms();
+        long long now = coord_mono_ms();
         if (now - last >= 250 || got != COORD_CONSUMED_STORED) {
             res = advance_now(e, &err);
             show(e);

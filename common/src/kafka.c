@@ -197,3 +197,15 @@ int pgr_kafka_partition_for(const char *key, int count)
 {
     return rd_kafka_msg_partitioner_murmur2(NULL, key, strlen(key), count, NULL, NULL);
 }
+
+void pgr_kafka_message_key(const rd_kafka_message_t *m, char *out, size_t outlen)
+{
+    size_t n = m->key != NULL ? m->key_len : 0;
+    if (outlen == 0)
+        return;
+    if (n > outlen - 1)
+        n = outlen - 1;
+    if (n > 0)
+        memcpy(out, m->key, n);
+    out[n] = '\0';
+}

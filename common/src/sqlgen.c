@@ -88,7 +88,8 @@ static pgr_code alter_table(PGconn *conn, const pgr_step *s, pgr_buf *out, const
     return rc;
 }
 
-pgr_code pgr_sqlgen_fk_add(PGconn *conn, const pgr_step *s, pgr_buf *out, pgr_error *err)
+pgr_code pgr_sqlgen_fk_add(PGconn *conn, const pgr_step *s, bool not_valid, pgr_buf *out,
+                           pgr_error *err)
 {
     pgr_code rc = alter_table(conn, s, out, "ADD CONSTRAINT", err);
     if (rc == PGR_OK)
@@ -104,8 +105,8 @@ pgr_code pgr_sqlgen_fk_add(PGconn *conn, const pgr_step *s, pgr_buf *out, pgr_er
     if (rc == PGR_OK)
         rc = pgr_sqlgen_idents(conn, out, s->ref_columns, NULL, err);
     if (rc == PGR_OK)
-        rc = pgr_buf_appendf(out, ") ON UPDATE %s ON DELETE %s NOT VALID", fk_action(s->on_update),
-                             fk_action(s->on_delete));
+        rc = pgr_buf_appendf(out, ") ON UPDATE %s ON DELETE %s%s", fk_action(s->on_update),
+                             fk_action(s->on_delete), not_valid ? " NOT VALID" : "");
     return rc;
 }
 

@@ -72,15 +72,7 @@ static pid_t spawn(int slot, const char *name, const char *const *args)
     for (; args[n - 1] != NULL && n < 11; n++)
         argv[n] = (char *)(uintptr_t)args[n - 1];
     argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        execv(COORD_BIN, argv);
-        _exit(127);
-    }
+    pid_t pid = fleet_spawn(log, false, argv);
     if (bg_pids[0] == 0 && bg_pids[1] == 0)
         atexit(kill_background);
     bg_pids[slot] = pid;
@@ -109,7 +101,7 @@ static void start_coordinators(const char *plan)
 {
     char plan_path[256], cfg[256], cfg2[256], cmd[1024];
     snprintf(plan_path, sizeof(plan_path), "%s/plan.json", F.dir);
-    fleet_write(plan_path, plan);
+    itest_write_file(plan_path, plan);
     snprintf(cfg, sizeof(cfg), "%s/coord.ini", F.dir);
     snprintf(cfg2, sizeof(cfg2), "%s/coord2.ini", F.dir);
     snprintf(cmd, sizeof(cmd), "sed 's/^\\[coordinator\\]/[coordinator]\\nid = second-%s/' %s > %s",

@@ -30,6 +30,15 @@ static inline PGconn *itest_connect(const char *dbname)
     return c;
 }
 
+/* Writes text to path (a migration, a plan, a config), replacing it. */
+static inline void itest_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static inline void itest_exec(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);

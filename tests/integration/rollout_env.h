@@ -51,14 +51,6 @@ static inline int fleet_agent_of(const fleet *f, int t)
     return fleet_agents(f) == 2 ? (fleet_agent1(f, t) ? 0 : 1) : t % fleet_agents(f);
 }
 
-static inline void fleet_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static inline void fleet_keygen(fleet *f, const char *name)
 {
     char cmd[512], out[1024];
@@ -93,7 +85,7 @@ static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
                           f->db[t]);
     }
     snprintf(path, sizeof(path), "%s/agent%d.ini", f->dir, a + 1);
-    fleet_write(path, text);
+    itest_write_file(path, text);
 }
 
 /* Creates the control database: on the tenants' server (ctl_server NULL), or on another server
@@ -164,7 +156,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
     snprintf(text, sizeof(text), "# trusted coordinators\n%s name=current\n%s revoked\n", coord_pub,
              old_pub);
     snprintf(path, sizeof(path), "%s/coordinators.ring", f->dir);
-    fleet_write(path, text);
+    itest_write_file(path, text);
     /* each agent key may speak only for the tenants its agent serves */
     text[0] = '\0';
     for (int a = 0; a < fleet_agents(f); a++) {
@@ -181,7 +173,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
                  fleet_read_line(path), list);
     }
     snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
-    fleet_write(path, text);
+    itest_write_file(path, text);
     fleet_create_ctl_db(f, ctl_server);
     /* large fleets copy one loaded template (CREATE DATABASE ... TEMPLATE): seconds, not minutes */
     if (f->n > MAXTENANTS / 8) {
@@ -211,7 +203,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
              "%s/agents.ring\n[topics]\nprefix = %s\n[kafka]\nbootstrap.servers = %s\n",
              f->ctl_db, f->dir, f->dir, f->prefix, itest_kafka_bootstrap());
     snprintf(path, sizeof(path), "%s/coord.ini", f->dir);
-    fleet_write(path, text);
+    itest_write_file(path, text);
     for (int a = 0; a < fleet_agents(f); a++)
         fleet_agent_config(f, a, max_job_bytes);
 }
@@ -246,6 +238,22 @@ static void fleet_kill_leftovers(void)
     }
 }
 
+/* Starts argv[0] with argv in the background, its stdout and stderr in log (appended to, or
+ * replacing it). */
+static inline pid_t fleet_spawn(const char *log, bool append, char *const argv[])
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0600);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
 static inline pid_t fleet_start_agent(fleet *f, int a)
 {
     if (fleet_agent_count == 0)
@@ -253,15 +261,8 @@ static inline pid_t fleet_start_agent(fleet *f, int a)
     char cfg[256], log[256];
     snprintf(cfg, sizeof(cfg), "%s/agent%d.ini", f->dir, a + 1);
     snprintf(log, sizeof(log), "%s/agent%d.log", f->dir, a + 1);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        execl(AGENT_BIN, AGENT_BIN, "run", "--config", cfg, (char *)NULL);
-        _exit(127);
-    }
+    char *const argv[] = {(char *)(uintptr_t)AGENT_BIN, "run", "--config", cfg, NULL};
+    pid_t pid = fleet_spawn(log, true, argv);
     f->agent_pid[a] = pid;
     if (fleet_agent_count < 64)
         fleet_all_agents[fleet_agent_count++] = pid;
@@ -301,7 +302,7 @@ static inline int fleet_run(fleet *f, const char *plan_json, char *out, size_t o
 {
     char path[256], cmd[1024];
     snprintf(path, sizeof(path), "%s/plan.json", f->dir);
-    fleet_write(path, plan_json);
+    itest_write_file(path, plan_json);
     snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout %d",
              f->dir, path, f->timeout_s > 0 ? f->timeout_s : 240);
     return run_cmd(cmd, out, outlen);

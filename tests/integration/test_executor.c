@@ -274,31 +274,26 @@ static void test_executor_user_sql_is_checked_before_the_next_step(void **state)
     (void)state;
     assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
     snprintf(path, sizeof(path), "%s/20251201000000-session-games.sql", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("-- 20251201000000 session-games\n-- pgrollout:up\n\n"
-          "-- pgrollout:step index name=idx_pgr_a table=allergies\n"
-          "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_a ON allergies (severity);\n\n"
-          "-- pgrollout:step sql\nDEALLOCATE ALL;\n\n"
-          "-- pgrollout:step index name=idx_pgr_b table=allergies\n"
-          "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_b ON allergies (active);\n\n"
-          "-- pgrollout:down\n\n-- pgrollout:step drop_index name=idx_pgr_b table=allergies\n"
-          "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_b;\n\n"
-          "-- pgrollout:step drop_index name=idx_pgr_a table=allergies\n"
-          "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_a;\n",
-          f);
-    fclose(f);
+    itest_write_file(
+        path, "-- 20251201000000 session-games\n-- pgrollout:up\n\n"
+              "-- pgrollout:step index name=idx_pgr_a table=allergies\n"
+              "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_a ON allergies (severity);\n\n"
+              "-- pgrollout:step sql\nDEALLOCATE ALL;\n\n"
+              "-- pgrollout:step index name=idx_pgr_b table=allergies\n"
+              "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_b ON allergies (active);\n\n"
+              "-- pgrollout:down\n\n-- pgrollout:step drop_index name=idx_pgr_b table=allergies\n"
+              "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_b;\n\n"
+              "-- pgrollout:step drop_index name=idx_pgr_a table=allergies\n"
+              "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_a;\n");
     snprintf(path, sizeof(path), "%s/20251201000001-release-lock.sql", dir);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("-- 20251201000001 release-lock\n-- pgrollout:up\n\n"
-          "-- pgrollout:step sql\nSELECT pg_advisory_unlock_all();\n\n"
-          "-- pgrollout:step index name=idx_pgr_c table=allergies\n"
-          "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_c ON allergies (severity, active);\n\n"
-          "-- pgrollout:down\n\n-- pgrollout:step drop_index name=idx_pgr_c table=allergies\n"
-          "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_c;\n",
-          f);
-    fclose(f);
+    itest_write_file(
+        path,
+        "-- 20251201000001 release-lock\n-- pgrollout:up\n\n"
+        "-- pgrollout:step sql\nSELECT pg_advisory_unlock_all();\n\n"
+        "-- pgrollout:step index name=idx_pgr_c table=allergies\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_c ON allergies (severity, active);\n\n"
+        "-- pgrollout:down\n\n-- pgrollout:step drop_index name=idx_pgr_c table=allergies\n"
+        "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_c;\n");
     new_tenant(db, sizeof(db), 1, 0);
     assert_int_equal(agent("apply", db, dir, "", out, sizeof(out)), 3);
     assert_non_null(strstr(out, "the runner lock of tenant"));
@@ -401,12 +396,10 @@ static void test_executor_data_errors_never_leak_values(void **state)
     (void)state;
     assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
     snprintf(path, sizeof(path), "%s/20260101000000-phi-probe.sql", dir);
-    FILE *f = fopen(path, "w");
-    fputs("-- pgrollout:up\n-- pgrollout:step sql phi\nUPDATE students SET \"dateOfBirth\" = "
-          "'Zo\xc3\xab \xc3\x93lafsd\xc3\xb3ttir 2014'::date WHERE false;\n"
-          "-- pgrollout:down\n-- pgrollout:step sql\nSELECT 1;\n",
-          f);
-    fclose(f);
+    itest_write_file(
+        path, "-- pgrollout:up\n-- pgrollout:step sql phi\nUPDATE students SET \"dateOfBirth\" = "
+              "'Zo\xc3\xab \xc3\x93lafsd\xc3\xb3ttir 2014'::date WHERE false;\n"
+              "-- pgrollout:down\n-- pgrollout:step sql\nSELECT 1;\n");
     new_tenant(db, sizeof(db), 1, 0);
     assert_int_equal(agent("apply", db, dir, "--json", out, sizeof(out)), 1);
     assert_null(strstr(out, "lafsd"));

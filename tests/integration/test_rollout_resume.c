@@ -53,7 +53,7 @@ static void test_rollout_agent_killed_mid_job_resumes_once(void **state)
     snprintf(plan, sizeof(plan), plan_json, "resume-agent");
     char path[256], cmd[1024];
     snprintf(path, sizeof(path), "%s/plan.json", f.dir);
-    fleet_write(path, plan);
+    itest_write_file(path, plan);
     snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 240",
              f.dir, path);
     FILE *run = popen(cmd, "r");
@@ -123,7 +123,7 @@ static void test_rollout_survives_broker_outage(void **state)
     fleet_start_agent(&f, 1);
     snprintf(plan, sizeof(plan), plan_json, "outage");
     snprintf(path, sizeof(path), "%s/plan.json", f.dir);
-    fleet_write(path, plan);
+    itest_write_file(path, plan);
     snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 300 2>&1",
              f.dir, path);
     FILE *run = popen(cmd, "r");

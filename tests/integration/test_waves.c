@@ -45,12 +45,12 @@ static void test_waves_canary_with_orphans_pauses_then_resumes(void **state)
     fleet_start_agent(&f, 0);
     fleet_start_agent(&f, 1);
     snprintf(path, sizeof(path), "%s/waves.json", f.dir);
-    fleet_write(path, "{\"name\": \"canary-orphans\", \"migrations\": \"" MIGS "\", "
-                      "\"tenants\": [\"district-001\", \"district-002\", \"district-003\"], "
-                      "\"options\": {\"orphans\": \"abort\", \"retries\": 1}, \"on_failure\": "
-                      "\"pause\", \"waves\": [{\"name\": \"canary\", \"tenants\": "
-                      "[\"district-001\"]}, {\"name\": \"rest\", \"percent\": 100, "
-                      "\"max_parallel\": 2}]}");
+    itest_write_file(path, "{\"name\": \"canary-orphans\", \"migrations\": \"" MIGS "\", "
+                           "\"tenants\": [\"district-001\", \"district-002\", \"district-003\"], "
+                           "\"options\": {\"orphans\": \"abort\", \"retries\": 1}, \"on_failure\": "
+                           "\"pause\", \"waves\": [{\"name\": \"canary\", \"tenants\": "
+                           "[\"district-001\"]}, {\"name\": \"rest\", \"percent\": 100, "
+                           "\"max_parallel\": 2}]}");
     char args[512];
     snprintf(args, sizeof(args), "run --plan %s", path);
     assert_int_equal(coord(&f, args), 4);
@@ -87,11 +87,11 @@ static void test_waves_approval_order_and_parallelism(void **state)
     fleet_start_agent(&f, 0);
     fleet_start_agent(&f, 1);
     snprintf(path, sizeof(path), "%s/waves.json", f.dir);
-    fleet_write(path, "{\"name\": \"approval\", \"migrations\": \"" MIGS "\", \"tenants\": "
-                      "[\"district-001\", \"district-002\", \"district-003\"], \"waves\": "
-                      "[{\"name\": \"canary\", \"tenants\": [\"district-003\"], \"approval\": "
-                      "\"manual\"}, {\"name\": \"rest\", \"percent\": 100, \"max_parallel\": "
-                      "1}]}");
+    itest_write_file(path, "{\"name\": \"approval\", \"migrations\": \"" MIGS "\", \"tenants\": "
+                           "[\"district-001\", \"district-002\", \"district-003\"], \"waves\": "
+                           "[{\"name\": \"canary\", \"tenants\": [\"district-003\"], \"approval\": "
+                           "\"manual\"}, {\"name\": \"rest\", \"percent\": 100, \"max_parallel\": "
+                           "1}]}");
     snprintf(args, sizeof(args), "run --plan %s", path);
     assert_int_equal(coord(&f, args), 4);
     assert_non_null(strstr(out, "waits for approval"));
@@ -159,10 +159,10 @@ static void test_waves_coordinator_killed_mid_wave_resumes_without_duplicates(vo
     fleet_start_agent(&f, 0);
     fleet_start_agent(&f, 1);
     snprintf(path, sizeof(path), "%s/waves.json", f.dir);
-    fleet_write(path, "{\"name\": \"killed\", \"migrations\": \"" MIGS "\", \"tenants\": "
-                      "[\"district-001\", \"district-002\", \"district-003\"], \"waves\": "
-                      "[{\"name\": \"one\", \"tenants\": [\"district-001\"]}, {\"name\": "
-                      "\"two\", \"percent\": 100, \"max_parallel\": 1}]}");
+    itest_write_file(path, "{\"name\": \"killed\", \"migrations\": \"" MIGS "\", \"tenants\": "
+                           "[\"district-001\", \"district-002\", \"district-003\"], \"waves\": "
+                           "[{\"name\": \"one\", \"tenants\": [\"district-001\"]}, {\"name\": "
+                           "\"two\", \"percent\": 100, \"max_parallel\": 1}]}");
     snprintf(cmd, sizeof(cmd), "%s/coord.ini", f.dir);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -213,12 +213,13 @@ static void test_waves_failure_with_rollback_restores_the_wave(void **state)
     snprintf(path, sizeof(path), "%s/waves.json", f.dir);
     /* district-001 runs first (max_parallel 1, id order) and succeeds, district-002 fails on its
      * orphans: the budget (0) is exceeded and the wave is rolled back */
-    fleet_write(path, "{\"name\": \"rb\", \"migrations\": \"" MIGS "\", \"tenants\": "
-                      "[\"district-001\", \"district-002\", \"district-003\"], \"options\": "
-                      "{\"orphans\": \"abort\", \"retries\": 0}, \"on_failure\": \"rollback\", "
-                      "\"waves\": [{\"name\": \"first\", \"tenants\": [\"district-001\", "
-                      "\"district-002\"], \"max_parallel\": 1}, {\"name\": \"later\", "
-                      "\"tenants\": [\"district-003\"]}]}");
+    itest_write_file(path,
+                     "{\"name\": \"rb\", \"migrations\": \"" MIGS "\", \"tenants\": "
+                     "[\"district-001\", \"district-002\", \"district-003\"], \"options\": "
+                     "{\"orphans\": \"abort\", \"retries\": 0}, \"on_failure\": \"rollback\", "
+                     "\"waves\": [{\"name\": \"first\", \"tenants\": [\"district-001\", "
+                     "\"district-002\"], \"max_parallel\": 1}, {\"name\": \"later\", "
+                     "\"tenants\": [\"district-003\"]}]}");
     snprintf(args, sizeof(args), "run --plan %s", path);
     assert_int_equal(coord(&f, args), 1);
     assert_non_null(strstr(out, "wave first rolled back"));
@@ -272,11 +273,12 @@ static void test_waves_abort_cancels_running_index_build(void **state)
     snprintf(dir, sizeof(dir), "/tmp/pgrabort.XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/20251107000000-big-index.sql", dir);
-    fleet_write(path, "-- pgrollout:up\n-- pgrollout:step index name=idx_pgr_big_note "
-                      "table=pgr_big\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_big_note ON "
-                      "pgr_big USING btree (note);\n-- pgrollout:down\n-- pgrollout:step "
-                      "drop_index name=idx_pgr_big_note table=pgr_big\nDROP INDEX CONCURRENTLY IF "
-                      "EXISTS idx_pgr_big_note;\n");
+    itest_write_file(path,
+                     "-- pgrollout:up\n-- pgrollout:step index name=idx_pgr_big_note "
+                     "table=pgr_big\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_big_note ON "
+                     "pgr_big USING btree (note);\n-- pgrollout:down\n-- pgrollout:step "
+                     "drop_index name=idx_pgr_big_note table=pgr_big\nDROP INDEX CONCURRENTLY IF "
+                     "EXISTS idx_pgr_big_note;\n");
     PGconn *c = itest_connect(f.db[0]);
     itest_exec(c, "CREATE TABLE pgr_big AS SELECT g AS id, md5(g::text) AS note FROM "
                   "generate_series(1, 4000000) g");
@@ -287,7 +289,7 @@ static void test_waves_abort_cancels_running_index_build(void **state)
     char plan[1024];
     snprintf(plan, sizeof(plan),
              "{\"name\": \"ab\", \"migrations\": \"%s\", \"tenants\": [\"district-001\"]}", dir);
-    fleet_write(path, plan);
+    itest_write_file(path, plan);
     char ini[256];
     snprintf(ini, sizeof(ini), "%s/coord.ini", f.dir);
     pid_t pid = fork();
@@ -356,7 +358,7 @@ static void test_waves_twenty_tenants_three_waves(void **state)
              "\"rest\", \"percent\": 100, \"max_parallel\": 4}]}",
              list);
     snprintf(path, sizeof(path), "%s/twenty.json", f.dir);
-    fleet_write(path, plan);
+    itest_write_file(path, plan);
     snprintf(args, sizeof(args), "run --plan %s", path);
     int rc = coord(&f, args);
     if (rc != 0)

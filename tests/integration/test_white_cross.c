@@ -24,7 +24,7 @@ static void run_fk(PGconn *c, const pgr_step *s)
     pgr_buf_init(&val);
     assert_int_equal(pgr_buf_appendf(&q, "SELECT count(*) "), PGR_OK);
     assert_int_equal(pgr_sqlgen_orphan_from(c, s, &q, NULL), PGR_OK);
-    assert_int_equal(pgr_sqlgen_fk_add(c, s, &add, NULL), PGR_OK);
+    assert_int_equal(pgr_sqlgen_fk_add(c, s, true, &add, NULL), PGR_OK);
     assert_int_equal(pgr_sqlgen_fk_validate(c, s, &val, NULL), PGR_OK);
     /* the exact generated statements: every identifier quoted */
     assert_string_equal(add.data,

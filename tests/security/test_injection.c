@@ -98,7 +98,7 @@ static void write_migration(char *dir, size_t dirlen, const char *file, const ch
              "-- pgrollout:up\n%s-- pgrollout:down\n-- pgrollout:step drop_index name=idx_x "
              "table=students\nDROP INDEX CONCURRENTLY IF EXISTS idx_x;\n",
              up);
-    fleet_write(path, text);
+    itest_write_file(path, text);
 }
 
 /* lint, plan and the agent refuse the file at line 2, and the tenant is untouched. */
@@ -166,7 +166,7 @@ static void test_injection_tenant_ids_are_refused(void **state)
     fclose(f);
     snprintf(text + n, sizeof(text) - n, EVIL_TENANT " = dbname=%s\n", plain_db);
     snprintf(path, sizeof(path), "%s/evil-agent.ini", F.dir);
-    fleet_write(path, text);
+    itest_write_file(path, text);
     /* timeout: an agent that took the file would run until stopped */
     expect_exit(cmdf("timeout 30 " AGENT_BIN " run --config %s", path), 2, "pgrollout-agent run");
     expect_out(path);
@@ -183,7 +183,7 @@ static void test_injection_tenant_ids_are_refused(void **state)
              "{\"name\": \"evil-tenant\", \"migrations\": \"" MIGS "\", \"tenants\": "
              "[\"district-001\", \"%s\"]}",
              EVIL_TENANT);
-    fleet_write(path, text);
+    itest_write_file(path, text);
     expect_exit(cmdf(COORD_BIN " plan --plan %s", path), 2, "pgrollout plan --plan");
     expect_out("tenants[1]: expected a tenant id");
     expect_exit(cmdf(COORD_BIN " run --config %s/coord.ini --plan %s --timeout 30", F.dir, path), 2,
@@ -222,10 +222,10 @@ static void run_evil_rollout(void)
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/plan.json", F.dir);
-    fleet_write(path, "{\"name\": \"r1\\\"); DROP TABLE pgrollout_control.rollouts; --\", "
-                      "\"migrations\": \"" MIGS "\", \"target\": \"20251106000003\", "
-                      "\"tenants\": [\"district-001\"], \"waves\": [{\"name\": \"w1\\\" --\", "
-                      "\"tenants\": [\"district-001\"], \"approval\": \"manual\"}]}");
+    itest_write_file(path, "{\"name\": \"r1\\\"); DROP TABLE pgrollout_control.rollouts; --\", "
+                           "\"migrations\": \"" MIGS "\", \"target\": \"20251106000003\", "
+                           "\"tenants\": [\"district-001\"], \"waves\": [{\"name\": \"w1\\\" --\", "
+                           "\"tenants\": [\"district-001\"], \"approval\": \"manual\"}]}");
     expect_exit(cmdf(COORD_BIN " run --config %s/coord.ini --plan %s --timeout 240 "
                                "--operator '%s'",
                      F.dir, path, EVIL_OP_RUN),

@@ -66,7 +66,7 @@ static void write_ring(const char *text)
     char path[256], tmp[256];
     snprintf(path, sizeof(path), "%s/coordinators.ring", F.dir);
     snprintf(tmp, sizeof(tmp), "%s.new", path);
-    fleet_write(tmp, text);
+    itest_write_file(tmp, text);
     assert_int_equal(rename(tmp, path), 0); /* as an operator should: atomically */
 }
 
@@ -89,7 +89,7 @@ static int run_signed_by(const char *name, const char *rollout, const char *targ
              "\"district-002\", \"district-003\"]}",
              rollout, target);
     snprintf(path, sizeof(path), "%s/%s.json", F.dir, rollout);
-    fleet_write(path, plan);
+    itest_write_file(path, plan);
     snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/%s.ini --plan %s --timeout 120", F.dir,
              name, path);
     double t0 = now_s();

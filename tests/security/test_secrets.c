@@ -98,7 +98,7 @@ static void file_replace(const char *path, const char *from, const char *to)
     if (at == NULL)
         fail_msg("%s lacks \"%s\"", path, from);
     snprintf(res, sizeof(res), "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-    fleet_write(path, res);
+    itest_write_file(path, res);
 }
 
 static void psql_admin(const char *dbname, const char *sql)
@@ -281,7 +281,7 @@ static void failures(void)
     snprintf(path, sizeof(path), "%s/coord.ini", F.dir);
     read_file(path, text, sizeof(text));
     snprintf(path, sizeof(path), "%s/coord-down.ini", F.dir);
-    fleet_write(path, text);
+    itest_write_file(path, text);
     char from[128], to[256];
     snprintf(from, sizeof(from), "control_dsn = host=");
     snprintf(to, sizeof(to), "control_dsn = host=127.0.0.1 port=1 dbname=x user=%s password=%s\n#",
@@ -292,7 +292,7 @@ static void failures(void)
         1);
     assert_non_null(strstr(out, "password=***"));
     snprintf(path, sizeof(path), "%s/coord-bad.ini", F.dir);
-    fleet_write(path, text);
+    itest_write_file(path, text);
     snprintf(to, sizeof(to), "control_dsn = postgresql://%s:%s%%zz@127.0.0.1:1/x\n#", coord_role,
              pw_coord);
     file_replace(path, from, to);
@@ -372,9 +372,9 @@ static void test_secrets_never_appear_in_output(void **state)
     fleet_start_agent(&F, 1);
     help_of_every_command();
     snprintf(plan, sizeof(plan), "%s/plan.json", F.dir);
-    fleet_write(plan, "{\"name\": \"secrets\", \"migrations\": \"" MIGS "\", \"target\": "
-                      "\"20251106000003\", \"tenants\": [\"district-001\", \"district-002\", "
-                      "\"district-003\"]}");
+    itest_write_file(plan, "{\"name\": \"secrets\", \"migrations\": \"" MIGS "\", \"target\": "
+                           "\"20251106000003\", \"tenants\": [\"district-001\", \"district-002\", "
+                           "\"district-003\"]}");
     int rc = cmd_collect("pgrollout run",
                          COORD_BIN " run --config %s/coord.ini --plan %s "
                                    "--timeout 240 --collect-audit",

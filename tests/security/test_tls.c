@@ -152,8 +152,8 @@ static void test_wrong_ca_and_wrong_password_fail_clearly(void **state)
              "pw-must-not-leak", F.dir, "coord-badpw.ini");
     assert_int_equal(system(cmd), 0);
     snprintf(path, sizeof(path), "%s/plan-badpw.json", F.dir);
-    fleet_write(path, "{\"name\": \"tls-badpw\", \"migrations\": \"" MIGS "\", \"target\": "
-                      "\"20251106000003\", \"tenants\": [\"district-001\"]}");
+    itest_write_file(path, "{\"name\": \"tls-badpw\", \"migrations\": \"" MIGS "\", \"target\": "
+                           "\"20251106000003\", \"tenants\": [\"district-001\"]}");
     snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord-badpw.ini --plan %s --timeout 60",
              F.dir, path);
     double t0 = now_s();

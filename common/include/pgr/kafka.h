@@ -45,4 +45,8 @@ pgr_code pgr_kafka_refused(pgr_error *err) PGR_MUSTCHECK;
 /* The partition a key maps to: Java client compatible murmur2 (positive hash mod count). */
 int pgr_kafka_partition_for(const char *key, int count);
 
+/* m's key (the tenant id of every pgrollout message) as a string, cut to outlen - 1 bytes; ""
+ * without a key. */
+void pgr_kafka_message_key(const rd_kafka_message_t *m, char *out, size_t outlen);
+
 #endif

@@ -24,8 +24,8 @@ pgr_code pgr_sqlgen_ident(PGconn *conn, pgr_buf *out, const char *ident,
                           pgr_error *err) PGR_MUSTCHECK;
 
 /* ALTER TABLE child ADD CONSTRAINT name FOREIGN KEY (...) REFERENCES parent (...)
- *   ON UPDATE x ON DELETE y NOT VALID */
-pgr_code pgr_sqlgen_fk_add(PGconn *conn, const pgr_step *s, pgr_buf *out,
+ *   ON UPDATE x ON DELETE y [NOT VALID] */
+pgr_code pgr_sqlgen_fk_add(PGconn *conn, const pgr_step *s, bool not_valid, pgr_buf *out,
                            pgr_error *err) PGR_MUSTCHECK;
 
 /* ALTER TABLE child VALIDATE CONSTRAINT name */
