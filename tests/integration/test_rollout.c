@@ -51,6 +51,48 @@ static rd_kafka_t *events_consumer(const char *name)
     return c;
 }
 
+/* What the step events of the apply jobs said (docs/PROTOCOL.md 9.3). */
+typedef struct step_log {
+    char job[NTENANTS][40]; /* apply jobs seen, in order of their first step event */
+    int jobs;
+    int done, started, index_started, index_started_alone, first_not_started;
+    char last_started[128]; /* job|version|step of the last index `started` */
+} step_log;
+
+static void step_log_add(step_log *l, json_t *ev)
+{
+    const char *job = json_string_value(json_object_get(ev, "job_id"));
+    const char *st = json_string_value(json_object_get(ev, "state"));
+    const char *kind = json_string_value(json_object_get(ev, "kind"));
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    char key[128];
+    snprintf(key, sizeof(key), "%s|%s|%lld", job, json_string_value(json_object_get(ev, "version")),
+             (long long)json_integer_value(json_object_get(ev, "step")));
+    if (strcmp(type, "progress") == 0) {
+        /* a held-back `started` goes out right before the build's first progress */
+        if (strcmp(l->last_started, key) == 0)
+            l->index_started_alone--;
+        l->last_started[0] = '\0';
+        return;
+    }
+    int j = 0;
+    while (j < l->jobs && strcmp(l->job[j], job) != 0)
+        j++;
+    if (j == l->jobs && j < NTENANTS) { /* the job's first step (a foreign key here) */
+        snprintf(l->job[l->jobs++], sizeof(l->job[0]), "%s", job);
+        l->first_not_started += strcmp(st, "started") != 0;
+    }
+    l->done += strcmp(st, "done") == 0;
+    if (strcmp(st, "started") == 0) {
+        l->started++;
+        if (strcmp(kind, "index") == 0) {
+            l->index_started++;
+            l->index_started_alone++;
+            snprintf(l->last_started, sizeof(l->last_started), "%s", key);
+        }
+    }
+}
+
 static void test_rollout_three_tenants_two_agents(void **state)
 {
     char ref[64];
@@ -85,6 +127,8 @@ static void test_rollout_three_tenants_two_agents(void **state)
     rd_kafka_t *ec = events_consumer("itest-events-all");
     pgr_keyring *kr = fleet_agents_ring(&F);
     int results = 0, steps = 0, from[2] = {0, 0};
+    step_log sl;
+    memset(&sl, 0, sizeof(sl));
     for (int idle = 0; idle < 20 && results < NTENANTS;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ec, 500);
         if (m == NULL || m->err != 0) {
@@ -103,12 +147,23 @@ static void test_rollout_three_tenants_two_agents(void **state)
             from[strcmp(agent_id, "agent-1") == 0 ? 0 : 1]++;
         }
         steps += strcmp(type, "step") == 0;
+        if ((strcmp(type, "step") == 0 || strcmp(type, "progress") == 0) &&
+            json_object_get(ev, "step") != NULL && jt == NULL && results < NTENANTS)
+            step_log_add(&sl, ev);
         json_decref(ev);
         rd_kafka_message_destroy(m);
     }
     assert_int_equal(results, NTENANTS);
     assert_int_equal(from[0], 2);
     assert_int_equal(from[1], 1);
+    /* 37 steps per apply job, each `done`; `started` for the first step of each job and for
+     * the three steps that are not index builds (the first is one of them); a build's `started`
+     * only right before its first progress event (a build under 250 ms sends `done` alone) */
+    assert_int_equal(sl.jobs, NTENANTS);
+    assert_int_equal(sl.first_not_started, 0);
+    assert_int_equal(sl.done, NTENANTS * 37);
+    assert_int_equal(sl.started - sl.index_started, NTENANTS * 3);
+    assert_int_equal(sl.index_started_alone, 0);
     assert_true(steps >= NTENANTS * 37);
     pgr_keyring_free(kr);
     rd_kafka_consumer_close(ec);
