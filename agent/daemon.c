@@ -268,6 +268,8 @@ static void loop(agent_daemon *d)
             if (ms >= next_sweep)
                 next_sweep = ms + AUDIT_SWEEP_MS;
             next_audit = ms + 1000;
+            for (size_t i = 0; i < d->tenant_count; i++)
+                agent_connpool_expire(&d->tenants[i].pool, AGENT_CONNPOOL_IDLE_MS);
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -406,6 +408,7 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
 
     agent_exec_opts_init(&o);
     o.dsn = t->conf->dsn;
+    o.pool = &t->pool;
     o.tenant_id = t->conf->id;
     o.job_id = job->job_id;
     o.operator_name = job->operator_name;
@@ -488,8 +491,10 @@ static int daemon_setup(agent_daemon *d, const char *path)
         return setup_error("kafka", &err);
     d->tenant_count = d->cfg->tenant_count;
     d->tenants = calloc(d->tenant_count, sizeof(*d->tenants));
-    for (size_t i = 0; d->tenants != NULL && i < d->tenant_count; i++)
+    for (size_t i = 0; d->tenants != NULL && i < d->tenant_count; i++) {
         d->tenants[i].conf = &d->cfg->tenants[i];
+        agent_connpool_init(&d->tenants[i].pool);
+    }
     pthread_mutex_init(&d->mu, NULL);
     return d->tenants != NULL ? 0 : AGENT_EXIT_FAIL;
 }
@@ -508,6 +513,7 @@ static void daemon_teardown(agent_daemon *d)
             d->tenants[i].queue = j->next;
             daemon_job_free(j);
         }
+        agent_connpool_free(&d->tenants[i].pool);
     }
     free(d->tenants);
     pgr_keyring_free(d->coordinators);

@@ -2,6 +2,7 @@
 #ifndef AGENT_DAEMON_INT_H
 #define AGENT_DAEMON_INT_H
 
+#include "connpool.h"
 #include "executor.h"
 
 #include "pgr/config.h"
@@ -28,6 +29,7 @@ typedef struct daemon_tenant {
     volatile int done;
     volatile int cancel; /* 1: shutdown (resume later), 2: a cancel job (abort: stop for good) */
     volatile int audit_dirty; /* this process wrote audit records that may be unpublished */
+    agent_connpool pool;      /* the tenant's kept session (connpool.h) */
 } daemon_tenant;
 
 typedef struct agent_daemon {

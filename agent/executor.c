@@ -2,6 +2,7 @@
  * executor.c - orchestration of apply and rollback on one tenant database: connect, lock,
  * check drift, back up, run each migration's steps in order, keep history and audit records.
  */
+#include "connpool.h"
 #include "executor_int.h"
 
 #include "pgr/crypto.h"
@@ -126,7 +127,11 @@ pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err)
              "SET lock_timeout = %d; SET statement_timeout = %d; "
              "SET idle_in_transaction_session_timeout = 0; SET client_min_messages = warning; "
              /* a killed agent's backend notices within a second and releases its locks */
-             "SET client_connection_check_interval = 1000",
+             "SET client_connection_check_interval = 1000; "
+             /* our prepared bookkeeping statements are planned once per session, not five
+              * times first (the catalog look-ups' planning cost more than their execution);
+              * only statements prepared with parameters are concerned, never plain SQL */
+             "SET plan_cache_mode = force_generic_plan",
              x->o->lock_timeout_ms, x->o->statement_timeout_ms);
     pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);
     if (rc == PGR_OK)
@@ -136,7 +141,9 @@ pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err)
 
 static pgr_code exec_connect(agent_exec *x, pgr_error *err)
 {
-    pgr_code rc = pgr_pg_connect(x->o->dsn, "pgrollout-agent", &x->conn, err);
+    x->conn = x->o->pool != NULL ? agent_connpool_take(x->o->pool) : NULL;
+    pgr_code rc =
+        x->conn != NULL ? PGR_OK : pgr_pg_connect(x->o->dsn, "pgrollout-agent", &x->conn, err);
     if (rc == PGR_OK)
         rc = agent_exec_session_setup(x, err);
     return rc;
@@ -219,7 +226,10 @@ void agent_exec_close(agent_exec *x, bool locked)
     free(x->pending_audit);
     agent_index_forget(x);
     PQfinish(x->progress_conn);
-    PQfinish(x->conn);
+    if (x->o != NULL && x->o->pool != NULL)
+        agent_connpool_give(x->o->pool, x->conn); /* reset first: nothing of ours stays */
+    else
+        PQfinish(x->conn);
 }
 
 /* --- history -------------------------------------------------------------------------------- */

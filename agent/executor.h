@@ -74,9 +74,10 @@ typedef struct agent_exec_opts {
     agent_orphans orphans; /* overrides the file's orphan policy when not FILE */
     agent_event_cb cb;
     void *cb_user;
-    volatile int *cancel; /* set non-zero to stop before the next step (may be NULL) */
-    char *from_version;   /* out (may be NULL, 15 bytes): highest applied version before the
-                             job ran ("0" when none), so a rollback can return there */
+    volatile int *cancel;        /* set non-zero to stop before the next step (may be NULL) */
+    char *from_version;          /* out (may be NULL, 15 bytes): highest applied version before the
+                                    job ran ("0" when none), so a rollback can return there */
+    struct agent_connpool *pool; /* the daemon's kept session of the tenant (may be NULL) */
 } agent_exec_opts;
 
 /* Fills defaults: lock timeout 5000 ms, statement timeout 0, 5 retries, base 200 ms. */

@@ -40,6 +40,7 @@ static pgr_code tenant_session(agent_daemon *d, daemon_tenant *t, agent_exec_opt
 {
     agent_exec_opts_init(o);
     o->dsn = t->conf->dsn;
+    o->pool = &t->pool;
     o->tenant_id = t->conf->id;
     o->agent_id = d->cfg->agent_id;
     o->job_id = job_id != NULL && pgr_uuid_valid(job_id) ? job_id : NULL;

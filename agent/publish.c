@@ -30,15 +30,27 @@ static char *audit_payload(const char *tenant, PGresult *r, int i)
     return s;
 }
 
+/* The sweep over every tenant (every 30 s) keeps no session of its own: it would hold a
+ * backend per tenant. */
+static void release(daemon_tenant *t, PGconn *conn, bool pooled)
+{
+    if (pooled)
+        agent_connpool_give(&t->pool, conn);
+    else
+        PQfinish(conn);
+}
+
 /* True when nothing is left to publish (or the outbox does not exist yet). */
 static bool publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
 {
-    PGconn *conn = NULL;
     PGresult *r = NULL;
     pgr_error err;
     pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
 
-    if (pgr_pg_connect(t->conf->dsn, "pgrollout-agent-audit", &conn, &err) != PGR_OK)
+    /* a job's kept session if there is one; a session of our own goes back only if it was */
+    PGconn *conn = agent_connpool_take(&t->pool);
+    bool pooled = conn != NULL;
+    if (!pooled && pgr_pg_connect(t->conf->dsn, "pgrollout-agent-audit", &conn, &err) != PGR_OK)
         return false; /* the database is down: the records wait, nothing is lost */
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", PUBLISH_BATCH);
@@ -51,7 +63,7 @@ static bool publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
         PQntuples(r) == 0) {
         bool empty = r != NULL;
         PQclear(r);
-        PQfinish(conn);
+        release(t, conn, pooled);
         return empty;
     }
     int before = d->delivery_errors;
@@ -79,7 +91,7 @@ static bool publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
     }
     bool done = ok && PQntuples(r) < PUBLISH_BATCH;
     PQclear(r);
-    PQfinish(conn);
+    release(t, conn, pooled);
     return done;
 }
 

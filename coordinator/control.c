@@ -306,10 +306,13 @@ static bool store_job_event(coord *c, json_t *ev, const char *text, const char *
                             str(ev, "type"),
                             text,
                             digest};
-    /* terminal states stay terminal: a late progress event never revives a finished run */
+    /* terminal states stay terminal: a late progress event never revives a finished run.
+     * Prepared once per session: parsing and planning it was half of its server time. A new
+     * session (reconnect) has a new backend pid and prepares it again. */
+    bool ready = c->event_stmt_pid != 0 && c->event_stmt_pid == PQbackendPID(c->db);
     bool fresh =
-        pgr_pg_execp(
-            c->db,
+        pgr_pg_execp_prepared(
+            c->db, "pgr_store_event",
             "WITH ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, "
             "payload, digest) VALUES ($9, $11, $1, $12, $13::jsonb, $14) ON CONFLICT (digest) DO "
             "NOTHING RETURNING 1), run AS (UPDATE pgrollout_control.tenant_runs SET state = CASE "
@@ -320,8 +323,10 @@ static bool store_job_event(coord *c, json_t *ev, const char *text, const char *
             "coalesce($7::float8, percent), error = coalesce($8, error), agent_id = $9, "
             "updated_at = now() WHERE job_id = $1 AND EXISTS (SELECT 1 FROM ins)) SELECT count(*) "
             "FROM ins",
-            14, params, &r, NULL) == PGR_OK &&
+            &ready, 14, params, &r, NULL) == PGR_OK &&
         strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    if (ready)
+        c->event_stmt_pid = PQbackendPID(c->db);
     PQclear(r);
     return fresh;
 }

@@ -17,6 +17,7 @@ typedef struct coord {
     pgr_keypair key;
     pgr_keyring *agents;
     PGconn *db;
+    int event_stmt_pid; /* backend that has the event statement prepared (control.c) */
     rd_kafka_t *producer;
     rd_kafka_t *consumer;
     int delivery_errors;

@@ -247,6 +247,9 @@ fleet_ours() { # tag n round -> ms; agent RSS into $WORK/rss
   start_agents "$tag" "$n" "$prefix"
   sleep 2 # idle: heartbeats and the first audit publication done
   echo "idle $(kb "${AGENT_PIDS[0]}" VmRSS) $(kb "${AGENT_PIDS[1]}" VmRSS)" >>"$WORK/rss"
+  # the sessions of the agents' start are closed after 5 s idle (agent/connpool.h): the rollout
+  # starts on agents in their steady state, without a session to any tenant
+  sleep 4
   {
     printf '{"name":"bench-%s","migrations":"%s/migrations","tenants":[' "$tag" "$REPO"
     for i in $(seq "$n"); do printf '%s"t%d"' "$([[ $i == 1 ]] || echo ,)" "$i"; done
