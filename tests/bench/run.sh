@@ -134,6 +134,7 @@ agent_keyring = $WORK/agents.ring
 prefix = $3
 [kafka]
 bootstrap.servers = $PGR_KAFKA_BOOTSTRAP
+$(printf '%b' "${PGR_BENCH_COORD_KAFKA:-}")
 EOF
 }
 # Topics exist before agents assign partitions (a metadata request for a topic creates it).
