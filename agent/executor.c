@@ -110,19 +110,21 @@ void agent_exec_rollback_txn(agent_exec *x)
 /* A role named "pgrollout" puts our state schema first in search_path ("$user"), and unqualified
  * names in migrations (CREATE EXTENSION, CREATE TABLE) would land there. Keep it out. Run again
  * once the state schema exists. */
+#define PIN_SEARCH_PATH                                                                            \
+    "SELECT set_config('search_path', coalesce((SELECT string_agg(quote_ident(s), ',') FROM "      \
+    "unnest(current_schemas(false)) s WHERE s <> 'pgrollout'), ''), false) WHERE "                 \
+    "current_schema() = 'pgrollout'"
+
 static pgr_code pin_search_path(agent_exec *x, pgr_error *err)
 {
-    return pgr_pg_exec(x->conn,
-                       "SELECT set_config('search_path', coalesce((SELECT string_agg("
-                       "quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
-                       "'pgrollout'), ''), false) WHERE current_schema() = 'pgrollout'",
-                       NULL, err);
+    return pgr_pg_exec(x->conn, PIN_SEARCH_PATH, NULL, err);
 }
 
 /* Session settings every migration session carries (DESIGN.md 6): bounded lock waits. */
 pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err)
 {
-    char sql[256];
+    char sql[640];
+    /* one round trip: the settings, then the search_path pin */
     snprintf(sql, sizeof(sql),
              "SET lock_timeout = %d; SET statement_timeout = %d; "
              "SET idle_in_transaction_session_timeout = 0; SET client_min_messages = warning; "
@@ -131,12 +133,9 @@ pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err)
              /* our prepared bookkeeping statements are planned once per session, not five
               * times first (the catalog look-ups' planning cost more than their execution);
               * only statements prepared with parameters are concerned, never plain SQL */
-             "SET plan_cache_mode = force_generic_plan",
+             "SET plan_cache_mode = force_generic_plan; " PIN_SEARCH_PATH,
              x->o->lock_timeout_ms, x->o->statement_timeout_ms);
-    pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);
-    if (rc == PGR_OK)
-        rc = pin_search_path(x, err);
-    return rc;
+    return pgr_pg_exec(x->conn, sql, NULL, err);
 }
 
 static pgr_code exec_connect(agent_exec *x, pgr_error *err)
@@ -213,8 +212,8 @@ pgr_code agent_exec_open(agent_exec *x, const agent_exec_opts *o, bool lock, pgr
         rc = agent_state_lock(x, err);
     if (rc == PGR_OK && lock)
         rc = agent_state_ensure(x, err);
-    if (rc == PGR_OK)
-        rc = pin_search_path(x, err);
+    if (rc == PGR_OK && lock)
+        rc = pin_search_path(x, err); /* again: the schema may have just appeared */
     return rc;
 }
 
@@ -415,8 +414,10 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
     pgr_code rc =
         transition(x, m, down ? "rolling_back" : "running", resume ? NULL : (down ? "down" : "up"),
                    down ? "rollback_start" : "migration_start", 0, err);
+    x->part_fresh = !resume;
     if (rc == PGR_OK)
         rc = run_part(x, m, down, err);
+    x->part_fresh = false;
     if (rc != PGR_OK) {
         pgr_error keep = *err;
         if (pgr_pg_conn_lost(x->conn))

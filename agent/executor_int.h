@@ -43,6 +43,10 @@ typedef struct agent_exec {
      * lint holds to one index or constraint statement ran since: the next step need not check
      * them again (agent_state_step_check). Cleared by a new session, user SQL and failures. */
     bool session_checked;
+    /* The current migration part began in this run (its step records were cleared in the
+     * same transaction as its status): a step's first attempt finds no phase recorded, so,
+     * with a checked session, nothing needs to be read before it. */
+    bool part_fresh;
     /* Index states of the current migration part, read in one query before its steps; each
      * entry answers one look-up (the pre-check), later ones query the catalog. */
     agent_index_info *index_info;

@@ -207,8 +207,13 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
     for (attempt = 0;; attempt++) {
         /* Migration SQL may have changed session settings or released the lock: restore the
          * settings and make sure this runner still owns the database before each attempt. */
-        rc = agent_state_step_check(x, m->version, s->down ? "down" : "up", s->index + 1, phase,
-                                    err);
+        if (attempt == 0 && x->part_fresh && x->session_checked) {
+            phase[0] = '\0'; /* nothing recorded yet, and nothing to check */
+            rc = PGR_OK;
+        } else {
+            rc = agent_state_step_check(x, m->version, s->down ? "down" : "up", s->index + 1, phase,
+                                        err);
+        }
         if (rc == PGR_OK && strcmp(phase, "done") == 0) {
             emit_step(x, AGENT_EV_STEP_SKIPPED, m, s, count, "already done", attempt, 0);
             return PGR_OK;

@@ -325,6 +325,45 @@ static void test_executor_user_sql_is_checked_before_the_next_step(void **state)
     itest_drop_db(db);
 }
 
+/* A database whose search_path starts with the state schema: migration SQL still creates its
+ * unqualified objects where it would without pgrollout (ARCHITECTURE.md 9.1), on the run that
+ * creates the state schema and on a later one that finds it. */
+static void test_executor_state_schema_stays_out_of_search_path(void **state)
+{
+    char db[64], dir[64], path[128], sql[256];
+    (void)state;
+    assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/2025120200000%d-probe-%d.sql", dir, i, i);
+        snprintf(sql, sizeof(sql),
+                 "-- 2025120200000%d probe-%d\n-- pgrollout:up\n\n-- pgrollout:step sql\n"
+                 "CREATE TABLE pin_probe_%d (id int);\n\n-- pgrollout:down\n\n"
+                 "-- pgrollout:step sql\nDROP TABLE pin_probe_%d;\n",
+                 i, i, i, i);
+        itest_write_file(path, sql);
+    }
+    new_tenant(db, sizeof(db), 1, 0);
+    PGconn *c = itest_connect(db);
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET search_path = pgrollout, public", db);
+    itest_exec(c, sql);
+    const char *where = "SELECT coalesce(string_agg(n.nspname || '.' || c.relname, ',' ORDER BY "
+                        "c.relname), '') FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                        "c.relnamespace WHERE c.relname LIKE 'pin\\_probe\\_%'";
+    snprintf(sql, sizeof(sql), "--target 20251202000000");
+    assert_int_equal(agent("apply", db, dir, sql, out, sizeof(out)), 0);
+    PGresult *r = PQexec(c, where);
+    assert_string_equal(PQgetvalue(r, 0, 0), "public.pin_probe_0");
+    PQclear(r);
+    assert_int_equal(agent("apply", db, dir, "", out, sizeof(out)), 0);
+    r = PQexec(c, where);
+    assert_string_equal(PQgetvalue(r, 0, 0), "public.pin_probe_0,public.pin_probe_1");
+    PQclear(r);
+    PQfinish(c);
+    snprintf(path, sizeof(path), "rm -rf %s", dir);
+    assert_int_equal(system(path), 0);
+    itest_drop_db(db);
+}
+
 static void test_executor_backup_is_private_verified_and_audited(void **state)
 {
     char db[64], dir[64], extra[128];
@@ -441,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_executor_drift_is_refused_with_exit_3),
         cmocka_unit_test(test_executor_second_runner_is_refused),
         cmocka_unit_test(test_executor_user_sql_is_checked_before_the_next_step),
+        cmocka_unit_test(test_executor_state_schema_stays_out_of_search_path),
         cmocka_unit_test(test_executor_backup_is_private_verified_and_audited),
         cmocka_unit_test(test_executor_audit_chain_verifies_and_holds_no_phi),
         cmocka_unit_test(test_executor_data_errors_never_leak_values),
