@@ -315,81 +315,6 @@ static void shutdown_workers(agent_daemon *d)
     rd_kafka_flush(d->producer, 10000);
 }
 
-typedef struct exec_ctx {
-    agent_daemon *d;
-    daemon_tenant *t;
-    const char *tenant;
-    const char *job_id;
-    long long last_progress_ms;
-    int steps_started;  /* steps of this job that began (reported or not) */
-    bool start_pending; /* an index build's `started`, held back until its first progress */
-} exec_ctx;
-
-/* Whether a step's `started` goes out now. An index build reports it together with its first
- * progress (after 250 ms, docs/PROTOCOL.md 9.3): most builds end sooner, their `done` says it
- * all, and a signed event less per build is about half of a rollout's events. The first step of
- * a job always reports at once: it tells that the job was picked up. */
-static bool start_now(exec_ctx *c, const agent_event *ev)
-{
-    bool index = ev->step_kind != NULL && strcmp(ev->step_kind, "index") == 0;
-    bool first = c->steps_started++ == 0;
-    c->start_pending = index && !first;
-    return !c->start_pending;
-}
-
-/* Signs and sends a step or progress event of the executor. */
-static void send_step(exec_ctx *c, const agent_event *ev, const char *type)
-{
-    static const char *const states[] = {
-        "", "", "started", "progress", "retry", "done", "skipped", "failed", "", "", ""};
-    json_t *body = json_pack("{s:s?, s:i, s:i, s:s?, s:s?, s:s, s:b}", "version", ev->version,
-                             "step", ev->step, "steps", ev->step_count, "kind", ev->step_kind,
-                             "object", ev->object, "state", states[ev->kind], "phi", ev->phi);
-    if (ev->kind == AGENT_EV_STEP_PROGRESS) {
-        json_object_set_new(body, "phase", json_string(ev->phase));
-        json_object_set_new(body, "percent", json_real(ev->percent));
-    }
-    if (ev->message != NULL)
-        json_object_set_new(body, "message", json_string(ev->message));
-    daemon_event(c->d, type, c->tenant, c->job_id, body);
-}
-
-static void on_exec_event(const agent_event *ev, void *user)
-{
-    exec_ctx *c = user;
-    switch (ev->kind) {
-    case AGENT_EV_STEP_START:
-        if (start_now(c, ev))
-            send_step(c, ev, "step");
-        return;
-    case AGENT_EV_STEP_DONE:
-    case AGENT_EV_STEP_SKIPPED:
-    case AGENT_EV_STEP_FAILED:
-    case AGENT_EV_STEP_RETRY:
-        c->start_pending = false; /* this state says the step began */
-        send_step(c, ev, "step");
-        return;
-    case AGENT_EV_AUDIT:
-        c->t->audit_dirty = 1; /* committed: the publisher visits this tenant next second */
-        return;
-    case AGENT_EV_STEP_PROGRESS:
-        if (c->start_pending) { /* the held `started`, and this first progress with it */
-            agent_event started = *ev;
-            started.kind = AGENT_EV_STEP_START;
-            started.message = NULL;
-            c->start_pending = false;
-            send_step(c, &started, "step");
-        } else if (agent_now_ms() - c->last_progress_ms < 500) {
-            return; /* at most two progress events a second per job */
-        }
-        c->last_progress_ms = agent_now_ms();
-        send_step(c, ev, "progress");
-        return;
-    default:
-        return;
-    }
-}
-
 static agent_orphans orphan_option(const char *s)
 {
     if (strcmp(s, "quarantine") == 0)
@@ -400,7 +325,8 @@ static agent_orphans orphan_option(const char *s)
 void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
 {
     const pgr_job *job = j->job;
-    exec_ctx c = {d, t, t->conf->id, job->job_id, 0, 0, false};
+    daemon_step_events c;
+    daemon_step_events_init(&c, d, t, job->job_id);
     agent_exec_opts o;
     pgr_error err;
     pgr_code rc;
@@ -419,7 +345,7 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     o.retries = job->options.retries;
     o.orphans = orphan_option(job->options.orphans);
     o.backup_dir = job->options.backup ? d->cfg->state_dir : NULL;
-    o.cb = on_exec_event;
+    o.cb = daemon_step_events_cb;
     o.cb_user = &c;
     o.cancel = &t->cancel;
     char from[PGR_VERSION_LEN + 1] = "";
@@ -436,6 +362,7 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
         rc = PGR_OK; /* cancel: nothing runs for this tenant now */
     if (rc == PGR_OK && problems > 0)
         rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
+    daemon_step_events_flush(&c); /* the held `done`s come before the result */
     if (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0)
         daemon_job_state(d, t, job, rc == PGR_OK ? "succeeded" : "failed",
                          rc == PGR_OK ? NULL : err.msg);

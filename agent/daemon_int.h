@@ -49,6 +49,27 @@ typedef struct agent_daemon {
     int delivery_errors; /* messages the broker finally refused (librdkafka delivery reports) */
 } agent_daemon;
 
+/* The step and progress events of one running job (stepevents.c): an index build's `done` is
+ * held up to 100 ms and sent with the following ones as one event (`also_done`); its `started`
+ * goes out only with its first progress. */
+typedef struct daemon_step_events {
+    struct agent_daemon *d;
+    daemon_tenant *t;
+    const char *job_id;
+    long long last_progress_ms;
+    int steps_started;  /* steps of this job that began (reported or not) */
+    bool start_pending; /* an index build's `started`, held back until its first progress */
+    json_t *held;       /* index builds' `done` bodies not sent yet, in order */
+    long long held_since_ms;
+} daemon_step_events;
+
+void daemon_step_events_init(daemon_step_events *s, struct agent_daemon *d, daemon_tenant *t,
+                             const char *job_id);
+/* The executor's event callback (agent_event_cb); user is the daemon_step_events. */
+void daemon_step_events_cb(const agent_event *ev, void *user);
+/* Sends what is held (before the job's result). */
+void daemon_step_events_flush(daemon_step_events *s);
+
 /* Signs an event payload (type + fields of body, which is consumed) and produces it. */
 void daemon_event(agent_daemon *d, const char *type, const char *tenant, const char *job_id,
                   json_t *body);

@@ -1,0 +1,147 @@
+/*
+ * stepevents.c - what the executor reports about a daemon job, as signed `step` and `progress`
+ * events (docs/PROTOCOL.md 9.3, 9.4). Each event costs a signature, a Kafka message, the
+ * coordinator's verification and a row in the control database, and a rollout of the White
+ * Cross migrations is mostly quick index builds (a few milliseconds each at small scale). So:
+ *   - an index build that is not the job's first step sends `started` only with its first
+ *     progress event (once it has run 250 ms);
+ *   - the `done` of an index build is held for up to 100 ms and sent with the ones that follow
+ *     in one event (member `also_done`); any other event of the job sends what is held first,
+ *     so the order of states is kept and nothing is held behind a long step.
+ */
+#include "daemon_int.h"
+#include "executor_int.h"
+
+#include <string.h>
+
+/* How long an index build's `done` may wait for company. */
+#define HOLD_MS 100
+
+void daemon_step_events_init(daemon_step_events *s, agent_daemon *d, daemon_tenant *t,
+                             const char *job_id)
+{
+    memset(s, 0, sizeof(*s));
+    s->d = d;
+    s->t = t;
+    s->job_id = job_id;
+}
+
+static bool is_index(const agent_event *ev)
+{
+    return ev->step_kind != NULL && strcmp(ev->step_kind, "index") == 0;
+}
+
+/* The members of a step's state change (9.3), without the envelope fields. */
+static json_t *step_body(const agent_event *ev)
+{
+    static const char *const states[] = {
+        "", "", "started", "progress", "retry", "done", "skipped", "failed", "", "", ""};
+    json_t *body = json_pack("{s:s?, s:i, s:i, s:s?, s:s?, s:s, s:b}", "version", ev->version,
+                             "step", ev->step, "steps", ev->step_count, "kind", ev->step_kind,
+                             "object", ev->object, "state", states[ev->kind], "phi", ev->phi);
+    if (body != NULL && ev->kind == AGENT_EV_STEP_PROGRESS) {
+        json_object_set_new(body, "phase", json_string(ev->phase));
+        json_object_set_new(body, "percent", json_real(ev->percent));
+    }
+    if (body != NULL && ev->message != NULL)
+        json_object_set_new(body, "message", json_string(ev->message));
+    return body;
+}
+
+static void emit(daemon_step_events *s, const char *type, json_t *body)
+{
+    daemon_event(s->d, type, s->t->conf->id, s->job_id, body);
+}
+
+void daemon_step_events_flush(daemon_step_events *s)
+{
+    size_t n = json_array_size(s->held);
+    if (n == 0)
+        return;
+    /* the last one is the event; the earlier ones ride along, in order, without `state` */
+    json_t *last = json_incref(json_array_get(s->held, n - 1));
+    if (n > 1) {
+        json_array_remove(s->held, n - 1);
+        size_t i;
+        json_t *item;
+        json_array_foreach(s->held, i, item) json_object_del(item, "state");
+        json_object_set(last, "also_done", s->held);
+    }
+    json_decref(s->held);
+    s->held = NULL;
+    emit(s, "step", last);
+}
+
+/* An index build's `done`: held, and sent with the others once the first has waited HOLD_MS. */
+static void hold_done(daemon_step_events *s, const agent_event *ev)
+{
+    if (s->held == NULL) {
+        s->held = json_array();
+        s->held_since_ms = agent_now_ms();
+    }
+    json_array_append_new(s->held, step_body(ev));
+    if (agent_now_ms() - s->held_since_ms >= HOLD_MS)
+        daemon_step_events_flush(s);
+}
+
+/* Whether a step's `started` goes out now (see the top of this file). */
+static bool start_now(daemon_step_events *s, const agent_event *ev)
+{
+    bool first = s->steps_started++ == 0;
+    s->start_pending = is_index(ev) && !first;
+    return !s->start_pending;
+}
+
+static void on_progress(daemon_step_events *s, const agent_event *ev)
+{
+    if (s->start_pending) { /* the held `started`, and this first progress with it */
+        agent_event started = *ev;
+        started.kind = AGENT_EV_STEP_START;
+        started.message = NULL;
+        s->start_pending = false;
+        daemon_step_events_flush(s);
+        emit(s, "step", step_body(&started));
+    } else if (agent_now_ms() - s->last_progress_ms < 500) {
+        return; /* at most two progress events a second per job */
+    }
+    s->last_progress_ms = agent_now_ms();
+    daemon_step_events_flush(s);
+    emit(s, "progress", step_body(ev));
+}
+
+void daemon_step_events_cb(const agent_event *ev, void *user)
+{
+    daemon_step_events *s = user;
+    switch (ev->kind) {
+    case AGENT_EV_STEP_START:
+        if (start_now(s, ev)) {
+            daemon_step_events_flush(s);
+            emit(s, "step", step_body(ev));
+        }
+        return;
+    case AGENT_EV_STEP_DONE:
+        s->start_pending = false; /* `done` says the step began */
+        if (is_index(ev)) {
+            hold_done(s, ev);
+            return;
+        }
+        daemon_step_events_flush(s);
+        emit(s, "step", step_body(ev));
+        return;
+    case AGENT_EV_STEP_SKIPPED:
+    case AGENT_EV_STEP_FAILED:
+    case AGENT_EV_STEP_RETRY:
+        s->start_pending = false; /* this state says the step began */
+        daemon_step_events_flush(s);
+        emit(s, "step", step_body(ev));
+        return;
+    case AGENT_EV_AUDIT:
+        s->t->audit_dirty = 1; /* committed: the publisher visits this tenant next second */
+        return;
+    case AGENT_EV_STEP_PROGRESS:
+        on_progress(s, ev);
+        return;
+    default:
+        return;
+    }
+}
