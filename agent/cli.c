@@ -259,6 +259,8 @@ static void print_text_event(const agent_event *ev, cli_opts *o)
 static void on_event(const agent_event *ev, void *user)
 {
     cli_opts *o = user;
+    if (ev->kind == AGENT_EV_STEP_TICK)
+        return; /* progress events say more, when there are any */
     if (o->json)
         print_json_event(ev);
     else

@@ -132,10 +132,12 @@ pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err)
              "SET client_connection_check_interval = 1000; "
              /* our prepared bookkeeping statements are planned once per session, not five
               * times first (the catalog look-ups' planning cost more than their execution);
-              * only statements prepared with parameters are concerned, never plain SQL */
+              * RESET before the author's SQL runs (steps.c) */
              "SET plan_cache_mode = force_generic_plan; " PIN_SEARCH_PATH,
              x->o->lock_timeout_ms, x->o->statement_timeout_ms);
-    return pgr_pg_exec(x->conn, sql, NULL, err);
+    pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);
+    x->generic_plans = rc == PGR_OK;
+    return rc;
 }
 
 static pgr_code exec_connect(agent_exec *x, pgr_error *err)

@@ -29,6 +29,9 @@ typedef enum agent_event_kind {
     AGENT_EV_MIGRATION_DONE,
     AGENT_EV_JOB_DONE,
     AGENT_EV_AUDIT,
+    /* an index build still runs: at each progress poll (every 250 ms), whether or not
+     * PostgreSQL reports progress yet (it does not while the build waits for its table lock) */
+    AGENT_EV_STEP_TICK,
 } agent_event_kind;
 
 typedef struct agent_event {

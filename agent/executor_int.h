@@ -47,6 +47,10 @@ typedef struct agent_exec {
      * same transaction as its status): a step's first attempt finds no phase recorded, so,
      * with a checked session, nothing needs to be read before it. */
     bool part_fresh;
+    /* The session plans prepared statements generically (agent_exec_session_setup); reset to
+     * the server's setting before the first step that runs the author's SQL, whose PL/pgSQL and
+     * PREPAREd statements must plan as they would without pgrollout. */
+    bool generic_plans;
     /* Index states of the current migration part, read in one query before its steps; each
      * entry answers one look-up (the pre-check), later ones query the catalog. */
     agent_index_info *index_info;

@@ -169,6 +169,22 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
     PQclear(r);
 }
 
+static void emit_tick(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count)
+{
+    char obj[512];
+    pgr_step_describe(s, obj, sizeof(obj));
+    agent_event ev = {.kind = AGENT_EV_STEP_TICK,
+                      .version = m->version,
+                      .name = m->name,
+                      .step = s->index + 1,
+                      .step_count = count,
+                      .step_kind = "index",
+                      .object = obj,
+                      .phi = s->phi,
+                      .percent = -1};
+    agent_exec_emit(x, &ev);
+}
+
 /* Sends the build and waits for it, polling progress every PROGRESS_INTERVAL_MS. */
 static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                     int count, pgr_error *err)
@@ -204,6 +220,7 @@ static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const
             agent_now_ms() - ps.last_poll >= PROGRESS_INTERVAL_MS) {
             ps.last_poll = agent_now_ms();
             poll_progress(x, m, s, count, pid, &ps);
+            emit_tick(x, m, s, count);
         }
     }
     pgr_code rc = PGR_OK;

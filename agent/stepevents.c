@@ -3,8 +3,8 @@
  * events (docs/PROTOCOL.md 9.3, 9.4). Each event costs a signature, a Kafka message, the
  * coordinator's verification and a row in the control database, and a rollout of the White
  * Cross migrations is mostly quick index builds (a few milliseconds each at small scale). So:
- *   - an index build that is not the job's first step sends `started` only with its first
- *     progress event (once it has run 250 ms);
+ *   - an index build that is not the job's first step sends `started` only once it has run
+ *     250 ms (with its first progress event when PostgreSQL reports one by then);
  *   - the `done` of an index build is held for up to 100 ms and sent with the ones that follow
  *     in one event (member `also_done`); any other event of the job sends what is held first,
  *     so the order of states is kept and nothing is held behind a long step.
@@ -35,7 +35,7 @@ static bool is_index(const agent_event *ev)
 static json_t *step_body(const agent_event *ev)
 {
     static const char *const states[] = {
-        "", "", "started", "progress", "retry", "done", "skipped", "failed", "", "", ""};
+        "", "", "started", "progress", "retry", "done", "skipped", "failed", "", "", "", ""};
     json_t *body = json_pack("{s:s?, s:i, s:i, s:s?, s:s?, s:s, s:b}", "version", ev->version,
                              "step", ev->step, "steps", ev->step_count, "kind", ev->step_kind,
                              "object", ev->object, "state", states[ev->kind], "phi", ev->phi);
@@ -109,6 +109,19 @@ static void on_progress(daemon_step_events *s, const agent_event *ev)
     emit(s, "progress", step_body(ev));
 }
 
+/* The build has run 250 ms (or longer): its `started` goes out now even when PostgreSQL shows
+ * no progress yet (a build waiting for its table lock), and with it what is held. */
+static void on_tick(daemon_step_events *s, const agent_event *ev)
+{
+    if (!s->start_pending)
+        return;
+    agent_event started = *ev;
+    started.kind = AGENT_EV_STEP_START;
+    s->start_pending = false;
+    daemon_step_events_flush(s);
+    emit(s, "step", step_body(&started));
+}
+
 void daemon_step_events_cb(const agent_event *ev, void *user)
 {
     daemon_step_events *s = user;
@@ -140,6 +153,9 @@ void daemon_step_events_cb(const agent_event *ev, void *user)
         return;
     case AGENT_EV_STEP_PROGRESS:
         on_progress(s, ev);
+        return;
+    case AGENT_EV_STEP_TICK:
+        on_tick(s, ev);
         return;
     default:
         return;

@@ -223,7 +223,12 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
             /* from here user SQL may DEALLOCATE our statements: none is used until checked */
             if (!own_sql)
                 x->session_checked = false;
-            rc = run_once(x, m, s, count, phase, err);
+            if (!own_sql && x->generic_plans) {
+                rc = pgr_pg_exec(x->conn, "RESET plan_cache_mode", NULL, err);
+                x->generic_plans = false; /* for the rest of the session, whatever came of it */
+            }
+            if (rc == PGR_OK)
+                rc = run_once(x, m, s, count, phase, err);
         }
         /* user SQL, or a failure, may have changed settings, released the lock, created or
          * dropped indexes: the next step checks again and reads the index states again */

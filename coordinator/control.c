@@ -284,6 +284,42 @@ void coord_event_run_update(json_t *ev, coord_run_update *u)
     u->from_version = str(ev, "from_version");
 }
 
+/* Whether this session has the event statement prepared (after a failure we cannot tell). */
+static bool event_stmt_exists(coord *c)
+{
+    PGresult *r = NULL;
+    bool yes =
+        pgr_pg_exec(c->db, "SELECT 1 FROM pg_prepared_statements WHERE name = 'pgr_store_event'",
+                    &r, NULL) == PGR_OK &&
+        PQntuples(r) == 1;
+    PQclear(r);
+    return yes;
+}
+
+/* Stores the event and folds it into its run (terminal states stay terminal: a late progress
+ * event never revives a finished run). */
+static pgr_code exec_event_stmt(coord *c, const char *const *params, PGresult **r)
+{
+    bool ready = c->event_stmt_pid != 0 && c->event_stmt_pid == PQbackendPID(c->db);
+    if (!ready)
+        ready = event_stmt_exists(c);
+    pgr_code rc = pgr_pg_execp_prepared(
+        c->db, "pgr_store_event",
+        "WITH ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, "
+        "payload, digest) VALUES ($9, $11, $1, $12, $13::jsonb, $14) ON CONFLICT (digest) DO "
+        "NOTHING RETURNING 1), run AS (UPDATE pgrollout_control.tenant_runs SET state = CASE "
+        "WHEN state IN ('succeeded', 'failed', 'rejected', 'rolled_back', 'cancelled') THEN "
+        "state ELSE $2 END, version = coalesce($3, version), from_version = coalesce($10, "
+        "from_version), step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE "
+        "WHEN $5 = '0' THEN steps ELSE $5::int END, object = coalesce($6, object), percent = "
+        "coalesce($7::float8, percent), error = coalesce($8, error), agent_id = $9, "
+        "updated_at = now() WHERE job_id = $1 AND EXISTS (SELECT 1 FROM ins)) SELECT count(*) "
+        "FROM ins",
+        &ready, 14, params, r, NULL);
+    c->event_stmt_pid = rc == PGR_OK ? PQbackendPID(c->db) : 0;
+    return rc;
+}
+
 /* Stores an event of a job and folds it into the job's tenant run in one statement: a
  * connection lost in between can never leave the event stored but not folded (its redelivery
  * would be a duplicate, never folded). Returns whether the event was new. */
@@ -306,27 +342,18 @@ static bool store_job_event(coord *c, json_t *ev, const char *text, const char *
                             str(ev, "type"),
                             text,
                             digest};
-    /* terminal states stay terminal: a late progress event never revives a finished run.
-     * Prepared once per session: parsing and planning it was half of its server time. A new
-     * session (reconnect) has a new backend pid and prepares it again. */
-    bool ready = c->event_stmt_pid != 0 && c->event_stmt_pid == PQbackendPID(c->db);
-    bool fresh =
-        pgr_pg_execp_prepared(
-            c->db, "pgr_store_event",
-            "WITH ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, "
-            "payload, digest) VALUES ($9, $11, $1, $12, $13::jsonb, $14) ON CONFLICT (digest) DO "
-            "NOTHING RETURNING 1), run AS (UPDATE pgrollout_control.tenant_runs SET state = CASE "
-            "WHEN state IN ('succeeded', 'failed', 'rejected', 'rolled_back', 'cancelled') THEN "
-            "state ELSE $2 END, version = coalesce($3, version), from_version = coalesce($10, "
-            "from_version), step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE "
-            "WHEN $5 = '0' THEN steps ELSE $5::int END, object = coalesce($6, object), percent = "
-            "coalesce($7::float8, percent), error = coalesce($8, error), agent_id = $9, "
-            "updated_at = now() WHERE job_id = $1 AND EXISTS (SELECT 1 FROM ins)) SELECT count(*) "
-            "FROM ins",
-            &ready, 14, params, &r, NULL) == PGR_OK &&
-        strcmp(PQgetvalue(r, 0, 0), "1") == 0;
-    if (ready)
-        c->event_stmt_pid = PQbackendPID(c->db);
+    /* Prepared once per session: parsing and planning it was half of its server time. Every
+     * new session (coord_ctldb_session_setup) forgets it, whatever its pid (a restarted server
+     * may hand out the old one); a failure forgets it too and is tried once more, so that a
+     * statement that vanished (a new session we did not notice) is prepared again instead of
+     * the event being taken for a duplicate. */
+    pgr_code rc = PGR_ERR_DB;
+    for (int attempt = 0; attempt < 2 && rc != PGR_OK && !pgr_pg_conn_lost(c->db); attempt++) {
+        PQclear(r);
+        r = NULL;
+        rc = exec_event_stmt(c, params, &r);
+    }
+    bool fresh = rc == PGR_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
     PQclear(r);
     return fresh;
 }

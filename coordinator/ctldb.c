@@ -31,6 +31,7 @@ void coord_ctldb_init(coord_ctldb *g, const char *rollout)
 
 pgr_code coord_ctldb_session_setup(coord *c, pgr_error *err)
 {
+    c->event_stmt_pid = 0; /* a new session: nothing of ours is prepared in it */
     return pgr_pg_exec(c->db, "SET lock_timeout = 5000; SET client_min_messages = warning", NULL,
                        err);
 }

@@ -103,11 +103,16 @@ static void connect_message(PGconn *c, const char *dsn, char *msg, size_t len)
 pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, pgr_error *err)
 {
     /* Keepalives: a silently dropped network during a long CREATE INDEX CONCURRENTLY must end
-     * in a lost-connection error (and a retry), not a wait forever. */
-    const char *keys[] = {"dbname",           "application_name", "connect_timeout",
-                          "keepalives",       "keepalives_idle",  "keepalives_interval",
-                          "keepalives_count", "client_encoding",  NULL};
-    const char *vals[] = {dsn, application, "10", "1", "30", "10", "3", "UTF8", NULL};
+     * in a lost-connection error (and a retry), not a wait forever. tcp_user_timeout does the
+     * same for data sent and never acknowledged (keepalives do not run then): a statement sent
+     * on a session the agent kept idle (agent/connpool.c) while the network went away fails
+     * after 30 s instead of the kernel's retransmissions (about 15 minutes). */
+    const char *keys[] = {"dbname",           "application_name",
+                          "connect_timeout",  "keepalives",
+                          "keepalives_idle",  "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout",
+                          "client_encoding",  NULL};
+    const char *vals[] = {dsn, application, "10", "1", "30", "10", "3", "30000", "UTF8", NULL};
     char redacted[512];
 
     /* libpq's parse errors quote the part of the string where they stopped, which may be a

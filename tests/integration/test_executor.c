@@ -327,17 +327,19 @@ static void test_executor_user_sql_is_checked_before_the_next_step(void **state)
 
 /* A database whose search_path starts with the state schema: migration SQL still creates its
  * unqualified objects where it would without pgrollout (ARCHITECTURE.md 9.1), on the run that
- * creates the state schema and on a later one that finds it. */
+ * creates the state schema and on a later one that finds it; and it plans with the server's
+ * plan_cache_mode, not the agent's session setting. */
 static void test_executor_state_schema_stays_out_of_search_path(void **state)
 {
-    char db[64], dir[64], path[128], sql[256];
+    char db[64], dir[64], path[128], sql[512];
     (void)state;
     assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof(path), "%s/2025120200000%d-probe-%d.sql", dir, i, i);
         snprintf(sql, sizeof(sql),
                  "-- 2025120200000%d probe-%d\n-- pgrollout:up\n\n-- pgrollout:step sql\n"
-                 "CREATE TABLE pin_probe_%d (id int);\n\n-- pgrollout:down\n\n"
+                 "CREATE TABLE pin_probe_%d AS SELECT current_setting('plan_cache_mode') AS "
+                 "mode;\n\n-- pgrollout:down\n\n"
                  "-- pgrollout:step sql\nDROP TABLE pin_probe_%d;\n",
                  i, i, i, i);
         itest_write_file(path, sql);
@@ -358,6 +360,11 @@ static void test_executor_state_schema_stays_out_of_search_path(void **state)
     r = PQexec(c, where);
     assert_string_equal(PQgetvalue(r, 0, 0), "public.pin_probe_0,public.pin_probe_1");
     PQclear(r);
+    /* and the author's SQL plans as the server says (the agent's own statements do not) */
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM public.pin_probe_0 p0, "
+                                     "public.pin_probe_1 p1 WHERE p0.mode = 'auto' AND "
+                                     "p1.mode = 'auto'"),
+                     1);
     PQfinish(c);
     snprintf(path, sizeof(path), "rm -rf %s", dir);
     assert_int_equal(system(path), 0);

@@ -55,18 +55,22 @@ static rd_kafka_t *events_consumer(const char *name)
 typedef struct step_log {
     char job[NTENANTS][40]; /* apply jobs seen, in order of their first step event */
     int jobs;
-    int done, started, index_started, index_started_alone, first_not_started;
-    int done_out_of_order, also_done_not_index;
-    char last_started[128];       /* job|version|step of the last index `started` */
+    int done, started, index_started, first_not_started;
+    int done_out_of_order, also_done_not_index, started_after_done;
     char last_done[NTENANTS][32]; /* per job: version|step of the last `done`, zero-padded */
 } step_log;
+
+static void step_at(json_t *item, char at[32])
+{
+    snprintf(at, 32, "%s|%04lld", json_string_value(json_object_get(item, "version")),
+             (long long)json_integer_value(json_object_get(item, "step")));
+}
 
 /* A `done` of job j (also one carried in `also_done`): they arrive in step order. */
 static void step_log_done(step_log *l, int j, json_t *item)
 {
     char at[32];
-    snprintf(at, sizeof(at), "%s|%04lld", json_string_value(json_object_get(item, "version")),
-             (long long)json_integer_value(json_object_get(item, "step")));
+    step_at(item, at);
     l->done_out_of_order += strcmp(at, l->last_done[j]) <= 0;
     snprintf(l->last_done[j], sizeof(l->last_done[j]), "%s", at);
     l->done++;
@@ -78,16 +82,8 @@ static void step_log_add(step_log *l, json_t *ev)
     const char *st = json_string_value(json_object_get(ev, "state"));
     const char *kind = json_string_value(json_object_get(ev, "kind"));
     const char *type = json_string_value(json_object_get(ev, "type"));
-    char key[128];
-    snprintf(key, sizeof(key), "%s|%s|%lld", job, json_string_value(json_object_get(ev, "version")),
-             (long long)json_integer_value(json_object_get(ev, "step")));
-    if (strcmp(type, "progress") == 0) {
-        /* a held-back `started` goes out right before the build's first progress */
-        if (strcmp(l->last_started, key) == 0)
-            l->index_started_alone--;
-        l->last_started[0] = '\0';
+    if (strcmp(type, "progress") == 0)
         return;
-    }
     int j = 0;
     while (j < l->jobs && strcmp(l->job[j], job) != 0)
         j++;
@@ -108,12 +104,12 @@ static void step_log_add(step_log *l, json_t *ev)
         step_log_done(l, j, ev);
     }
     if (strcmp(st, "started") == 0) {
+        char at[32];
+        step_at(ev, at);
         l->started++;
-        if (strcmp(kind, "index") == 0) {
-            l->index_started++;
-            l->index_started_alone++;
-            snprintf(l->last_started, sizeof(l->last_started), "%s", key);
-        }
+        l->index_started += strcmp(kind, "index") == 0;
+        /* a held-back `started` still comes before the step's `done` */
+        l->started_after_done += j < NTENANTS && strcmp(at, l->last_done[j]) <= 0;
     }
 }
 
@@ -182,14 +178,14 @@ static void test_rollout_three_tenants_two_agents(void **state)
     /* 37 steps per apply job, each `done` (quick builds' together: `also_done`, in step order);
      * `started` for the first step of each job and for
      * the three steps that are not index builds (the first is one of them); a build's `started`
-     * only right before its first progress event (a build under 250 ms sends `done` alone) */
+     * only once it ran 250 ms (a quicker one sends `done` alone), and never after its `done` */
     assert_int_equal(sl.jobs, NTENANTS);
     assert_int_equal(sl.first_not_started, 0);
     assert_int_equal(sl.done, NTENANTS * 37);
     assert_int_equal(sl.done_out_of_order, 0);
     assert_int_equal(sl.also_done_not_index, 0);
     assert_int_equal(sl.started - sl.index_started, NTENANTS * 3);
-    assert_int_equal(sl.index_started_alone, 0);
+    assert_int_equal(sl.started_after_done, 0);
     pgr_keyring_free(kr);
     rd_kafka_consumer_close(ec);
     rd_kafka_destroy(ec);
@@ -379,11 +375,104 @@ static void test_rollout_hostile_jobs_are_refused(void **state)
     pgr_config_free(cfg);
 }
 
+/* Reads events until a `step` event `started` of object_part arrives (true) or 20 s pass; notes
+ * whether a `done` of done_part came first (its own event or in `also_done`). */
+static bool wait_started(rd_kafka_t *ec, pgr_keyring *kr, const char *object_part,
+                         const char *done_part, bool *done_first)
+{
+    for (double until = now_s() + 20; now_s() < until;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ec, 200);
+        if (m == NULL)
+            continue;
+        json_t *ev = m->err == 0 ? fleet_event_open(kr, m) : NULL;
+        rd_kafka_message_destroy(m);
+        const char *st = json_string_value(json_object_get(ev, "state"));
+        const char *obj = json_string_value(json_object_get(ev, "object"));
+        bool started = st != NULL && obj != NULL && strcmp(st, "started") == 0 &&
+                       strstr(obj, object_part) != NULL;
+        if (st != NULL && strcmp(st, "done") == 0) {
+            size_t i;
+            json_t *item;
+            *done_first = *done_first || strstr(obj, done_part) != NULL;
+            json_array_foreach(json_object_get(ev, "also_done"), i, item) *done_first =
+                *done_first ||
+                strstr(json_string_value(json_object_get(item, "object")), done_part) != NULL;
+        }
+        json_decref(ev);
+        if (started)
+            return true;
+    }
+    return false;
+}
+
+/* An index build that waits for its table lock shows no progress (PostgreSQL reports none
+ * before the lock is granted): it still reports `started` once it has run 250 ms, and the
+ * previous build's held `done` goes out first, while the lock is held. */
+static void test_rollout_build_waiting_for_its_lock_is_reported(void **state)
+{
+    char dir[160], path[256], cmd[512], plan[512], log[256];
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s/migs-lock", F.dir);
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp " MIGS "/*.sql %s/", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof(path), "%s/20251203000000-lock-wait.sql", dir);
+    itest_write_file(
+        path, "-- 20251203000000 lock-wait\n-- pgrollout:up\n\n"
+              "-- pgrollout:step index name=idx_pgr_lock_a table=allergies\n"
+              "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_lock_a ON allergies (severity, "
+              "active);\n\n-- pgrollout:step index name=idx_pgr_lock_b table=students\n"
+              "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pgr_lock_b ON students "
+              "(\"studentNumber\");\n\n-- pgrollout:down\n\n"
+              "-- pgrollout:step drop_index name=idx_pgr_lock_b table=students\n"
+              "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_lock_b;\n\n"
+              "-- pgrollout:step drop_index name=idx_pgr_lock_a table=allergies\n"
+              "DROP INDEX CONCURRENTLY IF EXISTS idx_pgr_lock_a;\n");
+    snprintf(path, sizeof(path), "%s/plan-lock.json", F.dir);
+    snprintf(plan, sizeof(plan),
+             "{\"name\": \"wc-lock\", \"migrations\": \"%s\", \"options\": "
+             "{\"lock_timeout_ms\": 30000}, \"tenants\": [\"district-001\"]}",
+             dir);
+    itest_write_file(path, plan);
+    rd_kafka_t *ec = events_consumer("itest-events-lock");
+    pgr_keyring *kr = fleet_agents_ring(&F);
+    PGconn *blocker = itest_connect(F.db[0]);
+    itest_exec(blocker, "BEGIN; LOCK TABLE students IN ACCESS EXCLUSIVE MODE");
+    char ini[256];
+    snprintf(ini, sizeof(ini), "%s/coord.ini", F.dir);
+    snprintf(log, sizeof(log), "%s/run-lock.log", F.dir);
+    pid_t pid = fleet_spawn(log, false,
+                            (char *const[]){COORD_BIN, "run", "--config", ini, "--plan", path,
+                                            "--timeout", "120", NULL});
+    bool done_a = false;
+    bool started_b = wait_started(ec, kr, "idx_pgr_lock_b", "idx_pgr_lock_a", &done_a);
+    /* the build is still waiting: the lock is ours until now */
+    assert_int_equal(itest_scalar(blocker, "SELECT count(*) FROM pg_class WHERE relname = "
+                                           "'idx_pgr_lock_b'"),
+                     0);
+    itest_exec(blocker, "COMMIT");
+    PQfinish(blocker);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    assert_true(started_b);
+    assert_true(done_a);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    PGconn *c = itest_connect(F.db[0]);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_index i JOIN pg_class x ON x.oid = "
+                                     "i.indexrelid WHERE x.relname IN ('idx_pgr_lock_a', "
+                                     "'idx_pgr_lock_b') AND i.indisvalid"),
+                     2);
+    PQfinish(c);
+    pgr_keyring_free(kr);
+    rd_kafka_consumer_close(ec);
+    rd_kafka_destroy(ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rollout_three_tenants_two_agents),
         cmocka_unit_test(test_rollout_hostile_jobs_are_refused),
+        cmocka_unit_test(test_rollout_build_waiting_for_its_lock_is_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
