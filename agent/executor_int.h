@@ -130,6 +130,11 @@ json_t *agent_audit_new(agent_exec *x, const char *action);
 void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step *s);
 
 /* --- steps (steps.c) --- */
+#define AGENT_OBJECT_LEN 512 /* pgr_step_describe of a step, for events */
+/* An event about step s (kind, migration, step number, object into obj, phi); the caller adds
+ * what the kind carries. */
+void agent_step_event(agent_event *ev, agent_event_kind kind, const pgr_migration *m,
+                      const pgr_step *s, int count, char obj[AGENT_OBJECT_LEN]);
 /* Runs a step with retries and backoff; skips it when already done. */
 pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                         pgr_error *err) PGR_MUSTCHECK;

@@ -110,7 +110,7 @@ typedef struct progress_state {
 static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                           int pid, progress_state *ps)
 {
-    char pidbuf[16], obj[512];
+    char pidbuf[16], obj[AGENT_OBJECT_LEN];
     PGresult *r = NULL;
 
     /* Progress is informational: the build goes on without it. A broken progress session is
@@ -149,21 +149,14 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
         if (pct < ps->last_percent)
             pct = ps->last_percent;
         ps->last_percent = pct;
-        pgr_step_describe(s, obj, sizeof(obj));
-        agent_event ev = {.kind = AGENT_EV_STEP_PROGRESS,
-                          .version = m->version,
-                          .name = m->name,
-                          .step = s->index + 1,
-                          .step_count = count,
-                          .step_kind = "index",
-                          .object = obj,
-                          .phi = s->phi,
-                          .phase = PQgetvalue(r, 0, 0),
-                          .blocks_done = bd,
-                          .blocks_total = bt,
-                          .tuples_done = td,
-                          .tuples_total = tt,
-                          .percent = pct};
+        agent_event ev;
+        agent_step_event(&ev, AGENT_EV_STEP_PROGRESS, m, s, count, obj);
+        ev.phase = PQgetvalue(r, 0, 0);
+        ev.blocks_done = bd;
+        ev.blocks_total = bt;
+        ev.tuples_done = td;
+        ev.tuples_total = tt;
+        ev.percent = pct;
         agent_exec_emit(x, &ev);
     }
     PQclear(r);
@@ -171,17 +164,9 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
 
 static void emit_tick(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count)
 {
-    char obj[512];
-    pgr_step_describe(s, obj, sizeof(obj));
-    agent_event ev = {.kind = AGENT_EV_STEP_TICK,
-                      .version = m->version,
-                      .name = m->name,
-                      .step = s->index + 1,
-                      .step_count = count,
-                      .step_kind = "index",
-                      .object = obj,
-                      .phi = s->phi,
-                      .percent = -1};
+    char obj[AGENT_OBJECT_LEN];
+    agent_event ev;
+    agent_step_event(&ev, AGENT_EV_STEP_TICK, m, s, count, obj);
     agent_exec_emit(x, &ev);
 }
 

@@ -125,23 +125,30 @@ static pgr_code run_once(agent_exec *x, const pgr_migration *m, const pgr_step *
     return pgr_error_set(err, PGR_ERR_INTERNAL, "unknown step kind");
 }
 
+void agent_step_event(agent_event *ev, agent_event_kind kind, const pgr_migration *m,
+                      const pgr_step *s, int count, char obj[AGENT_OBJECT_LEN])
+{
+    pgr_step_describe(s, obj, AGENT_OBJECT_LEN);
+    *ev = (agent_event){.kind = kind,
+                        .version = m->version,
+                        .name = m->name,
+                        .step = s->index + 1,
+                        .step_count = count,
+                        .step_kind = pgr_step_kind_name(s->kind),
+                        .object = obj,
+                        .phi = s->phi,
+                        .percent = -1};
+}
+
 static void emit_step(agent_exec *x, agent_event_kind kind, const pgr_migration *m,
                       const pgr_step *s, int count, const char *msg, int attempt, long long dur)
 {
-    char obj[512];
-    pgr_step_describe(s, obj, sizeof(obj));
-    agent_event ev = {.kind = kind,
-                      .version = m->version,
-                      .name = m->name,
-                      .step = s->index + 1,
-                      .step_count = count,
-                      .step_kind = pgr_step_kind_name(s->kind),
-                      .object = obj,
-                      .phi = s->phi,
-                      .message = msg,
-                      .attempt = attempt,
-                      .duration_ms = dur,
-                      .percent = -1};
+    char obj[AGENT_OBJECT_LEN];
+    agent_event ev;
+    agent_step_event(&ev, kind, m, s, count, obj);
+    ev.message = msg;
+    ev.attempt = attempt;
+    ev.duration_ms = dur;
     agent_exec_emit(x, &ev);
 }
 
