@@ -51,14 +51,14 @@ typedef struct agent_daemon {
 
 /* The step and progress events of one running job (stepevents.c): an index build's `done` is
  * held up to 100 ms and sent with the following ones as one event (`also_done`); its `started`
- * goes out only with its first progress. */
+ * goes out only once it has run 250 ms. */
 typedef struct daemon_step_events {
     struct agent_daemon *d;
     daemon_tenant *t;
     const char *job_id;
     long long last_progress_ms;
     int steps_started;  /* steps of this job that began (reported or not) */
-    bool start_pending; /* an index build's `started`, held back until its first progress */
+    bool start_pending; /* an index build's `started`, held back until it has run 250 ms */
     json_t *held;       /* index builds' `done` bodies not sent yet, in order */
     long long held_since_ms;
 } daemon_step_events;

@@ -92,34 +92,34 @@ static bool start_now(daemon_step_events *s, const agent_event *ev)
     return !s->start_pending;
 }
 
-static void on_progress(daemon_step_events *s, const agent_event *ev)
+/* Sends what is held, then this event: the states of one job stay in order. */
+static void send_now(daemon_step_events *s, const char *type, const agent_event *ev)
 {
-    if (s->start_pending) { /* the held `started`, and this first progress with it */
-        agent_event started = *ev;
-        started.kind = AGENT_EV_STEP_START;
-        started.message = NULL;
-        s->start_pending = false;
-        daemon_step_events_flush(s);
-        emit(s, "step", step_body(&started));
-    } else if (agent_now_ms() - s->last_progress_ms < 500) {
-        return; /* at most two progress events a second per job */
-    }
-    s->last_progress_ms = agent_now_ms();
     daemon_step_events_flush(s);
-    emit(s, "progress", step_body(ev));
+    emit(s, type, step_body(ev));
 }
 
-/* The build has run 250 ms (or longer): its `started` goes out now even when PostgreSQL shows
- * no progress yet (a build waiting for its table lock), and with it what is held. */
-static void on_tick(daemon_step_events *s, const agent_event *ev)
+/* The build has run 250 ms (or longer): its held `started` goes out now, also when PostgreSQL
+ * shows no progress yet (a build waiting for its table lock), and with it what is held. */
+static void send_held_start(daemon_step_events *s, const agent_event *ev)
 {
     if (!s->start_pending)
         return;
     agent_event started = *ev;
     started.kind = AGENT_EV_STEP_START;
+    started.message = NULL;
     s->start_pending = false;
-    daemon_step_events_flush(s);
-    emit(s, "step", step_body(&started));
+    send_now(s, "step", &started);
+}
+
+static void on_progress(daemon_step_events *s, const agent_event *ev)
+{
+    bool first = s->start_pending; /* the first progress goes out with the held `started` */
+    send_held_start(s, ev);
+    if (!first && agent_now_ms() - s->last_progress_ms < 500)
+        return; /* at most two progress events a second per job */
+    s->last_progress_ms = agent_now_ms();
+    send_now(s, "progress", ev);
 }
 
 void daemon_step_events_cb(const agent_event *ev, void *user)
@@ -127,26 +127,18 @@ void daemon_step_events_cb(const agent_event *ev, void *user)
     daemon_step_events *s = user;
     switch (ev->kind) {
     case AGENT_EV_STEP_START:
-        if (start_now(s, ev)) {
-            daemon_step_events_flush(s);
-            emit(s, "step", step_body(ev));
-        }
+        if (start_now(s, ev))
+            send_now(s, "step", ev);
         return;
     case AGENT_EV_STEP_DONE:
-        s->start_pending = false; /* `done` says the step began */
-        if (is_index(ev)) {
-            hold_done(s, ev);
-            return;
-        }
-        daemon_step_events_flush(s);
-        emit(s, "step", step_body(ev));
-        return;
     case AGENT_EV_STEP_SKIPPED:
     case AGENT_EV_STEP_FAILED:
     case AGENT_EV_STEP_RETRY:
         s->start_pending = false; /* this state says the step began */
-        daemon_step_events_flush(s);
-        emit(s, "step", step_body(ev));
+        if (ev->kind == AGENT_EV_STEP_DONE && is_index(ev))
+            hold_done(s, ev);
+        else
+            send_now(s, "step", ev);
         return;
     case AGENT_EV_AUDIT:
         s->t->audit_dirty = 1; /* committed: the publisher visits this tenant next second */
@@ -155,7 +147,7 @@ void daemon_step_events_cb(const agent_event *ev, void *user)
         on_progress(s, ev);
         return;
     case AGENT_EV_STEP_TICK:
-        on_tick(s, ev);
+        send_held_start(s, ev);
         return;
     default:
         return;

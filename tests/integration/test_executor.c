@@ -16,6 +16,14 @@ static void new_tenant(char *db, size_t len, int scale, int orphans)
     itest_load_white_cross(db, scale, orphans);
 }
 
+/* Removes a migrations directory the test wrote (a mkdtemp name). */
+static void remove_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static long count_valid_indexes(PGconn *c)
 {
     return itest_scalar(c, "SELECT count(*) FROM pg_index i JOIN pg_class x ON x.oid = "
@@ -320,8 +328,7 @@ static void test_executor_user_sql_is_checked_before_the_next_step(void **state)
                                      "version = '20251201000001' AND status = 'failed'"),
                      1);
     PQfinish(c);
-    snprintf(path, sizeof(path), "rm -rf %s", dir);
-    assert_int_equal(system(path), 0);
+    remove_dir(dir);
     itest_drop_db(db);
 }
 
@@ -366,8 +373,7 @@ static void test_executor_state_schema_stays_out_of_search_path(void **state)
                                      "p1.mode = 'auto'"),
                      1);
     PQfinish(c);
-    snprintf(path, sizeof(path), "rm -rf %s", dir);
-    assert_int_equal(system(path), 0);
+    remove_dir(dir);
     itest_drop_db(db);
 }
 
