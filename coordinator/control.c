@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The newest version control_ddl installs (its last INSERT must list it). */
+#define CONTROL_SCHEMA_VERSION "4"
+
 static const char *const control_ddl =
     "CREATE SCHEMA IF NOT EXISTS pgrollout_control;"
     "CREATE TABLE IF NOT EXISTS pgrollout_control.schema_version (version int PRIMARY KEY);"
@@ -71,6 +74,8 @@ static const char *const control_ddl =
     " ADD COLUMN IF NOT EXISTS from_version text, ADD COLUMN IF NOT EXISTS wave int NOT NULL"
     " DEFAULT 0;"
     "ALTER TABLE pgrollout_control.tenants ADD COLUMN IF NOT EXISTS tags text;"
+    /* version 4: when the apply job's own check passed (the wave gate sends no verify job) */
+    "ALTER TABLE pgrollout_control.tenant_runs ADD COLUMN IF NOT EXISTS verified_at timestamptz;"
     "ALTER TABLE pgrollout_control.events ADD COLUMN IF NOT EXISTS digest text UNIQUE;"
     /* every event finds its run by job id, every dispatch its wave's pending runs, every
      * publication the unsent jobs: without these each was a scan of the whole table (docs/
@@ -83,7 +88,8 @@ static const char *const control_ddl =
     /* envelopes are base64 (compresses by a quarter at most): compressing each 27 KB job cost
      * more than the rest of writing it, and decompressing it again on publication */
     "ALTER TABLE pgrollout_control.job_outbox ALTER COLUMN envelope SET STORAGE EXTERNAL;"
-    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3) ON CONFLICT DO NOTHING;";
+    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3), (4) ON CONFLICT DO "
+    "NOTHING;";
 
 static int fail(const char *cmd, const char *what, const pgr_error *err, int code)
 {
@@ -125,7 +131,8 @@ int coord_open(coord *c, const char *config_path, const char *cmd, bool signing)
     PGresult *r = NULL;
     bool current = false;
     if (pgr_pg_exec(c->db,
-                    "SELECT max(version) = 3 FROM pgrollout_control.schema_version WHERE "
+                    "SELECT max(version) = " CONTROL_SCHEMA_VERSION " FROM "
+                    "pgrollout_control.schema_version WHERE "
                     "to_regclass('pgrollout_control.schema_version') IS NOT NULL",
                     &r, NULL) == PGR_OK) {
         current = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -282,6 +289,9 @@ void coord_event_run_update(json_t *ev, coord_run_update *u)
     u->error = running ? NULL : security ? str(ev, "reason") : str(ev, "message");
     u->agent_id = str(ev, "agent_id");
     u->from_version = str(ev, "from_version");
+    u->verified = result && job_type != NULL && strcmp(job_type, "apply") == 0 && outcome != NULL &&
+                  strcmp(outcome, "succeeded") == 0 &&
+                  json_is_true(json_object_get(ev, "verified"));
 }
 
 /* Whether this session has the event statement prepared (after a failure we cannot tell). */
@@ -313,9 +323,11 @@ static pgr_code exec_event_stmt(coord *c, const char *const *params, PGresult **
         "from_version), step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE "
         "WHEN $5 = '0' THEN steps ELSE $5::int END, object = coalesce($6, object), percent = "
         "coalesce($7::float8, percent), error = coalesce($8, error), agent_id = $9, "
+        "verified_at = CASE WHEN $15::bool AND state NOT IN ('succeeded', 'failed', 'rejected', "
+        "'rolled_back', 'cancelled') THEN now() ELSE verified_at END, "
         "updated_at = now() WHERE job_id = $1 AND EXISTS (SELECT 1 FROM ins)) SELECT count(*) "
         "FROM ins",
-        &ready, 14, params, r, NULL);
+        &ready, 15, params, r, NULL);
     c->event_stmt_pid = rc == PGR_OK ? PQbackendPID(c->db) : 0;
     return rc;
 }
@@ -341,7 +353,8 @@ static bool store_job_event(coord *c, json_t *ev, const char *text, const char *
                             str(ev, "tenant_id"),
                             str(ev, "type"),
                             text,
-                            digest};
+                            digest,
+                            u.verified ? "true" : "false"};
     /* Prepared once per session: parsing and planning it was half of its server time. Every
      * new session (coord_ctldb_session_setup) forgets it, whatever its pid (a restarted server
      * may hand out the old one); a failure forgets it too and is tried once more, so that a

@@ -49,6 +49,7 @@ typedef struct coord_run_update {
     const char *job_id, *state, *version, *object, *error, *agent_id, *from_version;
     char step[24], steps[24], percent[32];
     bool has_percent;
+    bool verified; /* a succeeded apply whose agent checked its objects in the job (9.5) */
 } coord_run_update;
 
 /* Fills u from an event that coord_event_parse accepted. */

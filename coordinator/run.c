@@ -119,6 +119,7 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
         job.operator_name = (char *)(uintptr_t)e->op;
         job.target = (char *)(uintptr_t)target;
         job.options = e->plan.options;
+        job.options.verify_in_job = e->plan.options.verify_in_job && strcmp(type, "apply") == 0;
         payload = pgr_job_build(&job, e->set);
         env = payload != NULL
                   ? pgr_envelope_seal(PGR_DOMAIN_JOB, &e->c->key, payload, strlen(payload))
@@ -134,7 +135,8 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
         rc = exec1(e->c,
                    "WITH o AS (INSERT INTO pgrollout_control.job_outbox (job_id, tenant_id, "
                    "envelope) VALUES ($3, $2, $6)) UPDATE pgrollout_control.tenant_runs SET "
-                   "job_id = $3, seq = $4, state = 'queued', job_type = $5, updated_at = now() "
+                   "job_id = $3, seq = $4, state = 'queued', job_type = $5, verified_at = "
+                   "NULL, updated_at = now() "
                    "WHERE rollout_id = $1 AND tenant_id = $2 AND $5 <> 'cancel'",
                    6, (const char *[]){e->plan.name, tenant, job.job_id, seq, type, env}, err);
     rc = rc == PGR_OK ? pgr_pg_exec(e->c->db, "COMMIT", NULL, err) : rc;
@@ -456,9 +458,12 @@ static advance_result gate(engine *e, int w, bool approved)
 }
 
 /* The post-apply check of a wave: a verify job to every tenant that succeeded (indexes valid
- * and as written, constraints validated, extensions present); a problem is a failure that
- * counts against the wave's budget. */
-static void send_verify(engine *e, int w)
+ * and as written, constraints validated, extensions present) and whose apply job did not pass
+ * the same check itself (options.verify_in_job: its result said `verified`); a problem is a
+ * failure that counts against the wave's budget. Returns how many jobs it queued, or -1 when
+ * the control database failed it or one job could not be queued (the wave stays `running`: the
+ * next round sends the missing ones, once the queued ones are back). */
+static int send_verify(engine *e, int w)
 {
     char idx[16];
     PGresult *r = NULL;
@@ -466,16 +471,21 @@ static void send_verify(engine *e, int w)
     snprintf(idx, sizeof(idx), "%d", w);
     if (pgr_pg_execp(e->c->db,
                      "SELECT tenant_id FROM pgrollout_control.tenant_runs WHERE rollout_id = $1 "
-                     "AND wave = $2 AND state = 'succeeded' AND job_type = 'apply'",
+                     "AND wave = $2 AND state = 'succeeded' AND job_type = 'apply' AND "
+                     "verified_at IS NULL",
                      2, (const char *[]){e->plan.name, idx}, &r, NULL) != PGR_OK)
-        return;
-    for (int i = 0; i < PQntuples(r); i++) {
-        if (create_job_as(e, PQgetvalue(r, i, 0), "verify", e->plan.target, &err) != PGR_OK)
+        return -1;
+    int n = PQntuples(r), queued = 0;
+    for (int i = 0; i < n; i++) {
+        if (create_job_as(e, PQgetvalue(r, i, 0), "verify", e->plan.target, &err) == PGR_OK)
+            queued++;
+        else
             fprintf(stderr, "pgrollout: verify of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
     }
     PQclear(r);
-    if (publish_outbox(e, &err) != PGR_OK)
+    if (queued > 0 && publish_outbox(e, &err) != PGR_OK)
         fprintf(stderr, "pgrollout: %s\n", err.msg);
+    return queued == n ? n : -1;
 }
 
 static advance_result soak_or_gate(engine *e, int w, bool approved)
@@ -533,8 +543,11 @@ static advance_result advance(engine *e, pgr_error *err)
             fprintf(stderr, "pgrollout: %s\n", err->msg);
         if (n.pending > 0 || n.inflight > 0)
             return ADV_CONTINUE;
-        if (strcmp(e->plan.type, "apply") == 0 && n.succeeded > 0) {
-            send_verify(e, w);
+        int verifies =
+            strcmp(e->plan.type, "apply") == 0 && n.succeeded > 0 ? send_verify(e, w) : 0;
+        if (verifies < 0)
+            return ADV_CONTINUE; /* not every verify job was queued: the rest on the next round */
+        if (verifies > 0) {
             set_wave(e, w, "verifying", 0);
             return ADV_CONTINUE;
         }

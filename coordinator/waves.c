@@ -278,12 +278,13 @@ static int parse_options(json_t *o, pgr_job_options *opt, char *err, size_t errl
 {
     opt->lock_timeout_ms = 5000;
     opt->retries = 5;
+    opt->verify_in_job = true;
     if (o == NULL)
         return 0;
     if (!json_is_object(o))
         return PERR("options: expected an object");
-    static const char *const known[] = {"lock_timeout_ms", "statement_timeout_ms", "retries",
-                                        "orphans", "backup"};
+    static const char *const known[] = {
+        "lock_timeout_ms", "statement_timeout_ms", "retries", "orphans", "backup", "verify_in_job"};
     const char *key;
     json_t *val;
     json_object_foreach(o, key, val)
@@ -296,7 +297,7 @@ static int parse_options(json_t *o, pgr_job_options *opt, char *err, size_t errl
     }
     json_t *lt = json_object_get(o, "lock_timeout_ms"), *re = json_object_get(o, "retries");
     json_t *st = json_object_get(o, "statement_timeout_ms"), *bk = json_object_get(o, "backup");
-    json_t *orj = json_object_get(o, "orphans");
+    json_t *orj = json_object_get(o, "orphans"), *vj = json_object_get(o, "verify_in_job");
     const char *orph = json_string_value(orj);
     if (lt != NULL &&
         (!json_is_integer(lt) || json_integer_value(lt) < 1 || json_integer_value(lt) > 600000))
@@ -309,6 +310,8 @@ static int parse_options(json_t *o, pgr_job_options *opt, char *err, size_t errl
         return PERR("options.retries: expected 0 to 100");
     if (bk != NULL && !json_is_boolean(bk))
         return PERR("options.backup: expected true or false");
+    if (vj != NULL && !json_is_boolean(vj))
+        return PERR("options.verify_in_job: expected true or false");
     if (orj != NULL &&
         (orph == NULL || (strcmp(orph, "abort") != 0 && strcmp(orph, "quarantine") != 0)))
         return PERR("options.orphans: expected abort or quarantine");
@@ -316,6 +319,7 @@ static int parse_options(json_t *o, pgr_job_options *opt, char *err, size_t errl
     opt->statement_timeout_ms = st != NULL ? (int)json_integer_value(st) : 0;
     opt->retries = re != NULL ? (int)json_integer_value(re) : 5;
     opt->backup = json_is_true(bk);
+    opt->verify_in_job = vj == NULL || json_is_true(vj);
     snprintf(opt->orphans, sizeof(opt->orphans), "%s", orph != NULL ? orph : "");
     return 0;
 }

@@ -85,19 +85,21 @@ static bool parse_options(json_t *o, pgr_job_options *opt)
     json_t *lt = json_object_get(o, "lock_timeout_ms"),
            *st = json_object_get(o, "statement_timeout_ms");
     json_t *re = json_object_get(o, "retries"), * or = json_object_get(o, "orphans");
-    json_t *bk = json_object_get(o, "backup");
+    json_t *bk = json_object_get(o, "backup"), *vj = json_object_get(o, "verify_in_job");
     if ((lt != NULL &&
          (!json_is_integer(lt) || json_integer_value(lt) < 1 || json_integer_value(lt) > 600000)) ||
         (st != NULL && (!json_is_integer(st) || json_integer_value(st) < 0 ||
                         json_integer_value(st) > 86400000)) ||
         (re != NULL &&
          (!json_is_integer(re) || json_integer_value(re) < 0 || json_integer_value(re) > 100)) ||
-        (bk != NULL && !json_is_boolean(bk)) || (or != NULL && !json_is_string(or)))
+        (bk != NULL && !json_is_boolean(bk)) || (vj != NULL && !json_is_boolean(vj)) ||
+        (or != NULL && !json_is_string(or)))
         return false;
     opt->lock_timeout_ms = lt != NULL ? (int)json_integer_value(lt) : opt->lock_timeout_ms;
     opt->statement_timeout_ms = st != NULL ? (int)json_integer_value(st) : 0;
     opt->retries = re != NULL ? (int)json_integer_value(re) : opt->retries;
     opt->backup = bk != NULL && json_is_true(bk);
+    opt->verify_in_job = vj != NULL && json_is_true(vj);
     const char *orv = or != NULL ? json_string_value(or) : "";
     if (*orv != '\0' && strcmp(orv, "abort") != 0 && strcmp(orv, "quarantine") != 0)
         return false;
@@ -235,6 +237,10 @@ char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set)
                              job->options.lock_timeout_ms, "statement_timeout_ms",
                              job->options.statement_timeout_ms, "retries", job->options.retries,
                              "orphans", job->options.orphans, "backup", job->options.backup);
+    /* written only when set: a job without it is byte for byte what agents before it were sent
+     * (docs/PROTOCOL.md 11.3) */
+    if (opts != NULL && job->options.verify_in_job)
+        json_object_set_new(opts, "verify_in_job", json_true());
     json_t *doc = json_pack(
         "{s:s, s:s, s:s?, s:s?, s:s, s:I, s:s, s:s, s:s, s:s?, s:o, s:o}", "type", job->type,
         "job_id", job->job_id, "rollout_id", job->rollout_id, "wave", job->wave, "tenant_id",

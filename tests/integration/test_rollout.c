@@ -136,9 +136,11 @@ static void test_rollout_three_tenants_two_agents(void **state)
         assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
                                          "'succeeded' AND seq = 1 AND type = 'apply'"),
                          1);
-        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
-                                         "'succeeded' AND type = 'verify'"),
-                         1);
+        /* the apply job checked its objects itself (options.verify_in_job, the default): the
+         * wave sent no verify job */
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
+                                         "'verify'"),
+                         0);
         PQfinish(c);
     }
     free(want);
@@ -164,6 +166,7 @@ static void test_rollout_three_tenants_two_agents(void **state)
         if (strcmp(type, "result") == 0 && jt != NULL && strcmp(jt, "apply") == 0) {
             results++;
             assert_string_equal(json_string_value(json_object_get(ev, "outcome")), "succeeded");
+            assert_true(json_is_true(json_object_get(ev, "verified")));
             from[strcmp(agent_id, "agent-1") == 0 ? 0 : 1]++;
         }
         if ((strcmp(type, "step") == 0 || strcmp(type, "progress") == 0) &&
@@ -194,6 +197,14 @@ static void test_rollout_three_tenants_two_agents(void **state)
     snprintf(cmd, sizeof(cmd), COORD_BIN " status wc-it --config %s/coord.ini --json", F.dir);
     assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "\"state\": \"succeeded\""));
+    PGconn *ctl = itest_connect(F.ctl_db);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
+                                       "rollout_id = 'wc-it' AND state = 'succeeded' AND job_type "
+                                       "= 'apply' AND verified_at IS NOT NULL"),
+                     NTENANTS);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.job_outbox"),
+                     NTENANTS);
+    PQfinish(ctl);
     snprintf(cmd, sizeof(cmd), COORD_BIN " tenants list --config %s/coord.ini", F.dir);
     assert_int_equal(run_cmd(cmd, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "district-003  agent-2"));

@@ -16,7 +16,7 @@ static void check_tenants_done_once(fleet *f)
 {
     for (int t = 0; t < NTENANTS; t++) {
         PGconn *c = itest_connect(f->db[t]);
-        /* one apply job, once (plus the wave's verify job) */
+        /* one apply job, once (it checks its objects itself: no verify job) */
         assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
                                          "'apply'"),
                          1);

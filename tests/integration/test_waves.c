@@ -4,6 +4,8 @@
  * one at a time with max_parallel 1; a second coordinator on the same rollout is refused. */
 #include "rollout_env.h"
 
+#include <sys/stat.h>
+
 #define MIGS PGR_SOURCE_DIR "/migrations"
 
 static char out[1 << 20];
@@ -30,6 +32,16 @@ static long valid_indexes(fleet *f, int t)
                              "i.indexrelid WHERE x.relname LIKE 'idx\\_%' AND i.indisvalid");
     PQfinish(c);
     return n;
+}
+
+/* Writes the plan to DIR/FILE and runs `pgrollout run --plan` on it. */
+static int run_plan(fleet *f, const char *file, const char *plan)
+{
+    char path[512], args[600];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, file);
+    itest_write_file(path, plan);
+    snprintf(args, sizeof(args), "run --plan %s", path);
+    return coord(f, args);
 }
 
 static void test_waves_canary_with_orphans_pauses_then_resumes(void **state)
@@ -88,7 +100,8 @@ static void test_waves_approval_order_and_parallelism(void **state)
     fleet_start_agent(&f, 1);
     snprintf(path, sizeof(path), "%s/waves.json", f.dir);
     itest_write_file(path, "{\"name\": \"approval\", \"migrations\": \"" MIGS "\", \"tenants\": "
-                           "[\"district-001\", \"district-002\", \"district-003\"], \"waves\": "
+                           "[\"district-001\", \"district-002\", \"district-003\"], \"options\": "
+                           "{\"verify_in_job\": false}, \"waves\": "
                            "[{\"name\": \"canary\", \"tenants\": [\"district-003\"], \"approval\": "
                            "\"manual\"}, {\"name\": \"rest\", \"percent\": 100, \"max_parallel\": "
                            "1}]}");
@@ -135,6 +148,22 @@ static void test_waves_approval_order_and_parallelism(void **state)
     assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.operator_log "
                                        "WHERE action = 'approve' AND operator = 'carol'"),
                      1);
+    /* options.verify_in_job false: no check in the apply jobs, a verify job per tenant after
+     * its wave, each succeeded */
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
+                                       "rollout_id = 'approval' AND job_type = 'verify' AND state "
+                                       "= 'succeeded' AND verified_at IS NULL"),
+                     NTENANTS);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.events WHERE type "
+                                       "= 'result' AND payload ? 'verified'"),
+                     0);
+    for (int t = 0; t < NTENANTS; t++) {
+        PGconn *c = itest_connect(f.db[t]);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
+                                         "'verify' AND state = 'succeeded'"),
+                         1);
+        PQfinish(c);
+    }
     /* an operator rolls the last wave back: its tenants return to where they started, the
      * canary keeps the migrations */
     assert_int_equal(coord(&f, "rollback approval --wave rest --operator erin"), 0);
@@ -353,10 +382,72 @@ static void test_waves_abort_cancels_running_index_build(void **state)
 
 /* 20 tenants, three waves: every tenant migrated, waves strictly in order, and never more
  * tenants of a wave running at once than its max_parallel (from the events' arrival). */
+/* options.verify_in_job (the default): the apply job checks what it applied before its result.
+ * Here the second migration drops the index the first one built, so every step succeeds and the
+ * check finds the index missing: the tenant fails (code drift) with the job's row in
+ * pgrollout.jobs saying so, the result says `verified: false`, no verify job is sent, and the
+ * rollout pauses (failure budget 0) before the next wave. */
+static void test_waves_check_in_the_apply_job_fails_the_tenant(void **state)
+{
+    fleet f;
+    char dir[256], path[512], plan[1024];
+    (void)state;
+    fleet_setup(&f, 4 * 1024 * 1024);
+    fleet_start_agent(&f, 0);
+    fleet_start_agent(&f, 1);
+    snprintf(dir, sizeof(dir), "%s/migs-drop", f.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/20260101000000-add-grade-index.sql", dir);
+    itest_write_file(path, "-- pgrollout:up\n"
+                           "-- pgrollout:step index name=idx_it_students_grade table=students\n"
+                           "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_it_students_grade ON "
+                           "students (grade);\n"
+                           "-- pgrollout:down\n"
+                           "-- pgrollout:step drop_index name=idx_it_students_grade "
+                           "table=students\n"
+                           "DROP INDEX CONCURRENTLY IF EXISTS idx_it_students_grade;\n");
+    snprintf(path, sizeof(path), "%s/20260101000001-drop-grade-index.sql", dir);
+    itest_write_file(path, "-- pgrollout:up\n-- pgrollout:step sql\n"
+                           "DROP INDEX idx_it_students_grade;\n"
+                           "-- pgrollout:down\n-- pgrollout:step sql\nSELECT 1;\n");
+    snprintf(plan, sizeof(plan),
+             "{\"name\": \"in-job\", \"migrations\": \"%s\", \"tenants\": [\"district-001\", "
+             "\"district-002\"], \"waves\": [{\"name\": \"canary\", \"tenants\": "
+             "[\"district-001\"]}, {\"name\": \"rest\", \"percent\": 100}]}",
+             dir);
+    assert_int_equal(run_plan(&f, "in-job.json", plan), 4);
+    assert_non_null(strstr(out, "paused"));
+    PGconn *ctl = itest_connect(f.ctl_db);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
+                                       "rollout_id = 'in-job' AND tenant_id = 'district-001' AND "
+                                       "state = 'failed' AND job_type = 'apply' AND verified_at IS "
+                                       "NULL AND error = 'applied, but verify found 1 problem(s)'"),
+                     1);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.events WHERE "
+                                       "type = 'result' AND payload->>'job_type' = 'apply' AND "
+                                       "payload->>'code' = 'drift' AND payload->'verified' = "
+                                       "'false'::jsonb"),
+                     1);
+    assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.job_outbox"), 1);
+    PQfinish(ctl);
+    PGconn *c = itest_connect(f.db[0]);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = 'apply' "
+                                     "AND state = 'failed' AND error = 'applied, but verify found "
+                                     "1 problem(s)'"),
+                     1);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations WHERE "
+                                     "status = 'applied'"),
+                     2);
+    PQfinish(c);
+    assert_int_equal(jobs_of(&f, 1), 0);
+    fleet_stop_agent(&f, 0, SIGTERM);
+    fleet_stop_agent(&f, 1, SIGTERM);
+}
+
 static void test_waves_twenty_tenants_three_waves(void **state)
 {
     fleet f;
-    char path[256], args[512], plan[4096], list[2048] = "";
+    char plan[4096], list[2048] = "";
     (void)state;
     fleet_setup_n(&f, 20, 4 * 1024 * 1024);
     fleet_start_agent(&f, 0);
@@ -370,10 +461,7 @@ static void test_waves_twenty_tenants_three_waves(void **state)
              "{\"name\": \"early\", \"percent\": 25, \"max_parallel\": 2}, {\"name\": "
              "\"rest\", \"percent\": 100, \"max_parallel\": 4}]}",
              list);
-    snprintf(path, sizeof(path), "%s/twenty.json", f.dir);
-    itest_write_file(path, plan);
-    snprintf(args, sizeof(args), "run --plan %s", path);
-    int rc = coord(&f, args);
+    int rc = run_plan(&f, "twenty.json", plan);
     if (rc != 0)
         fail_msg("run exited %d:\n%s", rc, out);
     for (int t = 0; t < f.n; t++)
@@ -423,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_waves_coordinator_killed_mid_wave_resumes_without_duplicates),
         cmocka_unit_test(test_waves_failure_with_rollback_restores_the_wave),
         cmocka_unit_test(test_waves_abort_cancels_running_index_build),
+        cmocka_unit_test(test_waves_check_in_the_apply_job_fails_the_tenant),
         cmocka_unit_test(test_waves_twenty_tenants_three_waves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

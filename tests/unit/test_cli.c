@@ -134,6 +134,9 @@ static void test_cli_plan_validates_rollout_plans(void **state)
         {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
          "[\"a\"], \"options\": {\"lock_timout_ms\": 5}}",
          "options.lock_timout_ms: unknown field"},
+        {"{\"name\": \"x\", \"migrations\": \"" PGR_SOURCE_DIR "/migrations\", \"tenants\": "
+         "[\"a\"], \"options\": {\"verify_in_job\": \"yes\"}}",
+         "options.verify_in_job: expected true or false"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         pgr_test_write(path, bad[i][0]);

@@ -298,6 +298,17 @@ static void test_envelope_job_payload_parse_and_build(void **state)
     char *again = pgr_job_build(job, job->migrations);
     assert_string_equal(again, text);
     free(again);
+    /* verify_in_job: absent means false and is not written; set, it follows `backup` and
+     * parses back */
+    assert_false(job->options.verify_in_job);
+    job->options.verify_in_job = true;
+    again = pgr_job_build(job, job->migrations);
+    assert_non_null(strstr(again, "\"backup\":false,\"verify_in_job\":true}"));
+    pgr_job *back = parse_job_text(again, &why, &err);
+    assert_non_null(back);
+    assert_true(back->options.verify_in_job);
+    pgr_job_free(back);
+    free(again);
     pgr_job_free(job);
     /* a migration text that does not hash to its checksum */
     char *t = strdup(text);
@@ -307,10 +318,11 @@ static void test_envelope_job_payload_parse_and_build(void **state)
     assert_int_equal(why, PGR_JOB_CHECKSUM_MISMATCH);
     free(t);
     /* malformed fields */
-    const char *from[] = {"\"seq\":1", "\"job_id\":\"6f1c", "2025-11-06T13:00:00Z", "\"apply\"",
-                          "\"orphans\":\"abort\""};
-    const char *to[] = {"\"seq\":0", "\"job_id\":\"XX1c", "2025-11-06 13:00:00", "\"drop\"",
-                        "\"orphans\":\"delete\""};
+    const char *from[] = {"\"seq\":1", "\"job_id\":\"6f1c",     "2025-11-06T13:00:00Z",
+                          "\"apply\"", "\"orphans\":\"abort\"", "\"backup\":false"};
+    const char *to[] = {
+        "\"seq\":0", "\"job_id\":\"XX1c",      "2025-11-06 13:00:00",
+        "\"drop\"",  "\"orphans\":\"delete\"", "\"backup\":false,\"verify_in_job\":1"};
     for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
         t = strdup(text);
         char *p = strstr(t, from[i]);

@@ -17,6 +17,9 @@ typedef struct pgr_job_options {
     int retries;
     char orphans[16]; /* "", "abort" or "quarantine" */
     bool backup;
+    /* apply: check the applied objects at the end of the job, in its session, and report the
+     * check in the result (`verified`), so that the wave gate needs no separate verify job */
+    bool verify_in_job;
 } pgr_job_options;
 
 typedef struct pgr_job {
