@@ -117,6 +117,7 @@ static void dispatch(agent_daemon *d)
         t->busy = true;
         t->cancel = 0;
         t->done = 0;
+        t->audit_visit_ms = agent_now_ms(); /* its records go out after it, or in 5 s */
         if (pthread_create(&t->thread, NULL, worker_main, w) != 0) {
             t->queue = w->j; /* try again on the next round */
             t->busy = false;
@@ -264,7 +265,7 @@ static void loop(agent_daemon *d)
             next_beat = ms + d->cfg->heartbeat_ms;
         }
         if (ms >= next_audit) {
-            daemon_publish_audit(d, ms >= next_sweep);
+            daemon_publish_audit(d, ms >= next_sweep, ms);
             if (ms >= next_sweep)
                 next_sweep = ms + AUDIT_SWEEP_MS;
             next_audit = ms + 1000;
@@ -311,7 +312,7 @@ static void shutdown_workers(agent_daemon *d)
         rd_kafka_poll(d->producer, 100);
     }
     daemon_audit_all(d, "agent_stop", NULL);
-    daemon_publish_audit(d, true); /* the records of the last steps, before we go */
+    daemon_publish_audit(d, true, agent_now_ms()); /* the last steps' records, before we go */
     rd_kafka_flush(d->producer, 10000);
 }
 

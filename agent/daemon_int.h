@@ -29,6 +29,7 @@ typedef struct daemon_tenant {
     volatile int done;
     volatile int cancel; /* 1: shutdown (resume later), 2: a cancel job (abort: stop for good) */
     volatile int audit_dirty; /* this process wrote audit records that may be unpublished */
+    long long audit_visit_ms; /* the publisher's last visit, or the start of the running job */
     agent_connpool pool;      /* the tenant's kept session (connpool.h) */
 } daemon_tenant;
 
@@ -89,9 +90,16 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j);
 
 void daemon_job_free(daemon_job *j);
 
+/* While a tenant's job runs, its records are published at most every AUDIT_BUSY_MS: the job
+ * holds the tenant's kept session, so each visit would start a backend of its own (with TLS about
+ * 4 ms of the server's CPU); the visit after the job takes the kept session and all its records. */
+#define AUDIT_BUSY_MS 5000
+
 /* Publishes unpublished audit records (signed, in seq order) and marks them published once the
- * broker acknowledged them: of the tenants marked audit_dirty, or of every tenant when all. */
-void daemon_publish_audit(agent_daemon *d, bool all);
+ * broker acknowledged them: of the tenants marked audit_dirty, or of every tenant when all; a
+ * tenant running a job only once its last visit or the job's start is AUDIT_BUSY_MS ago (at
+ * shutdown no job runs any more). now_ms: the monotonic clock in milliseconds. */
+void daemon_publish_audit(agent_daemon *d, bool all, long long now_ms);
 
 /* Records the final state of a job that the executor does not track (verify, cancel). */
 void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, const char *state,

@@ -99,15 +99,16 @@ static bool publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
  * tenants: 100 a second, idle or not): the tenants this process wrote records for are visited
  * each second, every tenant only on the slower sweep (records of `pgrollout-agent apply`, or
  * left by a failure). */
-void daemon_publish_audit(agent_daemon *d, bool all)
+void daemon_publish_audit(agent_daemon *d, bool all, long long now_ms)
 {
     char topic[256];
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
     for (size_t i = 0; i < d->tenant_count; i++) {
         daemon_tenant *t = &d->tenants[i];
-        if (!all && !t->audit_dirty)
+        if ((!all && !t->audit_dirty) || (t->busy && now_ms - t->audit_visit_ms < AUDIT_BUSY_MS))
             continue;
         t->audit_dirty = 0; /* a record written meanwhile sets it again */
+        t->audit_visit_ms = now_ms;
         if (!publish_tenant(d, t, topic))
             t->audit_dirty = 1;
     }

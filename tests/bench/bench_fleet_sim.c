@@ -159,9 +159,14 @@ static void answer(sim *s, const rd_kafka_message_t *m)
         s->first_job = s->last_job;
     if (strcmp(type, "cancel") != 0) {
         bool apply = strcmp(type, "apply") == 0;
-        send_event(s, agent_of(s, (int)strtol(tenant + 1, NULL, 10)), "result", tenant, id,
-                   json_pack("{s:s, s:s, s:s, s:n, s:s?}", "job_type", type, "outcome", "succeeded",
-                             "code", "ok", "message", "from_version", apply ? "0" : NULL));
+        json_t *result =
+            json_pack("{s:s, s:s, s:s, s:n, s:s?}", "job_type", type, "outcome", "succeeded",
+                      "code", "ok", "message", "from_version", apply ? "0" : NULL);
+        /* as today's agents: an apply job asking for it checked its objects (verify_in_job) */
+        json_t *vj = json_object_get(json_object_get(job, "options"), "verify_in_job");
+        if (apply && json_is_true(vj))
+            json_object_set_new(result, "verified", json_true());
+        send_event(s, agent_of(s, (int)strtol(tenant + 1, NULL, 10)), "result", tenant, id, result);
     }
     json_decref(job);
     free(payload);

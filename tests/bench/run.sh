@@ -190,15 +190,27 @@ case_apply() {
 # --- fleet rollout ----------------------------------------------------------------------------
 # One round: N fresh tenants for each of pgrollout, the loop and xargs; the three are timed
 # one after the other, in an order that rotates between rounds.
-fleet_dbs() { # tag n
+fleet_dbs() { # tag n [template]
   local i tpl
-  tpl=$(template 1)
+  tpl=${3:-$(template 1)}
   for i in $(seq "$2"); do
     dropdb --if-exists "f_$1_$i" >/dev/null 2>&1
     createdb -T "$tpl" "f_$1_$i"
   done
 }
 fleet_drop() { for i in $(seq "$2"); do dropdb --if-exists "f_$1_$i"; done; }
+# The scale-1 template with the agent's state schema installed (an empty migration directory
+# applied): a tenant that pgrollout already manages, as the agents' start makes every fleet
+# tenant before the rollout's clock starts.
+state_template() {
+  local t=bench_tpl_1_state
+  if ! psql -X -qtAc "SELECT 1 FROM pg_database WHERE datname = '$t'" | grep -q 1; then
+    createdb -T "$(template 1)" "$t"
+    mkdir -p "$WORK/no_migrations"
+    "$BIN"/pgrollout-agent apply --dsn "dbname=$t" --migrations "$WORK/no_migrations" >/dev/null
+  fi
+  echo "$t"
+}
 agent_ini() { # file agent prefix tag first last
   {
     printf '[agent]\nid = %s\nsecret_key = %s/%s.key\nkeyring = %s/coordinators.ring\n' \
@@ -283,11 +295,16 @@ fleet_ours() { # tag n round -> ms; agent RSS into $WORK/rss
   dropdb "ctl_$tag"
   echo $((t1 - t0))
 }
-fleet_psql() { # tag n mode(loop|xargs) -> ms
+fleet_psql() { # tag n mode(loop|xargs|cli) -> ms
   local t0 t1 p0
   p0=$(pg_ticks)
   t0=$(now_ms)
-  if [[ $3 == loop ]]; then
+  if [[ $3 == cli ]]; then
+    # the floor of the tenant side: the agent's executor with all its records in the tenant
+    # database (history, steps, hash-chained audit records), run like the baseline
+    seq "$2" | xargs -P4 -I{} "$BIN"/pgrollout-agent apply --dsn "dbname=f_$1_{}" \
+      --migrations migrations >/dev/null
+  elif [[ $3 == loop ]]; then
     for i in $(seq "$2"); do
       psql -X -q -v ON_ERROR_STOP=1 -d "f_$1_$i" -f "$WORK/baseline.sql" >/dev/null
     done
@@ -304,13 +321,15 @@ fleet_rounds() { # n rounds -> "ours loop xargs" medians; raw figures in $OUT
   : >"$WORK/f_ours"
   : >"$WORK/f_loop"
   : >"$WORK/f_xargs"
+  : >"$WORK/f_cli"
   : >"$WORK/rss"
   : >"$WORK/cpu"
-  local modes=(ours loop xargs)
+  local modes=(ours loop xargs cli)
   for r in $(seq "$rounds"); do
     for m in ours loop xargs; do fleet_dbs "${r}${m:0:1}$n" "$n"; done
-    for k in 0 1 2; do
-      m=${modes[$(((k + r) % 3))]}
+    fleet_dbs "${r}c$n" "$n" "$(state_template)"
+    for k in 0 1 2 3; do
+      m=${modes[$(((k + r) % 4))]}
       log "fleet $n tenants, round $r: $m"
       if [[ $m == ours ]]; then
         fleet_ours "${r}o$n" "$n" >>"$WORK/f_ours"
@@ -318,18 +337,22 @@ fleet_rounds() { # n rounds -> "ours loop xargs" medians; raw figures in $OUT
         fleet_psql "${r}${m:0:1}$n" "$n" "$m" >>"$WORK/f_$m"
       fi
     done
-    for m in ours loop xargs; do fleet_drop "${r}${m:0:1}$n" "$n"; done
+    for m in ours loop xargs cli; do fleet_drop "${r}${m:0:1}$n" "$n"; done
   done
-  for m in ours loop xargs; do paste -sd' ' "$WORK/f_$m" >"$OUT/fleet_$n.$m"; done
+  for m in ours loop xargs cli; do paste -sd' ' "$WORK/f_$m" >"$OUT/fleet_$n.$m"; done
   cp "$WORK/rss" "$OUT/fleet_$n.rss"
   cp "$WORK/cpu" "$OUT/fleet_$n.cpu"
-  echo "$(median <"$WORK/f_ours") $(median <"$WORK/f_loop") $(median <"$WORK/f_xargs")"
+  echo "$(median <"$WORK/f_ours") $(median <"$WORK/f_loop") $(median <"$WORK/f_xargs")" \
+    "$(median <"$WORK/f_cli")"
 }
 case_fleet() {
   local o l x
-  read -r o l x <<<"$(fleet_rounds "$FLEET" "$(q 2 3)")"
+  local c
+  read -r o l x c <<<"$(fleet_rounds "$FLEET" "$(q 2 3)")"
   row "fleet rollout, $FLEET tenants, 2 agents, max_parallel 4 vs xargs -P4" "$o ms" \
     "$x ms (xargs -P4 psql -f)" "$(ratio "$o" "$x")" "<= 1.15"
+  row "  the tenant side alone: xargs -P4 pgrollout-agent apply (no Kafka, no coordinator)" \
+    "$c ms" "$x ms (xargs -P4 psql -f)" "$(ratio "$c" "$x")" -
   row "fleet rollout, $FLEET tenants vs a shell loop" "$o ms" "$l ms (for ... psql -f)" \
     "$(ratio "$l" "$o") x faster" ">= 3 x faster"
   row "  CPU s per rollout (median): PostgreSQL, Kafka, coordinator, agents" \

@@ -456,6 +456,25 @@ static void test_rollout_build_waiting_for_its_lock_is_reported(void **state)
                                             "--timeout", "120", NULL});
     bool done_a = false;
     bool started_b = wait_started(ec, kr, "idx_pgr_lock_b", "idx_pgr_lock_a", &done_a);
+    /* the records of the running job (job_accepted, idx_pgr_lock_a's step_done) wait: the job
+     * holds the tenant's session, and the publisher visits a busy tenant only 5 s after the
+     * job started (AUDIT_BUSY_MS); they go out during the job after that, the lock still held */
+    PGconn *tc = itest_connect(F.db[0]);
+    const char *unpublished = "SELECT count(*) FROM pgrollout.audit_outbox WHERE published_at "
+                              "IS NULL";
+    nanosleep(&(struct timespec){1, 500000000L}, NULL);
+    long waiting = itest_scalar(tc, unpublished);
+    long left = waiting;
+    for (int i = 0; i < 80 && left > 0; i++) {
+        nanosleep(&(struct timespec){0, 100000000L}, NULL);
+        left = itest_scalar(tc, unpublished);
+    }
+    PQfinish(tc);
+    print_message("audit records of the running job: %ld unpublished 1.5 s after its build "
+                  "waited, %ld later\n",
+                  waiting, left);
+    assert_true(waiting >= 2);
+    assert_int_equal(left, 0);
     /* the build is still waiting: the lock is ours until now */
     assert_int_equal(itest_scalar(blocker, "SELECT count(*) FROM pg_class WHERE relname = "
                                            "'idx_pgr_lock_b'"),
