@@ -316,7 +316,7 @@ fleet_psql() { # tag n mode(loop|xargs|cli) -> ms
   printf '%s pg %s\n' "$3" "$(secs $(($(pg_ticks) - p0)))" >>"$WORK/cpu"
   echo $((t1 - t0))
 }
-fleet_rounds() { # n rounds -> "ours loop xargs" medians; raw figures in $OUT
+fleet_rounds() { # n rounds -> "ours loop xargs cli" medians; raw figures in $OUT
   local n=$1 rounds=$2 r m
   : >"$WORK/f_ours"
   : >"$WORK/f_loop"
@@ -461,10 +461,11 @@ case_scale() {
 
 # --- growth -----------------------------------------------------------------------------------
 case_growth() {
-  local n o l x s b
+  local n o l x c s b
   for n in 10 50; do
-    read -r o l x <<<"$(fleet_rounds "$n" 1)"
-    row "growth: fleet $n tenants" "$o ms" "$x ms (xargs -P4), loop $l ms" "$(ratio "$o" "$x")" -
+    read -r o l x c <<<"$(fleet_rounds "$n" 1)"
+    row "growth: fleet $n tenants" "$o ms" "$x ms (xargs -P4), loop $l ms, agent CLI $c ms" \
+      "$(ratio "$o" "$x")" -
   done
   for s in 1 10; do
     read -r o b <<<"$(apply_rounds "$s" "$APPLY_ROUNDS")"
