@@ -323,29 +323,6 @@ static agent_orphans orphan_option(const char *s)
     return strcmp(s, "abort") == 0 ? AGENT_ORPHANS_ABORT : AGENT_ORPHANS_FILE;
 }
 
-/* options.verify_in_job: the checks of a verify job, right after the apply succeeded, in the
- * same session (its catalog caches are warm; the wave gate then sends no verify job). Returns 1
- * when nothing was found; 0 when something was: the job becomes a failure with code drift
- * (*rc, err, and its row in pgrollout.jobs); -1 when the check could not run (the result says
- * nothing of it and the coordinator sends a verify job as before). */
-static int verify_in_job(agent_daemon *d, daemon_tenant *t, const pgr_job *job,
-                         const agent_exec_opts *o, pgr_code *rc, pgr_error *err)
-{
-    int problems = 0;
-    pgr_error e;
-    pgr_error_clear(&e);
-    if (agent_exec_verify(job->migrations, o, NULL, NULL, &problems, &e) != PGR_OK) {
-        pgr_log_ctx ctx = {"executor", t->conf->id, job->job_id};
-        pgr_log_warn(&ctx, "the check after the apply could not run: %s", e.msg);
-        return -1;
-    }
-    if (problems == 0)
-        return 1;
-    *rc = pgr_error_set(err, PGR_ERR_DRIFT, "applied, but verify found %d problem(s)", problems);
-    daemon_job_state(d, t, job, "failed", err->msg);
-    return 0;
-}
-
 void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
 {
     const pgr_job *job = j->job;
@@ -374,6 +351,12 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     o.cancel = &t->cancel;
     char from[PGR_VERSION_LEN + 1] = "";
     o.from_version = from;
+    /* options.verify_in_job: the checks of a verify job after the last step, in the job's
+     * session and under its lock, before its end is recorded (the wave gate then sends this
+     * tenant no verify job) */
+    int verified = -1;
+    if (strcmp(job->type, "apply") == 0 && job->options.verify_in_job)
+        o.verified = &verified;
     pgr_error_clear(&err);
     if (strcmp(job->type, "apply") == 0)
         rc = agent_exec_apply(job->migrations, &o, &err);
@@ -387,9 +370,6 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     if (rc == PGR_OK && problems > 0)
         rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
     daemon_step_events_flush(&c); /* the held `done`s come before the result */
-    int verified = -1;            /* -1: not checked; else whether the check found nothing */
-    if (rc == PGR_OK && strcmp(job->type, "apply") == 0 && job->options.verify_in_job)
-        verified = verify_in_job(d, t, job, &o, &rc, &err);
     if (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0)
         daemon_job_state(d, t, job, rc == PGR_OK ? "succeeded" : "failed",
                          rc == PGR_OK ? NULL : err.msg);
@@ -402,7 +382,9 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
         json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "job_type", job->type, "outcome", outcome, "code",
                   pgr_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg, "from_version",
                   from[0] != '\0' ? from : NULL);
-    if (result != NULL && verified >= 0)
+    /* only with a final outcome: a job stopped meanwhile checks again when it resumes */
+    bool final = strcmp(outcome, "succeeded") == 0 || strcmp(outcome, "failed") == 0;
+    if (result != NULL && verified >= 0 && final)
         json_object_set_new(result, "verified", json_boolean(verified));
     daemon_event(d, "result", t->conf->id, job->job_id, result);
 }

@@ -479,6 +479,8 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
         json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
         json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
         json_object_set_new(rec, "duration_ms", json_integer(agent_now_ms() - t0));
+        if (x->o->verified != NULL && *x->o->verified >= 0)
+            json_object_set_new(rec, "verified", json_boolean(*x->o->verified));
         /* a job stopped by shutdown stays resumable: the daemon picks "interrupted" up again */
         const char *state = rc == PGR_OK                         ? "succeeded"
                             : cancelled(x) && *x->o->cancel == 2 ? "cancelled"
@@ -569,6 +571,10 @@ static pgr_code run_job(const pgr_migration_set *set, const agent_exec_opts *o,
     if (rc == PGR_OK)
         rc = to_version != NULL ? rollback_applied(&x, set, &h, to_version, err)
                                 : apply_pending(&x, set, &h, err);
+    /* before the job's end is recorded: a crash during the check leaves the job running, and
+     * its resumption (nothing left to apply) checks again and reports */
+    if (rc == PGR_OK && to_version == NULL && o->verified != NULL)
+        rc = agent_exec_check_applied(&x, set, o->verified, err);
     if (started)
         job_end(&x, type, rc, err, t0);
     free(h.rows);

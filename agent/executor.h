@@ -77,9 +77,13 @@ typedef struct agent_exec_opts {
     agent_orphans orphans; /* overrides the file's orphan policy when not FILE */
     agent_event_cb cb;
     void *cb_user;
-    volatile int *cancel;        /* set non-zero to stop before the next step (may be NULL) */
-    char *from_version;          /* out (may be NULL, 15 bytes): highest applied version before the
-                                    job ran ("0" when none), so a rollback can return there */
+    volatile int *cancel; /* set non-zero to stop before the next step (may be NULL) */
+    char *from_version;   /* out (may be NULL, 15 bytes): highest applied version before the
+                             job ran ("0" when none), so a rollback can return there */
+    int *verified; /* apply, in/out (may be NULL): when set, the checks of verify run after the
+                      last step, under the job's lock and before its end is recorded; *verified
+                      becomes 1 (nothing found), 0 (problems: the job fails with PGR_ERR_DRIFT)
+                      or stays -1 (the check could not run, or the job failed before it) */
     struct agent_connpool *pool; /* the daemon's kept session of the tenant (may be NULL) */
 } agent_exec_opts;
 

@@ -179,6 +179,10 @@ pgr_code agent_index_lookup(agent_exec *x, const pgr_step *s, bool *found, bool 
  * executor does not look them up, verify does). Best effort: on any failure nothing is
  * kept and each step queries on its own. */
 void agent_index_prefetch(agent_exec *x, const pgr_step *steps, size_t n, bool with_drops);
+/* The checks of verify on the job's own session, after a successful apply (opts.verified): sets
+ * *verified to 1 or 0 (then returns PGR_ERR_DRIFT); leaves it when a look-up failed. */
+pgr_code agent_exec_check_applied(agent_exec *x, const pgr_migration_set *set, int *verified,
+                                  pgr_error *err);
 /* Like agent_index_lookup, answered by the prefetch when it holds s, once. */
 pgr_code agent_index_lookup_first(agent_exec *x, const pgr_step *s, bool *found, bool *valid,
                                   char **def, pgr_error *err) PGR_MUSTCHECK;

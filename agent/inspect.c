@@ -189,7 +189,10 @@ static const char *verify_step(agent_exec *x, const pgr_step *s, pgr_error *err)
     return NULL;
 }
 
-static int verify_migration(agent_exec *x, const pgr_migration *m, verify_report report, void *user)
+/* Problems of one applied migration; *unchecked counts the objects whose look-up failed (a lost
+ * connection), which are reported as problems too. */
+static int verify_migration(agent_exec *x, const pgr_migration *m, verify_report report, void *user,
+                            int *unchecked)
 {
     int problems = 0;
     agent_index_prefetch(x, m->up, m->up_count, true);
@@ -198,6 +201,7 @@ static int verify_migration(agent_exec *x, const pgr_migration *m, verify_report
         pgr_error e;
         pgr_error_clear(&e);
         const char *p = verify_step(x, &m->up[i], &e);
+        *unchecked += e.code != PGR_OK;
         if (p != NULL) {
             pgr_step_describe(&m->up[i], obj, sizeof(obj));
             if (report != NULL)
@@ -209,17 +213,14 @@ static int verify_migration(agent_exec *x, const pgr_migration *m, verify_report
     return problems;
 }
 
-pgr_code agent_exec_verify(const pgr_migration_set *set, const agent_exec_opts *o,
-                           verify_report report, void *user, int *problems, pgr_error *err)
+/* The checks of verify on an open session (history, then each applied migration's objects). */
+static pgr_code verify_on(agent_exec *x, const pgr_migration_set *set, verify_report report,
+                          void *user, int *problems, int *unchecked, pgr_error *err)
 {
-    agent_exec x;
     agent_status *st = NULL;
     *problems = 0;
-    /* one session for the history and the catalog checks (a backend start costs the server
-     * about 5 ms of CPU) */
-    pgr_code rc = agent_exec_open(&x, o, false, err);
-    if (rc == PGR_OK)
-        rc = status_on(&x, set, &st, err);
+    *unchecked = 0;
+    pgr_code rc = status_on(x, set, &st, err);
     for (size_t i = 0; rc == PGR_OK && i < st->count; i++) {
         const agent_status_row *row = &st->rows[i];
         const pgr_migration *m = pgr_migration_set_find(set, row->version);
@@ -231,9 +232,38 @@ pgr_code agent_exec_verify(const pgr_migration_set *set, const agent_exec_opts *
             (*problems)++;
             continue;
         }
-        *problems += verify_migration(&x, m, report, user);
+        *problems += verify_migration(x, m, report, user, unchecked);
     }
-    agent_exec_close(&x, false);
     agent_status_free(st);
     return rc;
+}
+
+pgr_code agent_exec_verify(const pgr_migration_set *set, const agent_exec_opts *o,
+                           verify_report report, void *user, int *problems, pgr_error *err)
+{
+    agent_exec x;
+    int unchecked = 0;
+    *problems = 0;
+    /* one session for the history and the catalog checks (a backend start costs the server
+     * about 5 ms of CPU) */
+    pgr_code rc = agent_exec_open(&x, o, false, err);
+    if (rc == PGR_OK)
+        rc = verify_on(&x, set, report, user, problems, &unchecked, err);
+    agent_exec_close(&x, false);
+    return rc;
+}
+
+pgr_code agent_exec_check_applied(agent_exec *x, const pgr_migration_set *set, int *verified,
+                                  pgr_error *err)
+{
+    int problems = 0, unchecked = 0;
+    pgr_error e;
+    pgr_error_clear(&e);
+    if (verify_on(x, set, NULL, NULL, &problems, &unchecked, &e) != PGR_OK || unchecked > 0)
+        return PGR_OK; /* not checked: *verified stays -1 and the coordinator sends a verify job */
+    *verified = problems == 0;
+    if (problems > 0)
+        return pgr_error_set(err, PGR_ERR_DRIFT, "applied, but verify found %d problem(s)",
+                             problems);
+    return PGR_OK;
 }

@@ -141,6 +141,10 @@ static void test_rollout_three_tenants_two_agents(void **state)
         assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
                                          "'verify'"),
                          0);
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                         "record::jsonb->>'action' = 'job_end' AND "
+                                         "record::jsonb->>'verified' = 'true'"),
+                         1);
         PQfinish(c);
     }
     free(want);
@@ -462,18 +466,22 @@ static void test_rollout_build_waiting_for_its_lock_is_reported(void **state)
     PGconn *tc = itest_connect(F.db[0]);
     const char *unpublished = "SELECT count(*) FROM pgrollout.audit_outbox WHERE published_at "
                               "IS NULL";
-    nanosleep(&(struct timespec){1, 500000000L}, NULL);
-    long waiting = itest_scalar(tc, unpublished);
-    long left = waiting;
-    for (int i = 0; i < 80 && left > 0; i++) {
+    long left = itest_scalar(tc, unpublished);
+    for (int i = 0; i < 100 && left > 0; i++) {
         nanosleep(&(struct timespec){0, 100000000L}, NULL);
         left = itest_scalar(tc, unpublished);
     }
+    /* the first of them went out no sooner than 5 s after the job was recorded (its dispatch
+     * is later still), by the server's clock */
+    long waited_ms = itest_scalar(
+        tc, "SELECT coalesce(min(extract(epoch FROM o.published_at - j.received_at) * 1000), -1)"
+            "::bigint FROM pgrollout.audit_outbox o JOIN pgrollout.jobs j ON j.rollout_id = "
+            "'wc-lock' WHERE o.created_at >= j.received_at");
     PQfinish(tc);
-    print_message("audit records of the running job: %ld unpublished 1.5 s after its build "
-                  "waited, %ld later\n",
-                  waiting, left);
-    assert_true(waiting >= 2);
+    print_message("audit records of the running job: first published %ld ms after the job was "
+                  "recorded; %ld unpublished with the lock still held\n",
+                  waited_ms, left);
+    assert_true(waited_ms >= 4900);
     assert_int_equal(left, 0);
     /* the build is still waiting: the lock is ours until now */
     assert_int_equal(itest_scalar(blocker, "SELECT count(*) FROM pg_class WHERE relname = "

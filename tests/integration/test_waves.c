@@ -438,6 +438,12 @@ static void test_waves_check_in_the_apply_job_fails_the_tenant(void **state)
     assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations WHERE "
                                      "status = 'applied'"),
                      2);
+    /* the check is part of the job: its end record in the audit chain says so */
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'job_end' AND "
+                                     "record::jsonb->>'outcome' = 'failed' AND "
+                                     "record::jsonb->>'verified' = 'false'"),
+                     1);
     PQfinish(c);
     assert_int_equal(jobs_of(&f, 1), 0);
     fleet_stop_agent(&f, 0, SIGTERM);
