@@ -24,6 +24,7 @@ typedef struct cli_opts {
     bool json;
     bool tty;
     int last_pct_shown;
+    int verified; /* apply --verify: -1 not checked, 1 nothing found, 0 problems */
 } cli_opts;
 
 static const char *const usage_text =
@@ -38,6 +39,8 @@ static const char *const usage_text =
     "  --statement-timeout MS  statement_timeout of the session (default 0 = none)\n"
     "  --retries N             retries after lock timeout, deadlock, lost connection (default 5)\n"
     "  --backup DIR            pg_dump -Fc the database into DIR first (mode 0600, verified)\n"
+    "  --verify                apply: run the checks of verify after the last step, before the\n"
+    "                          job's end is recorded (problems: exit 3)\n"
     "  --operator NAME         who runs this, for the audit trail (default: $USER)\n"
     "  --tenant ID             tenant id for records (default: the database name)\n"
     "  --json                  one JSON object per event on stdout\n"
@@ -121,6 +124,11 @@ static int apply_option(const char *cmd, int c, cli_opts *o)
     case 'j':
         o->json = true;
         return 0;
+    case 'V':
+        if (strcmp(cmd, "apply") != 0)
+            return usage_error(cmd, "--verify is an option of apply");
+        o->exec.verified = &o->verified;
+        return 0;
     default:
         return usage_error(cmd, "unknown option");
     }
@@ -141,6 +149,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, cli_opts *o)
                                          {"operator", required_argument, NULL, 'p'},
                                          {"tenant", required_argument, NULL, 'n'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"verify", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -148,6 +157,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, cli_opts *o)
     memset(o, 0, sizeof(*o));
     agent_exec_opts_init(&o->exec);
     o->migrations = "migrations";
+    o->verified = -1;
     o->last_pct_shown = -1;
     opterr = 0;
     optind = 1;
@@ -316,7 +326,7 @@ static int run_apply_or_rollback(const char *cmd, int argc, char **argv, bool ro
     if (r != PGR_OK)
         fprintf(stderr, "pgrollout-agent %s: %s\n", cmd, e.msg);
     else if (!o.json)
-        printf("%s: done\n", cmd);
+        printf("%s: done%s\n", cmd, o.verified == 1 ? " (checked: 0 problems)" : "");
     pgr_migration_set_free(set);
     return exit_code(r);
 }

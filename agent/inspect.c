@@ -259,6 +259,7 @@ pgr_code agent_exec_check_applied(agent_exec *x, const pgr_migration_set *set, i
     int problems = 0, unchecked = 0;
     pgr_error e;
     pgr_error_clear(&e);
+    agent_failpoint("check_applied");
     if (verify_on(x, set, NULL, NULL, &problems, &unchecked, &e) != PGR_OK || unchecked > 0)
         return PGR_OK; /* not checked: *verified stays -1 and the coordinator sends a verify job */
     *verified = problems == 0;

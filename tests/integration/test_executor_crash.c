@@ -244,6 +244,56 @@ static void test_crash_after_index_build_before_record(void **state)
     itest_drop_db(db);
 }
 
+/* apply --verify (the daemon's options.verify_in_job): the checks run after the last step and
+ * before the job's end is recorded. Killed during the check, the job is still `running` with
+ * every migration applied and no `job_end`; the next apply --verify has nothing to apply, checks,
+ * and records the check in its `job_end`. A problem the check finds fails the job (exit 3). */
+static void test_crash_during_the_check_after_apply(void **state)
+{
+    char db[64];
+    (void)state;
+    itest_create_db("itest_check", db, sizeof(db));
+    itest_load_white_cross(db, 1, 0);
+    setenv("PGR_FAILPOINT", "check_applied", 1);
+    int rc = agent("apply", db, MIGS, "--verify", out, sizeof(out));
+    unsetenv("PGR_FAILPOINT");
+    assert_int_equal(rc, 128 + SIGKILL);
+    wait_agent_backends_gone(db);
+    PGconn *c = itest_connect(db);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
+                                     "'running'"),
+                     1);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations WHERE "
+                                     "status = 'applied'"),
+                     4);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'job_end'"),
+                     0);
+    assert_int_equal(agent("apply", db, MIGS, "--verify", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "apply: done (checked: 0 problems)"));
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'job_end' AND "
+                                     "record::jsonb->>'outcome' = 'succeeded' AND "
+                                     "record::jsonb->>'verified' = 'true'"),
+                     1);
+    /* an object gone after its migration: the check fails the job, nothing is changed */
+    itest_exec(c, "DROP INDEX idx_users_active_lockouts");
+    assert_int_equal(agent("apply", db, MIGS, "--verify", out, sizeof(out)), 3);
+    assert_non_null(strstr(out, "applied, but verify found 1 problem(s)"));
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE state = "
+                                     "'failed' AND error = 'applied, but verify found 1 "
+                                     "problem(s)'"),
+                     1);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'job_end' AND "
+                                     "record::jsonb->>'outcome' = 'failed' AND "
+                                     "record::jsonb->>'verified' = 'false'"),
+                     1);
+    assert_int_equal(agent("rollback", db, MIGS, "--to 0 --verify", out, sizeof(out)), 2);
+    PQfinish(c);
+    itest_drop_db(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_crash_kill_while_fk_transaction_waits_for_lock),
         cmocka_unit_test(test_crash_between_not_valid_and_validate),
         cmocka_unit_test(test_crash_after_index_build_before_record),
+        cmocka_unit_test(test_crash_during_the_check_after_apply),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
