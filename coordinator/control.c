@@ -306,8 +306,11 @@ static bool event_stmt_exists(coord *c)
     return yes;
 }
 
+/* The states a run never leaves through events of its job (docs/PROTOCOL.md 9.7). */
+#define RUN_FINAL_STATES "('succeeded', 'failed', 'rejected', 'rolled_back', 'cancelled')"
+
 /* Stores the event and folds it into its run (terminal states stay terminal: a late progress
- * event never revives a finished run). */
+ * event never revives a finished run, nor stamps it verified). */
 static pgr_code exec_event_stmt(coord *c, const char *const *params, PGresult **r)
 {
     bool ready = c->event_stmt_pid != 0 && c->event_stmt_pid == PQbackendPID(c->db);
@@ -318,13 +321,13 @@ static pgr_code exec_event_stmt(coord *c, const char *const *params, PGresult **
         "WITH ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, "
         "payload, digest) VALUES ($9, $11, $1, $12, $13::jsonb, $14) ON CONFLICT (digest) DO "
         "NOTHING RETURNING 1), run AS (UPDATE pgrollout_control.tenant_runs SET state = CASE "
-        "WHEN state IN ('succeeded', 'failed', 'rejected', 'rolled_back', 'cancelled') THEN "
-        "state ELSE $2 END, version = coalesce($3, version), from_version = coalesce($10, "
-        "from_version), step = CASE WHEN $4 = '0' THEN step ELSE $4::int END, steps = CASE "
+        "WHEN state IN " RUN_FINAL_STATES " THEN state ELSE $2 END, version = coalesce($3, "
+        "version), from_version = coalesce($10, from_version), step = CASE WHEN $4 = '0' THEN step "
+        "ELSE $4::int END, steps = CASE "
         "WHEN $5 = '0' THEN steps ELSE $5::int END, object = coalesce($6, object), percent = "
         "coalesce($7::float8, percent), error = coalesce($8, error), agent_id = $9, "
-        "verified_at = CASE WHEN $15::bool AND state NOT IN ('succeeded', 'failed', 'rejected', "
-        "'rolled_back', 'cancelled') THEN now() ELSE verified_at END, "
+        "verified_at = CASE WHEN $15::bool AND state NOT IN " RUN_FINAL_STATES " THEN now() "
+        "ELSE verified_at END, "
         "updated_at = now() WHERE job_id = $1 AND EXISTS (SELECT 1 FROM ins)) SELECT count(*) "
         "FROM ins",
         &ready, 15, params, r, NULL);

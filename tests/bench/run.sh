@@ -14,7 +14,8 @@
 #   apply     the four migrations through `pgrollout-agent apply` vs `psql -f` of the same
 #             statements (concurrent builds, same order), fresh tenants at a given scale
 #   fleet     a one-wave rollout (max_parallel 4) over N tenants at scale 1, 2 agents, real
-#             Kafka, vs a shell loop of `psql -f` and `xargs -P4` of the same; agent RSS
+#             Kafka, vs a shell loop of `psql -f` and `xargs -P4` of the same; also `xargs -P4`
+#             of `pgrollout-agent apply` (the tenant side alone); agent RSS
 #   dispatch  signed job published -> the agent's first `step started` event, J jobs
 #   audit     audit records verified and stored by the collector vs plain INSERTs
 #   scale     10,000 simulated tenants answered by bench_fleet_sim; coordinator RSS
@@ -188,8 +189,9 @@ case_apply() {
 }
 
 # --- fleet rollout ----------------------------------------------------------------------------
-# One round: N fresh tenants for each of pgrollout, the loop and xargs; the three are timed
-# one after the other, in an order that rotates between rounds.
+# One round: N fresh tenants for each of pgrollout, the loop, xargs and the agent CLI (the floor
+# of the tenant side); the four are timed one after the other, in an order that rotates between
+# rounds.
 fleet_dbs() { # tag n [template]
   local i tpl
   tpl=${3:-$(template 1)}
@@ -207,7 +209,12 @@ state_template() {
   if ! psql -X -qtAc "SELECT 1 FROM pg_database WHERE datname = '$t'" | grep -q 1; then
     createdb -T "$(template 1)" "$t"
     mkdir -p "$WORK/no_migrations"
-    "$BIN"/pgrollout-agent apply --dsn "dbname=$t" --migrations "$WORK/no_migrations" >/dev/null
+    # a template without its state schema must not be kept for the next run
+    "$BIN"/pgrollout-agent apply --dsn "dbname=$t" --migrations "$WORK/no_migrations" \
+      >/dev/null || {
+      dropdb "$t"
+      return 1
+    }
   fi
   echo "$t"
 }
@@ -346,8 +353,7 @@ fleet_rounds() { # n rounds -> "ours loop xargs cli" medians; raw figures in $OU
     "$(median <"$WORK/f_cli")"
 }
 case_fleet() {
-  local o l x
-  local c
+  local o l x c
   read -r o l x c <<<"$(fleet_rounds "$FLEET" "$(q 2 3)")"
   row "fleet rollout, $FLEET tenants, 2 agents, max_parallel 4 vs xargs -P4" "$o ms" \
     "$x ms (xargs -P4 psql -f)" "$(ratio "$o" "$x")" "<= 1.15"
