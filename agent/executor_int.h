@@ -48,8 +48,9 @@ typedef struct agent_exec {
      * with a checked session, nothing needs to be read before it. */
     bool part_fresh;
     /* The session plans prepared statements generically (agent_exec_session_setup); reset to
-     * the server's setting before the first step that runs the author's SQL, whose PL/pgSQL and
-     * PREPAREd statements must plan as they would without pgrollout. */
+     * the server's setting before each step that runs the author's SQL, whose PL/pgSQL and
+     * PREPAREd statements must plan as they would without pgrollout, and set again by the check
+     * before the step after it (agent_state_step_check). */
     bool generic_plans;
     /* Index states of the current migration part, read in one query before its steps; each
      * entry answers one look-up (the pre-check), later ones query the catalog. */

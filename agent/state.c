@@ -138,7 +138,9 @@ static pgr_code step_phase(agent_exec *x, const char *version, const char *part,
 }
 
 /* Before each attempt of a step, in one round trip (it used to take four): restore the session
- * settings (migration SQL may have changed them; same values as agent_exec_session_setup), keep
+ * settings (migration SQL may have changed them; same values as agent_exec_session_setup, so
+ * the bookkeeping statements after an author's step plan once again: steps.c RESETs
+ * plan_cache_mode before each author's step), keep
  * the state schema out of search_path, check that this runner still holds the tenant's lock,
  * and read the step's recorded phase.
  * After a checked step that could not change the session (an index or foreign-key step), only
@@ -160,7 +162,8 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
             "SELECT set_config('lock_timeout', $4, false), set_config('statement_timeout', $5, "
             "false), set_config('idle_in_transaction_session_timeout', '0', false), "
             "set_config('client_min_messages', 'warning', false), "
-            "set_config('client_connection_check_interval', '1000', false), CASE WHEN "
+            "set_config('client_connection_check_interval', '1000', false), "
+            "set_config('plan_cache_mode', 'force_generic_plan', false), CASE WHEN "
             "current_schema() = 'pgrollout' THEN set_config('search_path', coalesce((SELECT "
             "string_agg(quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
             "'pgrollout'), ''), false) END, EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
@@ -169,8 +172,9 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
             "step = $3::int)",
             5, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
-    bool held = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
-    snprintf(phase, 32, "%s", PQgetvalue(r, 0, 7));
+    bool held = strcmp(PQgetvalue(r, 0, 7), "t") == 0;
+    snprintf(phase, 32, "%s", PQgetvalue(r, 0, 8));
+    x->generic_plans = true;
     PQclear(r);
     if (!held)
         return pgr_error_set(err, PGR_ERR_LOCKED,

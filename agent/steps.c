@@ -232,7 +232,8 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
                 x->session_checked = false;
             if (!own_sql && x->generic_plans) {
                 rc = pgr_pg_exec(x->conn, "RESET plan_cache_mode", NULL, err);
-                x->generic_plans = false; /* for the rest of the session, whatever came of it */
+                /* until the check before the next step sets it again, whatever came of it */
+                x->generic_plans = false;
             }
             if (rc == PGR_OK)
                 rc = run_once(x, m, s, count, phase, err);

@@ -81,6 +81,9 @@ pg_ticks() {
   for p in $(ps -o pid= --ppid "$pm"); do t=$((t + $(cpu_ticks "$p"))); done
   echo "$t"
 }
+# CPU ticks of the whole machine, all processes (user nice system irq softirq steal of /proc/stat):
+# what a runner costs in all, and how close it came to the cores' limit
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 secs() { awk -v t="$1" -v h="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / h}'; }
 kb() { awk '/^'"$2"':/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -275,11 +278,19 @@ fleet_ours() { # tag n round -> ms; agent RSS into $WORK/rss
     for i in $(seq "$n"); do printf '%s"t%d"' "$([[ $i == 1 ]] || echo ,)" "$i"; done
     printf '],"waves":[{"name":"all","percent":100,"max_parallel":4}]}\n'
   } >"$plan"
-  local kpid k0 p0 a0
+  local kpid k0 p0 a0 b0
   kpid=$(cat "$PGR_STATE_DIR/kafka/kafka.pid")
   k0=$(cpu_ticks "$kpid")
   p0=$(pg_ticks)
+  b0=$(busy_ticks)
   a0=$(($(cpu_ticks "${AGENT_PIDS[0]}") + $(cpu_ticks "${AGENT_PIDS[1]}")))
+  # PGR_BENCH_PERF=1: `perf record -a` of the whole machine during the rollout (profiling aid)
+  local perf_pid=
+  if [[ -n ${PGR_BENCH_PERF:-} ]]; then
+    perf record -a -q -o "$OUT/perf_$tag.data" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+  fi
   t0=$(now_ms)
   /usr/bin/time -f '%U %S' -o "$WORK/coord_time" "$BIN"/pgrollout run --config \
     "$WORK/coord_$tag.ini" --plan "$plan" --timeout 1800 >"$WORK/run_$tag.out" 2>&1 || {
@@ -288,13 +299,14 @@ fleet_ours() { # tag n round -> ms; agent RSS into $WORK/rss
     return 1
   }
   t1=$(now_ms)
+  [[ -z $perf_pid ]] || { kill -INT "$perf_pid" && wait "$perf_pid" || true; }
   echo "peak $(kb "${AGENT_PIDS[0]}" VmHWM) $(kb "${AGENT_PIDS[1]}" VmHWM)" >>"$WORK/rss"
   # where the CPU went during the rollout (seconds): tenant and control PostgreSQL, Kafka,
   # the coordinator, both agents
-  printf 'ours pg %s kafka %s coordinator %s agents %s\n' "$(secs $(($(pg_ticks) - p0)))" \
+  printf 'ours pg %s kafka %s coordinator %s agents %s busy %s ms %s\n' "$(secs $(($(pg_ticks) - p0)))" \
     "$(secs $(($(cpu_ticks "$kpid") - k0)))" "$(awk '{printf "%.1f", $1 + $2}' "$WORK/coord_time")" \
     "$(secs $(($(cpu_ticks "${AGENT_PIDS[0]}") + $(cpu_ticks "${AGENT_PIDS[1]}") - a0)))" \
-    >>"$WORK/cpu"
+    "$(secs $(($(busy_ticks) - b0)))" $((t1 - t0)) >>"$WORK/cpu"
   stop_agents
   cp "$WORK/run_$tag.out" "$WORK/a1.log" "$WORK/a2.log" "$OUT/" 2>/dev/null || true
   [[ -z ${PGR_BENCH_TRACE:-} ]] || kcat -b "$PGR_KAFKA_BOOTSTRAP" -C -e -q -t "${prefix}events" \
@@ -303,13 +315,15 @@ fleet_ours() { # tag n round -> ms; agent RSS into $WORK/rss
   echo $((t1 - t0))
 }
 fleet_psql() { # tag n mode(loop|xargs|cli) -> ms
-  local t0 t1 p0
+  local t0 t1 p0 b0
   p0=$(pg_ticks)
+  b0=$(busy_ticks)
   t0=$(now_ms)
   if [[ $3 == cli ]]; then
     # the floor of the tenant side: the agent's executor with all its records in the tenant
-    # database (history, steps, hash-chained audit records), run like the baseline
-    seq "$2" | xargs -P4 -I{} "$BIN"/pgrollout-agent apply --dsn "dbname=f_$1_{}" \
+    # database (history, steps, hash-chained audit records) and the check after the last step
+    # (--verify) as the agents' apply jobs do, run like the baseline
+    seq "$2" | xargs -P4 -I{} "$BIN"/pgrollout-agent apply --verify --dsn "dbname=f_$1_{}" \
       --migrations migrations >/dev/null
   elif [[ $3 == loop ]]; then
     for i in $(seq "$2"); do
@@ -320,7 +334,8 @@ fleet_psql() { # tag n mode(loop|xargs|cli) -> ms
       -f "$WORK/baseline.sql" >/dev/null
   fi
   t1=$(now_ms)
-  printf '%s pg %s\n' "$3" "$(secs $(($(pg_ticks) - p0)))" >>"$WORK/cpu"
+  printf '%s pg %s busy %s ms %s\n' "$3" "$(secs $(($(pg_ticks) - p0)))" \
+    "$(secs $(($(busy_ticks) - b0)))" $((t1 - t0)) >>"$WORK/cpu"
   echo $((t1 - t0))
 }
 fleet_rounds() { # n rounds -> "ours loop xargs cli" medians; raw figures in $OUT
@@ -331,12 +346,20 @@ fleet_rounds() { # n rounds -> "ours loop xargs cli" medians; raw figures in $OU
   : >"$WORK/f_cli"
   : >"$WORK/rss"
   : >"$WORK/cpu"
-  local modes=(ours loop xargs cli)
+  # PGR_BENCH_FLEET_MODES: a subset of the runners (profiling one of them); the table's rows of
+  # the others are then empty
+  local modes
+  read -ra modes <<<"${PGR_BENCH_FLEET_MODES:-ours loop xargs cli}"
   for r in $(seq "$rounds"); do
-    for m in ours loop xargs; do fleet_dbs "${r}${m:0:1}$n" "$n"; done
-    fleet_dbs "${r}c$n" "$n" "$(state_template)"
-    for k in 0 1 2 3; do
-      m=${modes[$(((k + r) % 4))]}
+    for m in "${modes[@]}"; do
+      if [[ $m == cli ]]; then
+        fleet_dbs "${r}c$n" "$n" "$(state_template)"
+      else
+        fleet_dbs "${r}${m:0:1}$n" "$n"
+      fi
+    done
+    for k in $(seq 0 $((${#modes[@]} - 1))); do
+      m=${modes[$(((k + r) % ${#modes[@]}))]}
       log "fleet $n tenants, round $r: $m"
       if [[ $m == ours ]]; then
         fleet_ours "${r}o$n" "$n" >>"$WORK/f_ours"
@@ -344,7 +367,7 @@ fleet_rounds() { # n rounds -> "ours loop xargs cli" medians; raw figures in $OU
         fleet_psql "${r}${m:0:1}$n" "$n" "$m" >>"$WORK/f_$m"
       fi
     done
-    for m in ours loop xargs cli; do fleet_drop "${r}${m:0:1}$n" "$n"; done
+    for m in "${modes[@]}"; do fleet_drop "${r}${m:0:1}$n" "$n"; done
   done
   for m in ours loop xargs cli; do paste -sd' ' "$WORK/f_$m" >"$OUT/fleet_$n.$m"; done
   cp "$WORK/rss" "$OUT/fleet_$n.rss"
@@ -364,6 +387,16 @@ case_fleet() {
   row "  CPU s per rollout (median): PostgreSQL, Kafka, coordinator, agents" \
     "$(for f in 3 5 7 9; do awk -v f=$f '$1 == "ours" {print $f}' "$WORK/cpu" | median; done |
       paste -sd' ')" "$(awk '$1 == "xargs" {print $3}' "$WORK/cpu" | median) (PostgreSQL)" - -
+  # the machine's CPU (every process) per run, and the share of the two cores it kept busy: a
+  # runner near 100 % is bound by CPU, not by waiting
+  local m busy=()
+  for m in ours cli xargs; do
+    busy+=("$(awk -v m=$m -v c="$(nproc)" '$1 == m {printf "%s %.0f\n", $(NF - 2), \
+      100 * $(NF - 2) / c / ($NF / 1000)}' "$WORK/cpu" | sort -n | awk '{a[NR] = $0} END {
+      split(a[int((NR + 1) / 2)], f, " "); printf "%s s (%s %%)", f[1], f[2]}')")
+  done
+  row "  machine CPU per run, all processes (share of $(nproc) cores): pgrollout; agent CLI" \
+    "${busy[0]}; ${busy[1]}" "${busy[2]} (xargs -P4 psql -f)" - -
   local idle peak
   idle=$(awk '$1 == "idle" {m = $2 > m ? $2 : m; m = $3 > m ? $3 : m} END {print m}' "$WORK/rss")
   peak=$(awk '$1 == "peak" {m = $2 > m ? $2 : m; m = $3 > m ? $3 : m} END {print m}' "$WORK/rss")

@@ -335,10 +335,11 @@ static void test_executor_user_sql_is_checked_before_the_next_step(void **state)
 /* A database whose search_path starts with the state schema: migration SQL still creates its
  * unqualified objects where it would without pgrollout (ARCHITECTURE.md 9.1), on the run that
  * creates the state schema and on a later one that finds it; and it plans with the server's
- * plan_cache_mode, not the agent's session setting. */
+ * plan_cache_mode, not the agent's session setting, also after an index step (whose check set
+ * the agent's setting again). */
 static void test_executor_state_schema_stays_out_of_search_path(void **state)
 {
-    char db[64], dir[64], path[128], sql[512];
+    char db[64], dir[64], path[128], sql[1024];
     (void)state;
     assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
     for (int i = 0; i < 2; i++) {
@@ -346,9 +347,16 @@ static void test_executor_state_schema_stays_out_of_search_path(void **state)
         snprintf(sql, sizeof(sql),
                  "-- 2025120200000%d probe-%d\n-- pgrollout:up\n\n-- pgrollout:step sql\n"
                  "CREATE TABLE pin_probe_%d AS SELECT current_setting('plan_cache_mode') AS "
+                 "mode;\n\n-- pgrollout:step index name=pinx_%d table=pin_probe_%d\n"
+                 "CREATE INDEX CONCURRENTLY IF NOT EXISTS pinx_%d ON pin_probe_%d (mode);\n\n"
+                 "-- pgrollout:step sql\n"
+                 "CREATE TABLE pin_after_%d AS SELECT current_setting('plan_cache_mode') AS "
                  "mode;\n\n-- pgrollout:down\n\n"
+                 "-- pgrollout:step sql\nDROP TABLE pin_after_%d;\n\n"
+                 "-- pgrollout:step drop_index name=pinx_%d table=pin_probe_%d\n"
+                 "DROP INDEX CONCURRENTLY IF EXISTS pinx_%d;\n\n"
                  "-- pgrollout:step sql\nDROP TABLE pin_probe_%d;\n",
-                 i, i, i, i);
+                 i, i, i, i, i, i, i, i, i, i, i, i, i);
         itest_write_file(path, sql);
     }
     new_tenant(db, sizeof(db), 1, 0);
@@ -367,10 +375,12 @@ static void test_executor_state_schema_stays_out_of_search_path(void **state)
     r = PQexec(c, where);
     assert_string_equal(PQgetvalue(r, 0, 0), "public.pin_probe_0,public.pin_probe_1");
     PQclear(r);
-    /* and the author's SQL plans as the server says (the agent's own statements do not) */
+    /* and the author's SQL plans as the server says (the agent's own statements do not), also
+     * in the step after an index step */
     assert_int_equal(itest_scalar(c, "SELECT count(*) FROM public.pin_probe_0 p0, "
-                                     "public.pin_probe_1 p1 WHERE p0.mode = 'auto' AND "
-                                     "p1.mode = 'auto'"),
+                                     "public.pin_probe_1 p1, public.pin_after_0 a0, "
+                                     "public.pin_after_1 a1 WHERE p0.mode = 'auto' AND "
+                                     "p1.mode = 'auto' AND a0.mode = 'auto' AND a1.mode = 'auto'"),
                      1);
     PQfinish(c);
     remove_dir(dir);
