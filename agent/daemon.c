@@ -358,6 +358,7 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     if (strcmp(job->type, "apply") == 0 && job->options.verify_in_job)
         o.verified = &verified;
     pgr_error_clear(&err);
+    long long t0 = agent_now_ms();
     if (strcmp(job->type, "apply") == 0)
         rc = agent_exec_apply(job->migrations, &o, &err);
     else if (strcmp(job->type, "rollback") == 0)
@@ -367,12 +368,13 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
         rc = agent_exec_verify(job->migrations, &o, NULL, NULL, &problems, &err);
     else
         rc = PGR_OK; /* cancel: nothing runs for this tenant now */
+    /* a verify job's count, when its checks ran to the end (not after a failed look-up) */
+    int checked = rc == PGR_OK && strcmp(job->type, "verify") == 0 ? problems : -1;
     if (rc == PGR_OK && problems > 0)
         rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
     daemon_step_events_flush(&c); /* the held `done`s come before the result */
     if (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0)
-        daemon_job_state(d, t, job, rc == PGR_OK ? "succeeded" : "failed",
-                         rc == PGR_OK ? NULL : err.msg);
+        daemon_job_end(d, t, job, rc, rc == PGR_OK ? NULL : err.msg, checked, agent_now_ms() - t0);
     /* a job stopped by shutdown is not finished: it resumes at the next start */
     const char *outcome = rc == PGR_OK     ? "succeeded"
                           : t->cancel == 2 ? "cancelled"

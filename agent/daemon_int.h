@@ -101,9 +101,11 @@ void daemon_job_free(daemon_job *j);
  * shutdown no job runs any more). now_ms: the monotonic clock in milliseconds. */
 void daemon_publish_audit(agent_daemon *d, bool all, long long now_ms);
 
-/* Records the final state of a job that the executor does not track (verify, cancel). */
-void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, const char *state,
-                      const char *error);
+/* Records the end of a job that the executor does not track (verify, cancel): its final state
+ * in pgrollout.jobs and its job_end audit record (outcome from rc, code, duration_ms; a verify
+ * job's problems when problems >= 0), in one transaction. error: the message when rc failed. */
+void daemon_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job, pgr_code rc,
+                    const char *error, int problems, long long duration_ms);
 
 /* Writes an audit record (agent_start, agent_stop, keyring_reload) into every tenant's chain;
  * the fields of extra (may be NULL) are added to each record. */

@@ -182,7 +182,7 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
              * and its invalid leftover dropped); it is not resumed later */
             if (t->busy)
                 t->cancel = 2;
-            daemon_job_state(d, t, job, "succeeded", NULL);
+            daemon_job_end(d, t, job, PGR_OK, NULL, -1, 0);
             pgr_job_free(job);
             return true;
         }
@@ -319,17 +319,42 @@ void daemon_audit_all(agent_daemon *d, const char *action, json_t *extra)
     }
 }
 
-void daemon_job_state(agent_daemon *d, daemon_tenant *t, const pgr_job *job, const char *state,
-                      const char *error)
+/* The job_end record of a job that ran no executor: the fields of the executor's (executor.c
+ * job_end), and a verify job's count of problems: the audit chain shows what every accepted
+ * job came to, a drift check included. */
+static pgr_code job_end_record(agent_exec *x, const pgr_job *job, pgr_code rc, int problems,
+                               long long duration_ms, pgr_error *err)
+{
+    json_t *rec = agent_audit_new(x, "job_end");
+    json_object_set_new(rec, "type", json_string(job->type));
+    json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
+    json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
+    json_object_set_new(rec, "duration_ms", json_integer(duration_ms));
+    if (problems >= 0)
+        json_object_set_new(rec, "problems", json_integer(problems));
+    return agent_audit_append(x, rec, err);
+}
+
+void daemon_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job, pgr_code rc,
+                    const char *error, int problems, long long duration_ms)
 {
     agent_exec_opts o;
     agent_exec x;
     pgr_error err;
     t->audit_dirty = 1;
-    if (tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err) == PGR_OK &&
-        agent_state_job(&x, job->type, state, error, &err) != PGR_OK) {
+    pgr_code wrc = tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err);
+    if (wrc == PGR_OK)
+        wrc = agent_exec_begin(&x, &err);
+    if (wrc == PGR_OK)
+        wrc = agent_state_job(&x, job->type, rc == PGR_OK ? "succeeded" : "failed", error, &err);
+    if (wrc == PGR_OK)
+        wrc = job_end_record(&x, job, rc, problems, duration_ms, &err);
+    if (wrc == PGR_OK)
+        wrc = agent_exec_commit(&x, &err);
+    if (wrc != PGR_OK) {
+        agent_exec_rollback_txn(&x);
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
-        pgr_log_warn(&ctx, "could not record the job's state: %s", err.msg);
+        pgr_log_warn(&ctx, "could not record the job's end: %s", err.msg);
     }
     agent_exec_close(&x, false);
 }

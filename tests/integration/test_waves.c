@@ -162,6 +162,14 @@ static void test_waves_approval_order_and_parallelism(void **state)
         assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
                                          "'verify' AND state = 'succeeded'"),
                          1);
+        /* and the tenant's audit chain says what the verify job came to, as for any job */
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox o JOIN "
+                                         "pgrollout.jobs j ON j.job_id = o.record::jsonb->>"
+                                         "'job_id' WHERE j.type = 'verify' AND o.record::jsonb->>"
+                                         "'action' = 'job_end' AND o.record::jsonb @> "
+                                         "'{\"type\": \"verify\", \"outcome\": \"succeeded\", "
+                                         "\"code\": \"ok\", \"problems\": 0}'"),
+                         1);
         PQfinish(c);
     }
     /* an operator rolls the last wave back: its tenants return to where they started, the
@@ -367,6 +375,20 @@ static void test_waves_abort_cancels_running_index_build(void **state)
                      0);
     assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = 'apply' AND "
                                      "state = 'cancelled'"),
+                     1);
+    /* both ends are in the tenant's audit chain: the cancelled build's job (failed) and the
+     * cancel job's own (no problems count: it checked nothing) */
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'job_end' AND record::jsonb @> "
+                                     "'{\"type\": \"apply\", \"outcome\": \"failed\"}'"),
+                     1);
+    assert_int_equal(itest_scalar(c,
+                                  "SELECT count(*) FROM pgrollout.audit_outbox o JOIN "
+                                  "pgrollout.jobs j ON j.job_id = o.record::jsonb->>'job_id' "
+                                  "WHERE j.type = 'cancel' AND j.state = 'succeeded' AND "
+                                  "o.record::jsonb->>'action' = 'job_end' AND o.record::jsonb @> "
+                                  "'{\"type\": \"cancel\", \"outcome\": \"succeeded\"}' "
+                                  "AND NOT o.record::jsonb ? 'problems'"),
                      1);
     PQfinish(c);
     assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
