@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,7 @@ void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
 #define PIPELINE_CHUNK     250 /* statements per sync: its results fit the socket buffers */
 #define VERIFY_THREADS_MAX 8
 #define VERIFY_MIN_SPLIT   64 /* fewer messages are verified on the calling thread */
+#define VERIFY_GRAIN       8  /* messages a thread takes at a time */
 
 struct coord_audit_batch {
     audit_item *items;
@@ -268,19 +270,28 @@ int coord_audit_batch_fill(coord_audit_batch *b, rd_kafka_t *rk, int timeout_ms)
     return b->n;
 }
 
-typedef struct verify_range {
+typedef struct verify_work {
     const pgr_keyring *kr;
     audit_item *items;
-    int from, to;
-} verify_range;
+    atomic_int next; /* the first message no thread has taken */
+    int to;
+} verify_work;
 
-static void *verify_range_run(void *arg)
+/* Takes VERIFY_GRAIN messages at a time until none is left: the threads end together even when
+ * the server storing the previous chunk takes a core from one of them (fixed halves left a
+ * core idle while the other half finished). */
+static void *verify_work_run(void *arg)
 {
-    verify_range *r = arg;
-    for (int i = r->from; i < r->to; i++)
-        if (!r->items[i].verified)
-            verify_item(r->kr, r->items[i].m, &r->items[i]);
-    return NULL;
+    verify_work *w = arg;
+    for (;;) {
+        int lo = atomic_fetch_add(&w->next, VERIFY_GRAIN);
+        if (lo >= w->to)
+            return NULL;
+        int hi = lo + VERIFY_GRAIN > w->to ? w->to : lo + VERIFY_GRAIN;
+        for (int i = lo; i < hi; i++)
+            if (!w->items[i].verified)
+                verify_item(w->kr, w->items[i].m, &w->items[i]);
+    }
 }
 
 /* Ed25519 verification is most of a record's cost (about 50 us): spread items [from, to) over
@@ -290,20 +301,14 @@ static void verify_items(coord *c, coord_audit_batch *b, int from, int to)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int n = to - from, nt = n < VERIFY_MIN_SPLIT ? 1 : (int)(cores < 1 ? 1 : cores);
     nt = nt > VERIFY_THREADS_MAX ? VERIFY_THREADS_MAX : nt;
-    verify_range r[VERIFY_THREADS_MAX];
+    verify_work w = {.kr = c->agents, .items = b->items, .to = to};
+    atomic_init(&w.next, from);
     pthread_t th[VERIFY_THREADS_MAX];
     bool started[VERIFY_THREADS_MAX] = {false};
-    int per = n > 0 ? (n + nt - 1) / nt : 0;
     json_object_seed(0); /* seeded before any thread makes objects (no-op once seeded) */
-    for (int t = 0; t < nt; t++) {
-        int lo = from + t * per, hi = lo + per > to ? to : lo + per;
-        r[t] = (verify_range){c->agents, b->items, lo, hi};
-        if (t > 0 && lo < hi)
-            started[t] = pthread_create(&th[t], NULL, verify_range_run, &r[t]) == 0;
-    }
-    for (int t = 0; t < nt; t++)
-        if (!started[t])
-            verify_range_run(&r[t]); /* this thread's share, and any a thread could not take */
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, verify_work_run, &w) == 0;
+    verify_work_run(&w); /* this thread takes its share too, all if no thread started */
     for (int t = 1; t < nt; t++)
         if (started[t])
             pthread_join(th[t], NULL);

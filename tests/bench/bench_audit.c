@@ -7,8 +7,10 @@
  *               [--order 0|1]
  *
  * Prints "collector RATE TOTAL_MS" and "insert RATE TOTAL_MS" (records/s; the collector's rate
- * counts from its first stored record, its total from its start). Fails when the collector
- * raised any alert or stored a different number of records. */
+ * counts from its first stored record, its total from its start), and "collector_cpu US_PER
+ * _RECORD BUSY_PCT": the collector process's CPU per record over its whole run, and how busy
+ * the machine's cores were (every process) while it stored. Fails when the collector raised
+ * any alert or stored a different number of records. */
 #include "bench_util.h"
 
 #include "pgr/keys.h"
@@ -17,6 +19,7 @@
 #include <libpq-fe.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct audit_row {
     char tenant[32], seq[24], prev[65], hash[65];
@@ -206,9 +209,34 @@ static long long tenants_done(PGconn *c, bench *b)
     return scalar(c, sql);
 }
 
+/* user+system CPU ticks of a process (fields 14 and 15 of /proc/PID/stat), or of the whole
+ * machine (pid 0: /proc/stat's user nice system irq softirq steal) */
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64];
+    long long v[8] = {0};
+    if (pid == 0)
+        snprintf(path, sizeof(path), "/proc/stat");
+    else
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    int n = pid == 0
+                ? fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2],
+                         &v[3], &v[4], &v[5], &v[6], &v[7])
+                : fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld",
+                         &v[0], &v[1]);
+    fclose(f);
+    if (pid == 0)
+        return n == 8 ? v[0] + v[1] + v[2] + v[5] + v[6] + v[7] : 0;
+    return n == 2 ? v[0] + v[1] : 0;
+}
+
 static void collector(bench *b)
 {
     double t0 = bench_now_ms(), first = 0;
+    long long busy0 = 0, own = 0;
     pid_t pid = fork();
     if (pid == 0) {
         execl(b->collector, b->collector, "audit", "collect", "--config", b->config, (char *)NULL);
@@ -230,12 +258,16 @@ static void collector(bench *b)
         }
         if (first == 0 &&
             scalar(c, "SELECT count(*) FROM (SELECT 1 FROM pgrollout_control.audit_log LIMIT "
-                      "1) x") > 0)
+                      "1) x") > 0) {
             first = bench_now_ms();
+            busy0 = cpu_ticks(0);
+        }
         if (first != 0)
             done_tenants = tenants_done(c, b);
     }
     double done = bench_now_ms();
+    long long busy = cpu_ticks(0) - busy0;
+    own = cpu_ticks(pid);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     if (c == NULL || scalar(c, "SELECT count(*) FROM pgrollout_control.audit_log") != b->records)
@@ -243,6 +275,9 @@ static void collector(bench *b)
     if (scalar(c, "SELECT count(*) FROM pgrollout_control.audit_alerts") != 0)
         bench_die("collector", "raised alerts on valid records");
     printf("collector %.0f %.0f\n", b->records * 1000.0 / (done - first), done - t0);
+    double hz = (double)sysconf(_SC_CLK_TCK), cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    printf("collector_cpu %.1f %.0f\n", own / hz * 1e6 / b->records,
+           100.0 * busy / hz / cores / ((done - first) / 1000.0));
     PQfinish(c);
 }
 

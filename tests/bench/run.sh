@@ -432,7 +432,7 @@ case_audit() {
     topics "$prefix"
     coord_ini "$WORK/coord_au$r.ini" "ctl_au$r" "$prefix"
     "$BIN"/bench_audit --config "$WORK/coord_au$r.ini" --key "$WORK/a1.key" \
-      --collector "$BIN/pgrollout" --records "$AUDIT_N" --order $((r % 2)) >"$WORK/audit_$r"
+      --collector "${PGR_BENCH_COLLECTOR:-$BIN/pgrollout}" --records "$AUDIT_N" --order $((r % 2)) >"$WORK/audit_$r"
     cat "$WORK/audit_$r" >>"$OUT/audit.txt"
     dropdb "ctl_au$r"
   done
@@ -441,6 +441,11 @@ case_audit() {
   base=$(awk '$1 == "insert" {print $2}' "$WORK"/audit_* | median)
   row "audit ingest, $AUDIT_N records (records/s)" "$ours/s" "$base/s (plain INSERT)" \
     "$(ratio "$ours" "$base")" ">= 20000/s"
+  # bound by CPU or not: the collector's own CPU per record, and the cores' busy share (every
+  # process: collector, PostgreSQL, Kafka) while it stored
+  row "  collector CPU per record; cores busy while it stored (median)" \
+    "$(awk '$1 == "collector_cpu" {print $2}' "$WORK"/audit_* | median) us;" \
+    "$(awk '$1 == "collector_cpu" {print $3}' "$WORK"/audit_* | median) %" - -
 }
 
 # --- 10,000 simulated tenants -----------------------------------------------------------------
