@@ -51,7 +51,9 @@ static const char *const state_ddl =
     /* version 3: a job's envelope (tens of kB of base64) is stored as it is: pglz on it cost
      * the intake more server time than the rest of its transaction, for a few percent */
     "ALTER TABLE pgrollout.jobs ALTER COLUMN envelope SET STORAGE EXTERNAL;"
-    "INSERT INTO pgrollout.state_version VALUES (1), (2), (3) ON CONFLICT DO NOTHING;";
+    /* the last version is the one the agent checks for (one definition) */
+    "INSERT INTO pgrollout.state_version VALUES (1), (2), (" STATE_VERSION_TEXT ") ON CONFLICT "
+    "DO NOTHING;";
 
 pgr_code agent_state_create_schema(agent_exec *x, const char *name, pgr_error *err)
 {
