@@ -15,7 +15,7 @@
 #             statements (concurrent builds, same order), fresh tenants at a given scale
 #   fleet     a one-wave rollout (max_parallel 4) over N tenants at scale 1, 2 agents, real
 #             Kafka, vs a shell loop of `psql -f` and `xargs -P4` of the same; also `xargs -P4`
-#             of `pgrollout-agent apply` (the tenant side alone); agent RSS
+#             of `pgrollout-agent apply --verify` (the tenant side alone); agent RSS
 #   dispatch  signed job published -> the agent's first `step started` event, J jobs
 #   audit     audit records verified and stored by the collector vs plain INSERTs
 #   scale     10,000 simulated tenants answered by bench_fleet_sim; coordinator RSS
@@ -380,7 +380,7 @@ case_fleet() {
   read -r o l x c <<<"$(fleet_rounds "$FLEET" "$(q 2 3)")"
   row "fleet rollout, $FLEET tenants, 2 agents, max_parallel 4 vs xargs -P4" "$o ms" \
     "$x ms (xargs -P4 psql -f)" "$(ratio "$o" "$x")" "<= 1.15"
-  row "  the tenant side alone: xargs -P4 pgrollout-agent apply (no Kafka, no coordinator)" \
+  row "  the tenant side alone: xargs -P4 pgrollout-agent apply --verify (no Kafka, no coordinator)" \
     "$c ms" "$x ms (xargs -P4 psql -f)" "$(ratio "$c" "$x")" -
   row "fleet rollout, $FLEET tenants vs a shell loop" "$o ms" "$l ms (for ... psql -f)" \
     "$(ratio "$l" "$o") x faster" ">= 3 x faster"
