@@ -341,7 +341,6 @@ void daemon_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job, pgr_c
     agent_exec_opts o;
     agent_exec x;
     pgr_error err;
-    t->audit_dirty = 1;
     pgr_code wrc = tenant_session(d, t, &o, &x, job->job_id, job->operator_name, &err);
     if (wrc == PGR_OK)
         wrc = agent_exec_begin(&x, &err);
@@ -356,5 +355,8 @@ void daemon_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job, pgr_c
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
         pgr_log_warn(&ctx, "could not record the job's end: %s", err.msg);
     }
+    /* after the commit: a publisher visit during the transaction found nothing to send and
+     * cleared the mark (stepevents.c marks after the commit too) */
+    t->audit_dirty = 1;
     agent_exec_close(&x, false);
 }

@@ -219,15 +219,19 @@ static long long cpu_ticks(pid_t pid)
         snprintf(path, sizeof(path), "/proc/stat");
     else
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    char line[1024];
     FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    int n = pid == 0
-                ? fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2],
-                         &v[3], &v[4], &v[5], &v[6], &v[7])
-                : fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld",
-                         &v[0], &v[1]);
-    fclose(f);
+    bool got = f != NULL && fgets(line, sizeof(line), f) != NULL;
+    if (f != NULL)
+        fclose(f);
+    /* the command name may hold spaces and ')': the fields start after its last ')' */
+    const char *rest = got && pid != 0 ? strrchr(line, ')') : line;
+    if (!got || rest == NULL)
+        bench_die("cpu", "could not read the CPU ticks");
+    int n = pid == 0 ? sscanf(rest, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1],
+                              &v[2], &v[3], &v[4], &v[5], &v[6], &v[7])
+                     : sscanf(rest, ") %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld",
+                              &v[0], &v[1]);
     if (pid == 0)
         return n == 8 ? v[0] + v[1] + v[2] + v[5] + v[6] + v[7] : 0;
     return n == 2 ? v[0] + v[1] : 0;

@@ -377,19 +377,22 @@ static void test_waves_abort_cancels_running_index_build(void **state)
                                      "state = 'cancelled'"),
                      1);
     /* both ends are in the tenant's audit chain: the cancelled build's job (failed) and the
-     * cancel job's own (no problems count: it checked nothing) */
+     * cancel job's own (no problems count: it checked nothing), which the intake commits right
+     * after it set the cancel flag: waited for, up to 5 s */
     assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
                                      "record::jsonb->>'action' = 'job_end' AND record::jsonb @> "
                                      "'{\"type\": \"apply\", \"outcome\": \"failed\"}'"),
                      1);
-    assert_int_equal(itest_scalar(c,
-                                  "SELECT count(*) FROM pgrollout.audit_outbox o JOIN "
-                                  "pgrollout.jobs j ON j.job_id = o.record::jsonb->>'job_id' "
-                                  "WHERE j.type = 'cancel' AND j.state = 'succeeded' AND "
-                                  "o.record::jsonb->>'action' = 'job_end' AND o.record::jsonb @> "
-                                  "'{\"type\": \"cancel\", \"outcome\": \"succeeded\"}' "
-                                  "AND NOT o.record::jsonb ? 'problems'"),
-                     1);
+    const char *cancel_end = "SELECT count(*) FROM pgrollout.audit_outbox o JOIN pgrollout.jobs j "
+                             "ON j.job_id = o.record::jsonb->>'job_id' WHERE j.type = 'cancel' AND "
+                             "j.state = 'succeeded' AND o.record::jsonb->>'action' = 'job_end' "
+                             "AND o.record::jsonb @> '{\"type\": \"cancel\", \"outcome\": "
+                             "\"succeeded\"}' AND NOT o.record::jsonb ? 'problems'";
+    for (int i = 0; i < 50 && itest_scalar(c, cancel_end) == 0; i++) {
+        struct timespec t = {0, 100000000L};
+        nanosleep(&t, NULL);
+    }
+    assert_int_equal(itest_scalar(c, cancel_end), 1);
     PQfinish(c);
     assert_int_equal(itest_scalar(ctl, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
                                        "state = 'cancelled'"),
