@@ -37,6 +37,16 @@ json_t *agent_audit_new(agent_exec *x, const char *action)
     return rec;
 }
 
+json_t *agent_audit_job_end(agent_exec *x, const char *type, pgr_code rc, long long duration_ms)
+{
+    json_t *rec = agent_audit_new(x, "job_end");
+    json_object_set_new(rec, "type", json_string(type));
+    json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
+    json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
+    json_object_set_new(rec, "duration_ms", json_integer(duration_ms));
+    return rec;
+}
+
 void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step *s)
 {
     char obj[512], sha[PGR_SHA256_HEX_LEN];

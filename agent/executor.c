@@ -474,11 +474,7 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
         return;
     agent_exec_rollback_txn(x);
     if (agent_exec_begin(x, NULL) == PGR_OK) {
-        json_t *rec = agent_audit_new(x, "job_end");
-        json_object_set_new(rec, "type", json_string(type));
-        json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
-        json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
-        json_object_set_new(rec, "duration_ms", json_integer(agent_now_ms() - t0));
+        json_t *rec = agent_audit_job_end(x, type, rc, agent_now_ms() - t0);
         if (x->o->verified != NULL && *x->o->verified >= 0)
             json_object_set_new(rec, "verified", json_boolean(*x->o->verified));
         /* a job stopped by shutdown stays resumable: the daemon picks "interrupted" up again */

@@ -127,6 +127,9 @@ pgr_code agent_audit_index_done(agent_exec *x, json_t *rec, const agent_step_row
                                 pgr_error *err) PGR_MUSTCHECK;
 /* A new record with action and the common fields (tenant, job, operator, agent). */
 json_t *agent_audit_new(agent_exec *x, const char *action);
+/* A job_end record: type, outcome (from rc), code, duration_ms; the executor's jobs and the
+ * daemon's verify and cancel jobs add their own fields (verified, problems). */
+json_t *agent_audit_job_end(agent_exec *x, const char *type, pgr_code rc, long long duration_ms);
 /* Adds version/step/kind/object/phi/sql_sha256 of a step. */
 void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step *s);
 

@@ -319,17 +319,12 @@ void daemon_audit_all(agent_daemon *d, const char *action, json_t *extra)
     }
 }
 
-/* The job_end record of a job that ran no executor: the fields of the executor's (executor.c
- * job_end), and a verify job's count of problems: the audit chain shows what every accepted
- * job came to, a drift check included. */
+/* The job_end record of a job that ran no executor, with a verify job's count of problems:
+ * the audit chain shows what every accepted job came to, a drift check included. */
 static pgr_code job_end_record(agent_exec *x, const pgr_job *job, pgr_code rc, int problems,
                                long long duration_ms, pgr_error *err)
 {
-    json_t *rec = agent_audit_new(x, "job_end");
-    json_object_set_new(rec, "type", json_string(job->type));
-    json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
-    json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
-    json_object_set_new(rec, "duration_ms", json_integer(duration_ms));
+    json_t *rec = agent_audit_job_end(x, job->type, rc, duration_ms);
     if (problems >= 0)
         json_object_set_new(rec, "problems", json_integer(problems));
     return agent_audit_append(x, rec, err);

@@ -39,6 +39,12 @@ FLEET=${PGR_BENCH_FLEET:-$(q 20 100)}
 JOBS=${PGR_BENCH_JOBS:-$(q 200 1000)}
 AUDIT_N=${PGR_BENCH_AUDIT:-$(q 10000 30000)}
 SIM_TENANTS=${PGR_BENCH_SIM:-$(q 3000 10000)}
+for m in ${PGR_BENCH_FLEET_MODES:-}; do # checked before anything starts
+  [[ $m =~ ^(ours|loop|xargs|cli)$ ]] || {
+    echo "bench: PGR_BENCH_FLEET_MODES: unknown runner \"$m\" (ours, loop, xargs, cli)" >&2
+    exit 2
+  }
+done
 BUILD=${PGR_BENCH_BUILD_DIR:-$REPO/build-bench}
 OUT=${PGR_BENCH_OUT:-$BUILD/bench-results}
 export PGR_STATE_DIR=${PGR_BENCH_STATE_DIR:-$REPO/deploy/local/.state-bench}
