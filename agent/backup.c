@@ -5,9 +5,11 @@
 #include "executor_int.h"
 
 #include "pgr/crypto.h"
+#include "pgr/parse.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,16 +22,72 @@
 #include <time.h>
 #include <unistd.h>
 
-/* In the child only: the connection parameters of dsn as PG* environment variables, so that no
- * password appears on a command line (readable by every local user in /proc). */
+/* libpq's reading of a tenant DSN (expand_dbname): a postgresql:// URI or key=value pairs are
+ * a connection string; anything else is a database name. */
+static bool dsn_is_conninfo(const char *dsn)
+{
+    return strncmp(dsn, "postgresql://", 13) == 0 || strncmp(dsn, "postgres://", 11) == 0 ||
+           strchr(dsn, '=') != NULL;
+}
+
+/* In the child only: the connection parameters of a connection-string dsn as PG* environment
+ * variables, so that no password appears on a command line (readable by every local user in
+ * /proc). A bare database name has none: dbname_option names it. */
 static void export_dsn(const char *dsn)
 {
-    PQconninfoOption *opts = dsn != NULL && *dsn != '\0' ? PQconninfoParse(dsn, NULL) : NULL;
+    PQconninfoOption *opts =
+        dsn != NULL && dsn_is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
     for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
         if (o->val != NULL && o->envvar != NULL)
             setenv(o->envvar, o->val, 1);
     }
     PQconninfoFree(opts);
+}
+
+/* The database the agent itself connects to for dsn: the dbname of a connection string, or
+ * the bare name; NULL when the dsn names none (libpq's defaults then apply to both). */
+static char *dsn_dbname(const char *dsn)
+{
+    if (dsn == NULL || *dsn == '\0')
+        return NULL;
+    if (!dsn_is_conninfo(dsn))
+        return strdup(dsn);
+    char *name = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "dbname") == 0 && o->val != NULL && *o->val != '\0')
+            name = strdup(o->val);
+    }
+    PQconninfoFree(opts);
+    return name;
+}
+
+/* "--dbname=dbname='NAME'" for pg_dump: a connection string holding only the quoted database
+ * name, so that pg_dump dumps the tenant's database whatever the DSN's form (a bare name is
+ * otherwise ignored and PGDATABASE or the user's database dumped) and the name cannot be read
+ * as options. Holds no secret. *out is NULL when the dsn names no database. */
+static pgr_code dbname_option(const char *dsn, char **out, pgr_error *err)
+{
+    pgr_buf b;
+    char *name = dsn_dbname(dsn);
+    *out = NULL;
+    if (name == NULL)
+        return PGR_OK;
+    pgr_buf_init(&b);
+    bool ok = pgr_buf_append(&b, "--dbname=dbname='", 17) == PGR_OK;
+    for (const char *p = name; ok && *p != '\0'; p++) {
+        if (*p == '\'' || *p == '\\')
+            ok = pgr_buf_append(&b, "\\", 1) == PGR_OK;
+        ok = ok && pgr_buf_append(&b, p, 1) == PGR_OK;
+    }
+    ok = ok && pgr_buf_append(&b, "'", 1) == PGR_OK;
+    free(name);
+    if (!ok) {
+        pgr_buf_free(&b);
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    }
+    *out = b.data;
+    return PGR_OK;
 }
 
 /* Output of a child kept to classify its failure (never shown: it may name rows or hosts). */
@@ -160,9 +218,16 @@ static pgr_code dump_and_check(agent_exec *x, const char *path, pgr_error *err)
                              strerror(errno));
     close(fd);
     snprintf(fileopt, sizeof(fileopt), "--file=%s", path);
-    char *dump[] = {"pg_dump", "-Fc", "--no-password", fileopt, NULL};
+    char *dbopt = NULL;
+    pgr_code rc = dbname_option(x->o->dsn, &dbopt, err);
+    if (rc != PGR_OK) {
+        unlink(path);
+        return rc;
+    }
+    char *dump[] = {"pg_dump", "-Fc", "--no-password", fileopt, dbopt, NULL};
     child_out co;
     int st = run_quiet(dump, x->o->dsn, &co);
+    free(dbopt);
     if (st != 0) {
         /* a failed dump leaves no file behind that could pass for a backup */
         unlink(path);

@@ -7,6 +7,7 @@
 
 #include "pgr/config.h"
 #include "pgr/log.h"
+#include "pgr/term.h"
 #include "pgr/parse.h"
 
 #include <getopt.h>
@@ -223,47 +224,67 @@ static void print_json_event(const agent_event *ev)
     json_decref(o);
 }
 
+/* An error of a command: the message may quote the database or a file, so it is escaped. */
+static void cli_error(const char *cmd, const char *msg)
+{
+    char line[1024];
+    pgr_term_format(line, sizeof(line), "pgrollout-agent %s: %s", cmd, msg);
+    fprintf(stderr, "%s\n", line);
+}
+
 static void print_text_event(const agent_event *ev, cli_opts *o)
 {
-    FILE *out = stdout;
+    /* names, objects and PostgreSQL's messages come from files and the database: every line is
+     * escaped for the terminal; only our own cursor controls are written raw */
+    char line[2048];
+    const char *clear = o->tty ? "\r\033[K" : "";
     switch (ev->kind) {
     case AGENT_EV_MIGRATION_START:
-        fprintf(out, "migration %s %s (%d steps)\n", ev->version, ev->name, ev->step_count);
+        pgr_term_format(line, sizeof(line), "migration %s %s (%d steps)", ev->version, ev->name,
+                        ev->step_count);
+        printf("%s\n", line);
         o->last_pct_shown = -1;
         break;
     case AGENT_EV_STEP_PROGRESS:
         /* On a terminal redraw the line; otherwise print every 10% so logs stay readable. */
-        if (o->tty)
-            fprintf(out, "\r  [%d/%d] %s %5.1f%% %-45s", ev->step, ev->step_count, ev->object,
-                    ev->percent, ev->phase);
-        else if ((int)(ev->percent / 10) > o->last_pct_shown) {
+        if (o->tty) {
+            pgr_term_format(line, sizeof(line), "  [%d/%d] %s %5.1f%% %-45s", ev->step,
+                            ev->step_count, ev->object, ev->percent, ev->phase);
+            printf("\r%s", line);
+        } else if ((int)(ev->percent / 10) > o->last_pct_shown) {
             o->last_pct_shown = (int)(ev->percent / 10);
-            fprintf(out, "  [%d/%d] %s %.0f%% (%s)\n", ev->step, ev->step_count, ev->object,
-                    ev->percent, ev->phase);
+            pgr_term_format(line, sizeof(line), "  [%d/%d] %s %.0f%% (%s)", ev->step,
+                            ev->step_count, ev->object, ev->percent, ev->phase);
+            printf("%s\n", line);
         }
         break;
     case AGENT_EV_STEP_DONE:
     case AGENT_EV_STEP_SKIPPED:
-        fprintf(out, "%s  [%d/%d] %-12s %s%s: %s (%lld ms)\n", o->tty ? "\r\033[K" : "", ev->step,
-                ev->step_count, ev->step_kind, ev->object, ev->phi ? " [phi]" : "",
-                ev->kind == AGENT_EV_STEP_DONE ? "done" : "already done", ev->duration_ms);
+        pgr_term_format(line, sizeof(line), "  [%d/%d] %-12s %s%s: %s (%lld ms)", ev->step,
+                        ev->step_count, ev->step_kind, ev->object, ev->phi ? " [phi]" : "",
+                        ev->kind == AGENT_EV_STEP_DONE ? "done" : "already done", ev->duration_ms);
+        printf("%s%s\n", clear, line);
         o->last_pct_shown = -1;
         break;
     case AGENT_EV_STEP_RETRY:
-        fprintf(out, "  [%d/%d] %s: retry %d after: %s\n", ev->step, ev->step_count, ev->object,
-                ev->attempt, ev->message);
+        pgr_term_format(line, sizeof(line), "  [%d/%d] %s: retry %d after: %s", ev->step,
+                        ev->step_count, ev->object, ev->attempt, ev->message);
+        printf("%s\n", line);
         break;
     case AGENT_EV_STEP_FAILED:
-        fprintf(out, "%s  [%d/%d] %s: FAILED: %s\n", o->tty ? "\r\033[K" : "", ev->step,
-                ev->step_count, ev->object, ev->message);
+        pgr_term_format(line, sizeof(line), "  [%d/%d] %s: FAILED: %s", ev->step, ev->step_count,
+                        ev->object, ev->message);
+        printf("%s%s\n", clear, line);
         break;
     case AGENT_EV_MIGRATION_DONE:
-        fprintf(out, "migration %s %s in %lld ms\n", ev->version, ev->message, ev->duration_ms);
+        pgr_term_format(line, sizeof(line), "migration %s %s in %lld ms", ev->version, ev->message,
+                        ev->duration_ms);
+        printf("%s\n", line);
         break;
     default:
         break;
     }
-    fflush(out);
+    fflush(stdout);
 }
 
 static void on_event(const agent_event *ev, void *user)
@@ -291,7 +312,7 @@ static int load_set(const char *cmd, const char *dir, pgr_migration_set **set)
     pgr_error e;
     pgr_error_clear(&e);
     if (pgr_migration_dir_load(dir, set, &e) != PGR_OK) {
-        fprintf(stderr, "pgrollout-agent %s: %s\n", cmd, e.msg);
+        cli_error(cmd, e.msg);
         return AGENT_EXIT_USAGE;
     }
     return 0;
@@ -324,7 +345,7 @@ static int run_apply_or_rollback(const char *cmd, int argc, char **argv, bool ro
     pgr_code r =
         rollback ? agent_exec_rollback(set, o.to, &o.exec, &e) : agent_exec_apply(set, &o.exec, &e);
     if (r != PGR_OK)
-        fprintf(stderr, "pgrollout-agent %s: %s\n", cmd, e.msg);
+        cli_error(cmd, e.msg);
     else if (!o.json)
         printf("%s: done%s\n", cmd, o.verified == 1 ? " (checked: 0 problems)" : "");
     pgr_migration_set_free(set);
@@ -347,9 +368,11 @@ static void print_status(const agent_status *st, bool json)
         printf("%-14s %-40s %-12s %-20s %s\n", "VERSION", "NAME", "STATE", "APPLIED AT", "BY");
         for (size_t i = 0; i < st->count; i++) {
             const agent_status_row *r = &st->rows[i];
-            printf("%-14s %-40s %-12s %-20s %s\n", r->version, r->name, r->state,
-                   r->applied_at != NULL ? r->applied_at : "",
-                   r->operator_name != NULL ? r->operator_name : "");
+            char line[2048];
+            pgr_term_format(line, sizeof(line), "%-14s %-40s %-12s %-20s %s", r->version, r->name,
+                            r->state, r->applied_at != NULL ? r->applied_at : "",
+                            r->operator_name != NULL ? r->operator_name : "");
+            printf("%s\n", line);
         }
         if (st->drift)
             printf("DRIFT: an applied migration differs from its file (or the file is gone)\n");
@@ -387,7 +410,7 @@ int agent_cli_status(int argc, char **argv)
     pgr_error_clear(&e);
     pgr_code r = agent_exec_status(set, &o.exec, &st, &e);
     if (r != PGR_OK) {
-        fprintf(stderr, "pgrollout-agent status: %s\n", e.msg);
+        cli_error("status", e.msg);
     } else {
         print_status(st, o.json);
         if (st->drift)
@@ -409,7 +432,9 @@ static void report_problem(const char *version, const char *object, const char *
         free(s);
         json_decref(j);
     } else {
-        printf("%s %s: %s\n", version, object, problem);
+        char line[2048];
+        pgr_term_format(line, sizeof(line), "%s %s: %s", version, object, problem);
+        printf("%s\n", line);
     }
 }
 
@@ -430,7 +455,7 @@ int agent_cli_verify(int argc, char **argv)
     pgr_code r = agent_exec_verify(set, &o.exec, report_problem, &o, &problems, &e);
     pgr_migration_set_free(set);
     if (r != PGR_OK) {
-        fprintf(stderr, "pgrollout-agent verify: %s\n", e.msg);
+        cli_error("verify", e.msg);
         return exit_code(r);
     }
     if (!o.json)

@@ -6,6 +6,7 @@
 #include "agent_cli.h"
 #include "daemon.h"
 #include "daemon_int.h"
+#include "seqstore.h"
 #include "executor_int.h"
 
 #include "pgr/crypto.h"
@@ -36,9 +37,10 @@ void daemon_event(agent_daemon *d, const char *type, const char *tenant, const c
 {
     char at[32];
     pgr_time_format(time(NULL), at);
+    /* numbered, signed and handed to the producer under one lock: the events of a tenant reach
+     * its partition in the order of their numbers, which the coordinator enforces */
     pthread_mutex_lock(&d->mu);
-    long long seq = ++d->event_seq;
-    pthread_mutex_unlock(&d->mu);
+    long long seq = agent_eventseq_next(&d->event_seq);
     json_t *ev =
         json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:s}", "type", type, "agent_id", d->cfg->agent_id,
                   "tenant_id", tenant, "job_id", job_id, "seq", (json_int_t)seq, "at", at);
@@ -51,12 +53,16 @@ void daemon_event(agent_daemon *d, const char *type, const char *tenant, const c
                     ? pgr_envelope_seal(PGR_DOMAIN_EVENT, &d->key, payload, strlen(payload))
                     : NULL;
     pgr_error err;
-    if (env == NULL ||
-        pgr_kafka_send(d->producer, d->topic_events, tenant != NULL ? tenant : d->cfg->agent_id,
-                       env, strlen(env), &err) != PGR_OK) {
+    if (env == NULL || pgr_kafka_send_nowait(d->producer, d->topic_events,
+                                             tenant != NULL ? tenant : d->cfg->agent_id, env,
+                                             strlen(env), &err) != PGR_OK) {
+        /* best effort (docs/PROTOCOL.md 9): waiting here for a full queue to drain would stop
+         * every thread that sends events, the intake included */
         pgr_log_ctx ctx = {"events", tenant, job_id};
-        pgr_log_error(&ctx, "could not send %s event", type);
+        pgr_log_error(&ctx, "could not send %s event: %s", type,
+                      env == NULL ? "out of memory" : err.msg);
     }
+    pthread_mutex_unlock(&d->mu);
     free(payload);
     free(env);
 }
@@ -247,6 +253,7 @@ static void reload_keyring(agent_daemon *d)
     pgr_log_info(&ctx, "reloaded %s: %zu key(s), %zu revoked", d->cfg->keyring, kr->count, revoked);
     daemon_audit_all(d, "keyring_reload", summary);
     daemon_event(d, "keyring_reloaded", NULL, NULL, summary); /* consumes summary */
+    daemon_recheck_queued(d);
 }
 
 static void loop(agent_daemon *d)
@@ -311,9 +318,13 @@ static void shutdown_workers(agent_daemon *d)
         dispatch(d);
         rd_kafka_poll(d->producer, 100);
     }
+    daemon_rejections_stop(d); /* what is still counted, recorded before agent_stop */
     daemon_audit_all(d, "agent_stop", NULL);
     daemon_publish_audit(d, true, agent_now_ms()); /* the last steps' records, before we go */
     rd_kafka_flush(d->producer, 10000);
+    pthread_mutex_lock(&d->mu);
+    agent_eventseq_stop(&d->event_seq);
+    pthread_mutex_unlock(&d->mu);
 }
 
 static agent_orphans orphan_option(const char *s)
@@ -321,6 +332,17 @@ static agent_orphans orphan_option(const char *s)
     if (strcmp(s, "quarantine") == 0)
         return AGENT_ORPHANS_QUARANTINE;
     return strcmp(s, "abort") == 0 ? AGENT_ORPHANS_ABORT : AGENT_ORPHANS_FILE;
+}
+
+/* A job that ended for good is never resumed again, whatever its row says later. */
+static void keep_ended(agent_daemon *d, daemon_tenant *t, const pgr_job *job)
+{
+    pgr_error err;
+    if (d->cfg->state_dir == NULL || job->seq <= 0 ||
+        agent_seqstore_keep_ended(d->cfg->state_dir, t->conf->id, job->seq, &err) == PGR_OK)
+        return;
+    pgr_log_ctx ctx = {"executor", t->conf->id, job->job_id};
+    pgr_log_error(&ctx, "could not keep the ended job seq %lld: %s", job->seq, err.msg);
 }
 
 void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
@@ -348,6 +370,9 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     o.backup_dir = job->options.backup ? d->cfg->state_dir : NULL;
     o.cb = daemon_step_events_cb;
     o.cb_user = &c;
+    o.audit_barrier = daemon_audit_barrier; /* each step's records off the host before it runs */
+    o.audit_barrier_user = &c;
+    o.owner_role = d->cfg->owner_role;
     o.cancel = &t->cancel;
     char from[PGR_VERSION_LEN + 1] = "";
     o.from_version = from;
@@ -389,6 +414,8 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     if (result != NULL && verified >= 0 && final)
         json_object_set_new(result, "verified", json_boolean(verified));
     daemon_event(d, "result", t->conf->id, job->job_id, result);
+    if (strcmp(outcome, "interrupted") != 0)
+        keep_ended(d, t, job);
 }
 
 static int setup_error(const char *what, const pgr_error *err)
@@ -437,6 +464,8 @@ static int daemon_setup(agent_daemon *d, const char *path)
         agent_connpool_init(&d->tenants[i].pool);
     }
     pthread_mutex_init(&d->mu, NULL);
+    if (agent_eventseq_start(&d->event_seq, d->cfg->state_dir, &err) != PGR_OK)
+        return setup_error("agent.state_dir", &err);
     return d->tenants != NULL ? 0 : AGENT_EXIT_FAIL;
 }
 
@@ -513,6 +542,11 @@ int agent_cli_run(int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
+        if (!daemon_rejections_start(&d)) {
+            fprintf(stderr, "pgrollout-agent run: could not start the rejections thread\n");
+            daemon_teardown(&d);
+            return AGENT_EXIT_FAIL;
+        }
         daemon_resume(&d);
         daemon_audit_all(&d, "agent_start", NULL);
         pgr_code assigned = assign_partitions(&d, &err);

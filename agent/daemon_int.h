@@ -3,7 +3,9 @@
 #define AGENT_DAEMON_INT_H
 
 #include "connpool.h"
+#include "eventseq.h"
 #include "executor.h"
+#include "rejections.h"
 
 #include "pgr/config.h"
 #include "pgr/envelope.h"
@@ -31,6 +33,10 @@ typedef struct daemon_tenant {
     volatile int audit_dirty; /* this process wrote audit records that may be unpublished */
     long long audit_visit_ms; /* the publisher's last visit, or the start of the running job */
     agent_connpool pool;      /* the tenant's kept session (connpool.h) */
+    daemon_rejection_window rejected[DAEMON_REJECTION_REASONS]; /* counted, not yet recorded */
+    char recent[16][PGR_SHA256_HEX_LEN]; /* digests of job messages handled last: a copy sent
+                                          * again is absorbed without a database round trip */
+    unsigned recent_next;
 } daemon_tenant;
 
 typedef struct agent_daemon {
@@ -44,10 +50,14 @@ typedef struct agent_daemon {
     daemon_tenant *tenants;
     size_t tenant_count;
     int active;
-    pthread_mutex_t mu; /* event sequence numbers */
-    long long event_seq;
+    pthread_mutex_t mu; /* event sequence numbers, and their order on the topic */
+    agent_eventseq event_seq;
     volatile int cancel; /* set on SIGTERM: executors stop before their next step */
     int delivery_errors; /* messages the broker finally refused (librdkafka delivery reports) */
+    pthread_mutex_t rejections_mu; /* rejected[] of every tenant (rejections.c) */
+    pthread_t rejections_thread;
+    bool rejections_running;
+    volatile int rejections_stop;
 } agent_daemon;
 
 /* The step and progress events of one running job (stepevents.c): an index build's `done` is
@@ -80,8 +90,22 @@ void daemon_event(agent_daemon *d, const char *type, const char *tenant, const c
  * recorded (tenant database unreachable): its offset must not be committed. */
 bool daemon_intake(agent_daemon *d, const rd_kafka_message_t *m);
 
-/* Queues the unfinished jobs recorded in each tenant database (restart resumption). */
+/* Queues the unfinished jobs recorded in each tenant database (restart resumption), each checked
+ * as a new job is (keyring in force, tenant, job id); a job that fails is marked failed, audited
+ * and reported by a security event. */
 void daemon_resume(agent_daemon *d);
+
+/* After a keyring reload: every queued job not yet started is checked again the same way; one
+ * signed by a key now revoked or removed leaves the queue, failed, audited and reported. */
+void daemon_recheck_queued(agent_daemon *d);
+
+/* Records count unauthenticated rejections of tenant t with one reason: one job_rejected audit
+ * record and then one security event carrying the count and the first and last digests (any
+ * thread; rejections.c calls it). Returns false, sending nothing, when the record could not be
+ * written. */
+bool daemon_reject_counted(agent_daemon *d, daemon_tenant *t, const char *reason, const char *kid,
+                           const char *detail, long long count, const char *first,
+                           const char *last);
 
 daemon_tenant *daemon_tenant_find(agent_daemon *d, const char *id);
 
@@ -100,6 +124,19 @@ void daemon_job_free(daemon_job *j);
  * tenant running a job only once its last visit or the job's start is AUDIT_BUSY_MS ago (at
  * shutdown no job runs any more). now_ms: the monotonic clock in milliseconds. */
 void daemon_publish_audit(agent_daemon *d, bool all, long long now_ms);
+
+/* How long one try of the barrier before a step waits for Kafka's acknowledgements, and how
+ * long the barrier keeps trying (a Kafka outage pauses the job between two steps) before the
+ * step fails, resumable. */
+#define AUDIT_BARRIER_MS      5000
+#define AUDIT_BARRIER_WAIT_MS 300000
+
+/* The executor's audit barrier (agent_exec_opts.audit_barrier) of a daemon job; user is the
+ * job's daemon_step_events. Publishes the tenant's unpublished records through conn, the job's
+ * session, and returns once Kafka acknowledged all of them (PGR_OK). With Kafka unreachable it
+ * tries again until AUDIT_BARRIER_WAIT_MS passed or the job is stopped (logged); a database
+ * error returns at once. Failures are retriable. */
+pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err);
 
 /* Records the end of a job that the executor does not track (verify, cancel): its final state
  * in pgrollout.jobs and its job_end audit record (outcome from rc, code, duration_ms; a verify

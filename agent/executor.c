@@ -4,6 +4,7 @@
  */
 #include "connpool.h"
 #include "executor_int.h"
+#include "seqstore.h"
 
 #include "pgr/crypto.h"
 #include "pgr/log.h"
@@ -91,11 +92,27 @@ pgr_code agent_exec_begin(agent_exec *x, pgr_error *err)
     return pgr_pg_exec(x->conn, "BEGIN", NULL, err);
 }
 
+/* The intake's accepted job seq goes to the state directory after its COMMIT: written before,
+ * a failed commit would leave a seq there that the job's redelivery could not pass. */
+static void keep_seq(agent_exec *x, bool committed)
+{
+    pgr_error err;
+    long long seq = x->seq_to_keep;
+    x->seq_to_keep = 0;
+    if (!committed || seq <= 0 || x->o->state_dir == NULL)
+        return;
+    if (agent_seqstore_keep(x->o->state_dir, x->tenant, seq, &err) != PGR_OK) {
+        pgr_log_ctx ctx = {"intake", x->tenant, x->job_id};
+        pgr_log_error(&ctx, "could not keep the accepted job seq %lld: %s", seq, err.msg);
+    }
+}
+
 pgr_code agent_exec_commit(agent_exec *x, pgr_error *err)
 {
     pgr_code rc = pgr_pg_exec(x->conn, "COMMIT", NULL, err);
     /* Audit records become real (and are announced) only once their transaction committed. */
     flush_audit(x, rc == PGR_OK);
+    keep_seq(x, rc == PGR_OK);
     return rc;
 }
 
@@ -104,6 +121,7 @@ void agent_exec_rollback_txn(agent_exec *x)
     if (!pgr_pg_conn_lost(x->conn) && PQtransactionStatus(x->conn) != PQTRANS_IDLE)
         PGR_IGNORE(pgr_pg_exec(x->conn, "ROLLBACK", NULL, NULL));
     flush_audit(x, false);
+    keep_seq(x, false);
     x->head_known = false; /* records of the transaction, if any, are gone: read the head again */
 }
 
@@ -216,6 +234,8 @@ pgr_code agent_exec_open(agent_exec *x, const agent_exec_opts *o, bool lock, pgr
         rc = agent_state_ensure(x, err);
     if (rc == PGR_OK && lock)
         rc = pin_search_path(x, err); /* again: the schema may have just appeared */
+    if (rc == PGR_OK && lock)
+        rc = agent_step_owner_resolve(x, err);
     return rc;
 }
 

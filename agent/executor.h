@@ -17,6 +17,8 @@
 
 #include <stdbool.h>
 
+struct pg_conn; /* libpq's PGconn */
+
 typedef enum agent_event_kind {
     AGENT_EV_JOB_START,
     AGENT_EV_MIGRATION_START,
@@ -85,6 +87,21 @@ typedef struct agent_exec_opts {
                       becomes 1 (nothing found), 0 (problems: the job fails with PGR_ERR_DRIFT)
                       or stays -1 (the check could not run, or the job failed before it) */
     struct agent_connpool *pool; /* the daemon's kept session of the tenant (may be NULL) */
+    /* The daemon's audit barrier (NULL for `pgrollout-agent apply`, which has no Kafka): called
+     * on the job's session, outside a transaction, before each attempt of each step, after the
+     * step's step_start record. It returns PGR_OK only once every audit record of the tenant
+     * written so far is acknowledged by Kafka (acks=all); otherwise the step does not run and
+     * is retried like a lost connection (docs/SECURITY.md, "Hostile migration author"). */
+    pgr_code (*audit_barrier)(struct pg_conn *conn, void *user, pgr_error *err);
+    void *audit_barrier_user;
+    /* The role the author's SQL runs as (SET ROLE, RESET ROLE after): NULL for tenant_owner when
+     * that role exists and the agent's role, not a superuser, is a member of it; "none" (or "") for
+     * the agent's own role. A
+     * role named here must exist and have the agent's role as a member, or the job fails. */
+    const char *owner_role;
+    /* Intake only: the directory where the last accepted job seq of each tenant is kept beside
+     * pgrollout.jobs (seqstore.h); NULL keeps it only in the tenant database. */
+    const char *state_dir;
 } agent_exec_opts;
 
 /* Fills defaults: lock timeout 5000 ms, statement timeout 0, 5 retries, base 200 ms. */

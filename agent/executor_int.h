@@ -66,6 +66,13 @@ typedef struct agent_exec {
      * session_checked: user SQL may DEALLOCATE them, so every check starts a new generation. */
     bool stmt_ready[AGENT_STMT_COUNT];
     unsigned stmt_gen;
+    /* The role the author's SQL runs as ("" for the agent's own), resolved when a job opens
+     * (agent_exec_open with the lock). */
+    char owner_role[64];
+    /* Intake (seqstore.c): a job seq to keep in the state directory once the transaction that
+     * accepted the job commits (0: none), and the reason of a refusal, for its security event. */
+    long long seq_to_keep;
+    char refusal[256];
 } agent_exec;
 
 /* Runs one of the bookkeeping statements: prepared once per session and generation while the
@@ -132,6 +139,10 @@ json_t *agent_audit_new(agent_exec *x, const char *action);
 json_t *agent_audit_job_end(agent_exec *x, const char *type, pgr_code rc, long long duration_ms);
 /* Adds version/step/kind/object/phi/sql_sha256 of a step. */
 void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step *s);
+
+/* --- owner role (steps.c) --- */
+/* Resolves x->owner_role from x->o->owner_role (see agent_exec_opts). */
+pgr_code agent_step_owner_resolve(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 
 /* --- steps (steps.c) --- */
 #define AGENT_OBJECT_LEN 512 /* pgr_step_describe of a step, for events */

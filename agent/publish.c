@@ -4,7 +4,8 @@
  * them in seq order, each signed (pgrollout/audit/v1), to the audit topic keyed by tenant, and
  * marks them published only after the broker acknowledged them. With Kafka down they simply
  * wait; a record sent twice (acknowledged but not yet marked) is absorbed by the collector,
- * which stores each (tenant, seq) once.
+ * which stores each (tenant, seq) once. The same path serves the barrier a daemon job passes
+ * before each step: the step's SQL runs only once every record before it is off the host.
  */
 #include "daemon_int.h"
 #include "executor_int.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PUBLISH_BATCH 500
 
@@ -40,59 +42,113 @@ static void release(daemon_tenant *t, PGconn *conn, bool pooled)
         PQfinish(conn);
 }
 
-/* True when nothing is left to publish (or the outbox does not exist yet). */
-static bool publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
+/* Sends the unpublished records of t that conn reads (up to PUBLISH_BATCH, in seq order), each
+ * signed, waits up to wait_ms for the broker to acknowledge every one of them (acks=all,
+ * idempotent), then and only then marks them published. *more: a full batch went out, more may
+ * wait. The one path of both the publisher's visits and the barrier before a step. */
+static pgr_code publish_batch(agent_daemon *d, daemon_tenant *t, PGconn *conn, const char *topic,
+                              int wait_ms, bool *more, pgr_error *err)
 {
     PGresult *r = NULL;
-    pgr_error err;
-    pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
-
-    /* a job's kept session if there is one; a session of our own goes back only if it was */
-    PGconn *conn = agent_connpool_take(&t->pool);
-    bool pooled = conn != NULL;
-    if (!pooled && pgr_pg_connect(t->conf->dsn, "pgrollout-agent-audit", &conn, &err) != PGR_OK)
-        return false; /* the database is down: the records wait, nothing is lost */
     char limit[16];
+    *more = false;
     snprintf(limit, sizeof(limit), "%d", PUBLISH_BATCH);
     const char *params[] = {limit};
     if (pgr_pg_execp(conn,
                      "SELECT seq, prev_hash, hash, record FROM pgrollout.audit_outbox WHERE "
                      "published_at IS NULL AND to_regclass('pgrollout.audit_outbox') IS NOT NULL "
                      "ORDER BY seq LIMIT $1",
-                     1, params, &r, &err) != PGR_OK ||
-        PQntuples(r) == 0) {
-        bool empty = r != NULL;
-        PQclear(r);
-        release(t, conn, pooled);
-        return empty;
-    }
-    int before = d->delivery_errors;
-    bool ok = true;
-    for (int i = 0; ok && i < PQntuples(r); i++) {
+                     1, params, &r, err) != PGR_OK)
+        return PGR_ERR_DB;
+    int n = PQntuples(r);
+    pgr_kafka_tracker *tr = n > 0 ? pgr_kafka_tracker_new() : NULL;
+    pgr_code rc = n > 0 && tr == NULL ? pgr_error_set(err, PGR_ERR_NOMEM, "out of memory") : PGR_OK;
+    for (int i = 0; rc == PGR_OK && i < n; i++) {
         char *payload = audit_payload(t->conf->id, r, i);
         char *env = payload != NULL
                         ? pgr_envelope_seal(PGR_DOMAIN_AUDIT, &d->key, payload, strlen(payload))
                         : NULL;
-        ok = env != NULL &&
-             pgr_kafka_send(d->producer, topic, t->conf->id, env, strlen(env), &err) == PGR_OK;
+        rc = env == NULL ? pgr_error_set(err, PGR_ERR_NOMEM, "could not seal an audit record")
+                         : pgr_kafka_send_tracked(d->producer, topic, t->conf->id, env, strlen(env),
+                                                  tr, err);
         free(payload);
         free(env);
     }
-    /* acknowledged by the broker (acks=all, idempotent), then and only then marked */
-    ok = ok && rd_kafka_flush(d->producer, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-         d->delivery_errors == before;
-    if (ok) {
-        const char *last[] = {PQgetvalue(r, PQntuples(r) - 1, 0)};
-        if (pgr_pg_execp(conn,
-                         "UPDATE pgrollout.audit_outbox SET published_at = now() WHERE "
-                         "published_at IS NULL AND seq <= $1",
-                         1, last, NULL, &err) != PGR_OK)
-            pgr_log_warn(&ctx, "could not mark audit records published: %s", err.msg);
+    if (rc == PGR_OK && n > 0)
+        rc = pgr_kafka_tracker_wait(d->producer, tr, wait_ms, err);
+    pgr_kafka_tracker_free(tr);
+    if (rc == PGR_OK && n > 0) {
+        const char *last[] = {PQgetvalue(r, n - 1, 0)};
+        rc = pgr_pg_execp(conn,
+                          "UPDATE pgrollout.audit_outbox SET published_at = now() WHERE "
+                          "published_at IS NULL AND seq <= $1",
+                          1, last, NULL, err);
     }
-    bool done = ok && PQntuples(r) < PUBLISH_BATCH;
+    *more = rc == PGR_OK && n == PUBLISH_BATCH;
     PQclear(r);
+    return rc;
+}
+
+/* True when nothing is left to publish (or the outbox does not exist yet). */
+static bool publish_tenant(agent_daemon *d, daemon_tenant *t, char *topic)
+{
+    pgr_error err;
+    pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
+    bool more = false;
+
+    /* a job's kept session if there is one; a session of our own goes back only if it was */
+    PGconn *conn = agent_connpool_take(&t->pool);
+    bool pooled = conn != NULL;
+    if (!pooled && pgr_pg_connect(t->conf->dsn, "pgrollout-agent-audit", &conn, &err) != PGR_OK)
+        return false; /* the database is down: the records wait, nothing is lost */
+    pgr_code rc = publish_batch(d, t, conn, topic, 5000, &more, &err);
+    /* sent and acknowledged but not marked: sent again next time, absorbed by the collector */
+    if (rc != PGR_OK && rc != PGR_ERR_KAFKA && !pgr_pg_conn_lost(conn))
+        pgr_log_warn(&ctx, "could not publish audit records: %s", err.msg);
     release(t, conn, pooled);
-    return done;
+    return rc == PGR_OK && !more;
+}
+
+/* One try of the barrier: every unpublished record, in batches, acknowledged within
+ * AUDIT_BARRIER_MS. */
+static pgr_code barrier_once(daemon_step_events *s, PGconn *conn, const char *topic, pgr_error *err)
+{
+    bool more = true;
+    pgr_code rc = PGR_OK;
+    long long deadline = agent_now_ms() + AUDIT_BARRIER_MS;
+    while (rc == PGR_OK && more) {
+        long long left = deadline - agent_now_ms();
+        rc = left > 0 ? publish_batch(s->d, s->t, conn, topic, (int)left, &more, err)
+                      : pgr_error_set(err, PGR_ERR_KAFKA, "no acknowledgement within %d ms",
+                                      AUDIT_BARRIER_MS);
+    }
+    return rc;
+}
+
+pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err)
+{
+    daemon_step_events *s = user;
+    pgr_log_ctx ctx = {"audit", s->t->conf->id, s->job_id};
+    char topic[256];
+    pgr_kafka_topic_name(s->d->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
+    long long give_up = agent_now_ms() + AUDIT_BARRIER_WAIT_MS;
+    pgr_code rc = barrier_once(s, conn, topic, err);
+    /* Kafka unreachable: the job pauses before the step (nothing of it runs) until the records
+     * are out, the job is stopped, or AUDIT_BARRIER_WAIT_MS passed; a database error goes back
+     * to the step's retries at once (they reconnect) */
+    if (rc == PGR_ERR_KAFKA)
+        pgr_log_error(&ctx, "audit records not delivered to Kafka, the next step waits: %s",
+                      err != NULL ? err->msg : "");
+    while (rc == PGR_ERR_KAFKA && s->t->cancel == 0 && agent_now_ms() < give_up) {
+        struct timespec pause = {0, 200000000L};
+        nanosleep(&pause, NULL);
+        rc = barrier_once(s, conn, topic, err);
+        if (rc == PGR_OK)
+            pgr_log_info(&ctx, "audit records delivered, the job goes on");
+    }
+    if (rc != PGR_OK && err != NULL)
+        err->retriable = true;
+    return rc;
 }
 
 /* A connection per tenant and second cost the tenants' servers a backend start each (100

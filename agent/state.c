@@ -165,7 +165,11 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
             "false), set_config('idle_in_transaction_session_timeout', '0', false), "
             "set_config('client_min_messages', 'warning', false), "
             "set_config('client_connection_check_interval', '1000', false), "
-            "set_config('plan_cache_mode', 'force_generic_plan', false), CASE WHEN "
+            "set_config('plan_cache_mode', 'force_generic_plan', false), "
+            /* the server reads the step's SQL as the migration parser's lexer did (a previous
+             * step may have changed either) */
+            "set_config('standard_conforming_strings', 'on', false), "
+            "set_config('client_encoding', 'UTF8', false), CASE WHEN "
             "current_schema() = 'pgrollout' THEN set_config('search_path', coalesce((SELECT "
             "string_agg(quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
             "'pgrollout'), ''), false) END, EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
@@ -174,8 +178,8 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
             "step = $3::int)",
             5, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
-    bool held = strcmp(PQgetvalue(r, 0, 7), "t") == 0;
-    snprintf(phase, 32, "%s", PQgetvalue(r, 0, 8));
+    bool held = strcmp(PQgetvalue(r, 0, 9), "t") == 0;
+    snprintf(phase, 32, "%s", PQgetvalue(r, 0, 10));
     x->generic_plans = true;
     PQclear(r);
     if (!held)

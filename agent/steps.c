@@ -65,13 +65,76 @@ pgr_code agent_step_finish(agent_exec *x, const pgr_migration *m, const pgr_step
     return rc;
 }
 
-/* A step whose SQL and bookkeeping share one transaction: all or nothing. */
+/* --- the owner role ------------------------------------------------------------------------ */
+
+#define DEFAULT_OWNER_ROLE "tenant_owner"
+
+/* One row when the role exists: whether the agent's role may SET ROLE to it, and whether the
+ * agent's role is a superuser (a member of every role). */
+#define OWNER_ROLE_SQL                                                                             \
+    "SELECT pg_has_role(current_user, r.oid, 'MEMBER'), (SELECT rolsuper FROM pg_roles WHERE "     \
+    "rolname = current_user) FROM pg_roles r WHERE r.rolname = $1"
+
+pgr_code agent_step_owner_resolve(agent_exec *x, pgr_error *err)
+{
+    const char *want = x->o->owner_role != NULL ? x->o->owner_role : DEFAULT_OWNER_ROLE;
+    bool named = x->o->owner_role != NULL;
+    PGresult *r = NULL;
+    x->owner_role[0] = '\0';
+    if (want[0] == '\0' || strcmp(want, "none") == 0)
+        return PGR_OK;
+    if (strlen(want) >= sizeof(x->owner_role))
+        return pgr_error_set(err, PGR_ERR_CONFIG, "owner role \"%.63s...\" is too long", want);
+    const char *params[] = {want};
+    if (pgr_pg_execp(x->conn, OWNER_ROLE_SQL, 1, params, &r, err) != PGR_OK)
+        return PGR_ERR_DB;
+    bool exists = PQntuples(r) == 1;
+    bool member = exists && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    bool super = exists && strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    PQclear(r);
+    if (named && !exists)
+        return pgr_error_set(err, PGR_ERR_CONFIG,
+                             "owner role \"%s\" (agent.owner_role) does not exist in the server "
+                             "of tenant \"%s\"",
+                             want, x->tenant);
+    if (named && !member)
+        return pgr_error_set(err, PGR_ERR_CONFIG,
+                             "the agent's role is not a member of owner role \"%s\" "
+                             "(agent.owner_role): author SQL could not run as it",
+                             want);
+    /* by default only a least-privilege agent steps down: a superuser is a member of every
+     * role, and tables it owns would refuse their own migrations */
+    if (member && (named || !super))
+        snprintf(x->owner_role, sizeof(x->owner_role), "%s", want);
+    return PGR_OK;
+}
+
+/* Runs the author's SQL as the owner role when there is one, then back to the agent's role. In
+ * a transaction that fails, its ROLLBACK undoes the SET ROLE as well. */
+static pgr_code run_author_sql(agent_exec *x, const char *sql, pgr_error *err)
+{
+    if (x->owner_role[0] == '\0')
+        return pgr_pg_exec(x->conn, sql, NULL, err);
+    const char *params[] = {x->owner_role};
+    pgr_code rc =
+        pgr_pg_execp(x->conn, "SELECT set_config('role', $1, false)", 1, params, NULL, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_exec(x->conn, sql, NULL, err);
+    if (rc == PGR_OK)
+        return pgr_pg_exec(x->conn, "RESET ROLE", NULL, err);
+    if (!pgr_pg_conn_lost(x->conn) && PQtransactionStatus(x->conn) == PQTRANS_IDLE)
+        PGR_IGNORE(pgr_pg_exec(x->conn, "RESET ROLE", NULL, NULL));
+    return rc;
+}
+
+/* A step whose SQL and bookkeeping share one transaction: all or nothing. author: the SQL is the
+ * migration author's (runs as the owner role). */
 static pgr_code run_transactional(agent_exec *x, const pgr_migration *m, const pgr_step *s,
-                                  const char *sql, long long t0, pgr_error *err)
+                                  const char *sql, bool author, long long t0, pgr_error *err)
 {
     pgr_code rc = agent_exec_begin(x, err);
     if (rc == PGR_OK)
-        rc = pgr_pg_exec(x->conn, sql, NULL, err);
+        rc = author ? run_author_sql(x, sql, err) : pgr_pg_exec(x->conn, sql, NULL, err);
     if (rc == PGR_OK)
         rc = agent_step_record_done(x, m, s, agent_now_ms() - t0, "done", err);
     if (rc == PGR_OK)
@@ -86,7 +149,7 @@ static pgr_code run_transactional(agent_exec *x, const pgr_migration *m, const p
 static pgr_code run_outside(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long t0,
                             pgr_error *err)
 {
-    pgr_code rc = pgr_pg_exec(x->conn, s->sql, NULL, err);
+    pgr_code rc = run_author_sql(x, s->sql, err);
     return rc == PGR_OK ? agent_step_finish(x, m, s, agent_now_ms() - t0, err) : rc;
 }
 
@@ -97,7 +160,7 @@ static pgr_code run_drop_fk(agent_exec *x, const pgr_migration *m, const pgr_ste
     pgr_buf_init(&sql);
     pgr_code rc = pgr_sqlgen_fk_drop(x->conn, s, &sql, err);
     if (rc == PGR_OK)
-        rc = run_transactional(x, m, s, sql.data, t0, err);
+        rc = run_transactional(x, m, s, sql.data, false, t0, err);
     pgr_buf_free(&sql);
     return rc;
 }
@@ -118,9 +181,9 @@ static pgr_code run_once(agent_exec *x, const pgr_migration *m, const pgr_step *
     case PGR_STEP_SQL:
         if (s->no_transaction)
             return run_outside(x, m, s, t0, err);
-        return run_transactional(x, m, s, s->sql, t0, err);
+        return run_transactional(x, m, s, s->sql, true, t0, err);
     case PGR_STEP_EXTENSION:
-        return run_transactional(x, m, s, s->sql, t0, err);
+        return run_transactional(x, m, s, s->sql, true, t0, err);
     }
     return pgr_error_set(err, PGR_ERR_INTERNAL, "unknown step kind");
 }
@@ -172,6 +235,32 @@ static void audit_failure(agent_exec *x, const pgr_migration *m, const pgr_step 
         *ids = '\0';
     json_object_set_new(rec, "error", json_string(msg));
     PGR_IGNORE(agent_audit_append(x, rec, NULL));
+}
+
+/* Before the step's SQL runs (DESIGN: evidence leaves the host before the risk runs): its
+ * step_start record, then, in the daemon, the barrier that returns once every record of the
+ * tenant so far, this one included, is acknowledged by Kafka. Migration SQL that then deletes
+ * or rewrites pgrollout's tables cannot take back what the central log already holds. */
+static pgr_code before_risk(agent_exec *x, const pgr_migration *m, const pgr_step *s, int attempt,
+                            pgr_error *err)
+{
+    json_t *rec = agent_audit_new(x, "step_start");
+    agent_audit_step_fields(rec, m, s);
+    json_object_set_new(rec, "attempt", json_integer(attempt + 1));
+    pgr_code rc = agent_audit_append(x, rec, err);
+    if (rc != PGR_OK || x->o->audit_barrier == NULL)
+        return rc;
+    rc = x->o->audit_barrier(x->conn, x->o->audit_barrier_user, err);
+    if (rc != PGR_OK && err != NULL) {
+        pgr_error_prefix(err,
+                         "step %d of migration %s not run: its audit records are not "
+                         "yet delivered",
+                         s->index + 1, m->version);
+        /* nothing ran: the step is tried again after the backoff, unless the job is stopping
+         * (shutdown or cancel), which then leaves it to resume */
+        err->retriable = x->o->cancel == NULL || *x->o->cancel == 0;
+    }
+    return rc;
 }
 
 bool agent_step_backoff(agent_exec *x, int attempt, pgr_error *err)
@@ -227,6 +316,9 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
         }
         if (rc == PGR_OK) {
             emit_step(x, AGENT_EV_STEP_START, m, s, count, NULL, attempt, 0);
+            rc = before_risk(x, m, s, attempt, err);
+        }
+        if (rc == PGR_OK) {
             /* from here user SQL may DEALLOCATE our statements: none is used until checked */
             if (!own_sql)
                 x->session_checked = false;

@@ -16,6 +16,7 @@
 #include "pgr/job.h"
 #include "pgr/parse.h"
 #include "pgr/pg.h"
+#include "pgr/term.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -76,6 +77,8 @@ static int collect(coord *c, int idle_exit_s)
     }
     coord_ctldb_init(&g, NULL);
     while (!audit_stop && (idle_exit_s <= 0 || time(NULL) - last < idle_exit_s)) {
+        if (coord_audit_batch_count(b) == 0) /* SIGHUP: no message held */
+            PGR_IGNORE(coord_reload_keyring(c));
         if (coord_audit_batch_count(b) == 0 && coord_audit_batch_fill(b, c->consumer, 200) == 0)
             continue;
         last = time(NULL);
@@ -130,6 +133,55 @@ static const char *verify_row(coord *c, PGresult *r, int i, const char *expect_p
                                   PQgetvalue(r, i, 4));
 }
 
+/* One broken chain: a JSON object by jansson, or a text line escaped for the terminal (the
+ * tenant id is what an agent's message said). */
+static void print_broken(const char *tenant, const char *seq, const char *problem, bool json)
+{
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "tenant_id", pgr_term_json_string(tenant));
+        json_object_set_new(o, "seq", json_integer(strtoll(seq, NULL, 10)));
+        json_object_set_new(o, "problem", pgr_term_json_string(problem));
+        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", line != NULL ? line : "{}");
+        free(line);
+        json_decref(o);
+        return;
+    }
+    char line[1024];
+    pgr_term_format(line, sizeof(line), "BROKEN tenant %s at seq %s: %s", tenant, seq, problem);
+    printf("%s\n", line);
+}
+
+/* The chain alerts the collector raised: a record that reached it but was not stored (a second
+ * record claiming a stored seq: the tenant's chain head was moved back) or one that did not
+ * link (a gap, a changed prev_hash) leaves nothing in audit_log that the walk above could find.
+ * Each is reported like a broken record; returns how many there are (-1: not readable). */
+static int verify_alerts(coord *c, const char *only_tenant, bool json)
+{
+    PGresult *r = NULL;
+    pgr_error err;
+    const char *params[] = {only_tenant};
+    if (pgr_pg_execp(c->db,
+                     "SELECT tenant_id, coalesce(seq, 0), kind, detail, to_char(at AT TIME ZONE "
+                     "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM pgrollout_control.audit_alerts "
+                     "WHERE kind IN ('fork', 'gap', 'chain_break') AND ($1::text IS NULL OR "
+                     "tenant_id = $1) ORDER BY tenant_id, seq, id",
+                     1, params, &r, &err) != PGR_OK) {
+        fprintf(stderr, "pgrollout audit verify: %s\n", err.msg);
+        return -1;
+    }
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        char problem[512];
+        snprintf(problem, sizeof(problem), "%s (collector alert of %s): %s", PQgetvalue(r, i, 2),
+                 PQgetvalue(r, i, 4), PQgetvalue(r, i, 3));
+        print_broken(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), problem, json);
+    }
+    PQclear(r);
+    return n;
+}
+
 static int verify_all(coord *c, const char *only_tenant, bool json)
 {
     PGresult *r = NULL;
@@ -159,20 +211,18 @@ static int verify_all(coord *c, const char *only_tenant, bool json)
         if (bad != NULL) {
             broken++;
             tenant_broken = true;
-            if (json)
-                printf("{\"tenant_id\":\"%s\",\"seq\":%s,\"problem\":\"%s\"}\n", cur,
-                       PQgetvalue(r, i, 1), bad);
-            else
-                printf("BROKEN tenant %s at seq %s: %s\n", cur, PQgetvalue(r, i, 1), bad);
+            print_broken(cur, PQgetvalue(r, i, 1), bad, json);
         }
         snprintf(prev, sizeof(prev), "%s", PQgetvalue(r, i, 3));
         next = strtoll(PQgetvalue(r, i, 1), NULL, 10) + 1;
     }
+    int alerts = verify_alerts(c, only_tenant, json);
     if (!json)
-        printf("audit verify: %d record(s) of %d tenant(s), %d broken chain(s)\n", PQntuples(r),
-               tenants, broken);
+        printf("audit verify: %d record(s) of %d tenant(s), %d broken chain(s), %d chain "
+               "alert(s)\n",
+               PQntuples(r), tenants, broken, alerts < 0 ? 0 : alerts);
     PQclear(r);
-    return broken == 0 ? COORD_EXIT_OK : COORD_EXIT_FAIL;
+    return broken == 0 && alerts == 0 ? COORD_EXIT_OK : COORD_EXIT_FAIL;
 }
 
 static void csv_field(const char *s)
@@ -254,8 +304,13 @@ static int anchor(coord *c)
     pgr_time_format(time(NULL), at);
     printf("# pgrollout audit anchor %s: keep this somewhere the control DB admin cannot edit\n",
            at);
-    for (int i = 0; i < PQntuples(r); i++)
-        printf("%s %s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    for (int i = 0; i < PQntuples(r); i++) {
+        /* the tenant id came from an agent's message: escaped, it cannot break the line */
+        char line[1024];
+        pgr_term_format(line, sizeof(line), "%s %s %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                        PQgetvalue(r, i, 2));
+        printf("%s\n", line);
+    }
     PQclear(r);
     return COORD_EXIT_OK;
 }
@@ -346,6 +401,7 @@ int coord_audit_main(int argc, char **argv)
         if (c.consumer == NULL) {
             rc = COORD_EXIT_FAIL;
         } else {
+            coord_reload_on_sighup();
             signal(SIGTERM, on_signal);
             signal(SIGINT, on_signal);
             rc = collect(&c, (int)idle);

@@ -11,6 +11,7 @@
 
 #include "pgr/crypto.h"
 #include "pgr/pg.h"
+#include "pgr/term.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -33,14 +34,23 @@ static const char STORE_SQL[] =
 static const char ALERT_SQL[] = "INSERT INTO pgrollout_control.audit_alerts (tenant_id, seq, kind, "
                                 "detail) VALUES ($1, $2, $3, $4)";
 
+/* One AUDIT ALERT line on stderr, escaped for the terminal: the tenant id and the detail come
+ * from a Kafka message (its key or its payload), which may hold escape sequences. */
+static void print_alert(const char *kind, const char *tenant, long long seq, const char *detail)
+{
+    char line[1024];
+    pgr_term_format(line, sizeof(line), "AUDIT ALERT %s: tenant %s seq %lld: %s", kind, tenant, seq,
+                    detail);
+    fprintf(stderr, "%s\n", line);
+}
+
 static void alert(coord *c, const char *tenant, long long seq, const char *kind, const char *detail)
 {
     char seqbuf[32];
     snprintf(seqbuf, sizeof(seqbuf), "%lld", seq);
     const char *params[] = {tenant, seq > 0 ? seqbuf : NULL, kind, detail};
     PGR_IGNORE(pgr_pg_execp(c->db, ALERT_SQL, 4, params, NULL, NULL));
-    fprintf(stderr, "AUDIT ALERT %s: tenant %s seq %lld: %s\n", kind, tenant != NULL ? tenant : "?",
-            seq, detail);
+    print_alert(kind, tenant != NULL ? tenant : "?", seq, detail);
 }
 
 /* hash == SHA-256(prev_hash bytes || record bytes), and the record names the same chain
@@ -436,8 +446,8 @@ static void print_alerts(const coord_audit_batch *b)
         const audit_item *it = &b->items[i];
         const char *kind = it->kind != NULL ? it->kind : it->link_kind;
         if (kind != NULL)
-            fprintf(stderr, "AUDIT ALERT %s: tenant %s seq %lld: %s\n", kind, it->tenant, it->a.seq,
-                    it->kind != NULL ? it->detail : it->link_detail);
+            print_alert(kind, it->tenant, it->a.seq,
+                        it->kind != NULL ? it->detail : it->link_detail);
     }
 }
 

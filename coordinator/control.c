@@ -10,12 +10,13 @@
 #include "pgr/log.h"
 #include "pgr/pg.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The newest version control_ddl installs (its last INSERT must list it). */
-#define CONTROL_SCHEMA_VERSION "4"
+#define CONTROL_SCHEMA_VERSION "5"
 
 static const char *const control_ddl =
     "CREATE SCHEMA IF NOT EXISTS pgrollout_control;"
@@ -88,7 +89,21 @@ static const char *const control_ddl =
     /* envelopes are base64 (compresses by a quarter at most): compressing each 27 KB job cost
      * more than the rest of writing it, and decompressing it again on publication */
     "ALTER TABLE pgrollout_control.job_outbox ALTER COLUMN envelope SET STORAGE EXTERNAL;"
-    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3), (4) ON CONFLICT DO "
+    /* version 5: events bind to their run (the versions of each job), agents' event sequence
+     * per key and scope (a tenant, or '' for agent-wide events), refused signed events */
+    "ALTER TABLE pgrollout_control.job_outbox ADD COLUMN IF NOT EXISTS versions jsonb;"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.event_seqs (kid text NOT NULL, scope text NOT"
+    " NULL, seq bigint NOT NULL, PRIMARY KEY (kid, scope));"
+    "CREATE TABLE IF NOT EXISTS pgrollout_control.security_alerts ("
+    " id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), kid text NOT NULL,"
+    " agent_id text, tenant_id text, job_id text, reason text NOT NULL, digest text NOT NULL);"
+    "CREATE OR REPLACE TRIGGER security_alerts_no_change BEFORE UPDATE OR DELETE ON"
+    " pgrollout_control.security_alerts FOR EACH ROW EXECUTE FUNCTION"
+    " pgrollout_control.audit_log_append_only();"
+    "CREATE OR REPLACE TRIGGER security_alerts_no_truncate BEFORE TRUNCATE ON"
+    " pgrollout_control.security_alerts FOR EACH STATEMENT EXECUTE FUNCTION"
+    " pgrollout_control.audit_log_append_only();"
+    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3), (4), (5) ON CONFLICT DO "
     "NOTHING;";
 
 static int fail(const char *cmd, const char *what, const pgr_error *err, int code)
@@ -276,7 +291,7 @@ void coord_event_run_update(json_t *ev, coord_run_update *u)
     snprintf(u->steps, sizeof(u->steps), "%lld",
              (long long)json_integer_value(json_object_get(ev, "steps")));
     snprintf(u->percent, sizeof(u->percent), "%.1f",
-             json_real_value(json_object_get(ev, "percent")));
+             json_number_value(json_object_get(ev, "percent")));
     bool result = strcmp(type, "result") == 0, security = strcmp(type, "security") == 0;
     bool running = strcmp(type, "step") == 0 || strcmp(type, "progress") == 0;
     bool rb = result && job_type != NULL && strcmp(job_type, "rollback") == 0 && outcome != NULL &&
@@ -288,11 +303,49 @@ void coord_event_run_update(json_t *ev, coord_run_update *u)
     u->has_percent = strcmp(type, "progress") == 0;
     u->error = running ? NULL : security ? str(ev, "reason") : str(ev, "message");
     u->agent_id = str(ev, "agent_id");
-    u->from_version = str(ev, "from_version");
+    /* the rollback target: only an apply job's result reports it (docs/PROTOCOL.md 9.5) */
+    u->from_version = result && job_type != NULL && strcmp(job_type, "apply") == 0
+                          ? str(ev, "from_version")
+                          : NULL;
     u->verified = result && job_type != NULL && strcmp(job_type, "apply") == 0 && outcome != NULL &&
                   strcmp(outcome, "succeeded") == 0 &&
                   json_is_true(json_object_get(ev, "verified"));
 }
+
+/* The states a run never leaves through events of its job (docs/PROTOCOL.md 9.7). */
+#define RUN_FINAL_STATES "('succeeded', 'failed', 'rejected', 'rolled_back', 'cancelled')"
+
+/* One statement per event (docs/PROTOCOL.md 9.7):
+ *   bind  the event names a job of ours for its own tenant ($11 = the job's tenant in the outbox;
+ *         coord_event_parse checked the key may speak for $11), and its versions are versions
+ *         of that job's migrations; else `bad` names what did not agree and nothing is written;
+ *   s     the key's event seq for this scope only grows (a replayed old event is refused);
+ *   ins   the event is stored once (a redelivery has the same digest);
+ *   run   it is folded into the run of that job and tenant, unless the run is final (then no
+ *         field changes at all) or the job type differs from the run's. */
+static const char EVENT_SQL[] =
+    "WITH bind AS (SELECT CASE WHEN $1::text IS NULL THEN NULL WHEN o.job_id IS NULL THEN "
+    "'unknown_job' WHEN o.tenant_id IS DISTINCT FROM $11 THEN 'tenant' WHEN $3::text IS NOT "
+    "NULL AND NOT coalesce(o.versions ? $3, true) THEN 'version' WHEN $10::text IS NOT NULL AND "
+    "$10 <> '0' AND NOT coalesce(o.versions ? $10 OR $10 > (SELECT max(v) FROM "
+    "jsonb_array_elements_text(o.versions) AS v), true) THEN 'from_version' END AS bad FROM "
+    "(SELECT 1) AS one LEFT JOIN pgrollout_control.job_outbox o ON o.job_id = $1), "
+    "s AS (INSERT INTO pgrollout_control.event_seqs AS q (kid, scope, seq) SELECT $16, "
+    "coalesce($11, ''), $17::bigint WHERE (SELECT bad FROM bind) IS NULL ON CONFLICT (kid, scope) "
+    "DO UPDATE SET seq = EXCLUDED.seq WHERE q.seq < EXCLUDED.seq RETURNING 1), "
+    "ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, payload, "
+    "digest) SELECT $9, $11, $1, $12, $13::jsonb, $14 WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT "
+    "(digest) DO NOTHING RETURNING 1), "
+    "run AS (UPDATE pgrollout_control.tenant_runs SET state = $2, version = coalesce($3, "
+    "version), from_version = coalesce($10, from_version), step = CASE WHEN $4 = '0' THEN step "
+    "ELSE $4::int END, steps = CASE WHEN $5 = '0' THEN steps ELSE $5::int END, object = "
+    "coalesce($6, object), percent = coalesce($7::float8, percent), error = coalesce($8, error), "
+    "agent_id = $9, verified_at = CASE WHEN $15::bool THEN now() ELSE verified_at END, "
+    "updated_at = now() WHERE job_id = $1 AND tenant_id = $11 AND state NOT IN " RUN_FINAL_STATES
+    " AND ($18::text IS NULL OR job_type IS NULL OR job_type = $18) AND EXISTS (SELECT 1 FROM "
+    "ins) RETURNING 1) "
+    "SELECT (SELECT bad FROM bind), (SELECT count(*) FROM s), (SELECT count(*) FROM ins), "
+    "(SELECT count(*) FROM run)";
 
 /* Whether this session has the event statement prepared (after a failure we cannot tell). */
 static bool event_stmt_exists(coord *c)
@@ -306,43 +359,76 @@ static bool event_stmt_exists(coord *c)
     return yes;
 }
 
-/* The states a run never leaves through events of its job (docs/PROTOCOL.md 9.7). */
-#define RUN_FINAL_STATES "('succeeded', 'failed', 'rejected', 'rolled_back', 'cancelled')"
-
-/* Stores the event and folds it into its run (terminal states stay terminal: a late progress
- * event never revives a finished run, nor stamps it verified). */
 static pgr_code exec_event_stmt(coord *c, const char *const *params, PGresult **r)
 {
     bool ready = c->event_stmt_pid != 0 && c->event_stmt_pid == PQbackendPID(c->db);
     if (!ready)
         ready = event_stmt_exists(c);
-    pgr_code rc = pgr_pg_execp_prepared(
-        c->db, "pgr_store_event",
-        "WITH ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, "
-        "payload, digest) VALUES ($9, $11, $1, $12, $13::jsonb, $14) ON CONFLICT (digest) DO "
-        "NOTHING RETURNING 1), run AS (UPDATE pgrollout_control.tenant_runs SET state = CASE "
-        "WHEN state IN " RUN_FINAL_STATES " THEN state ELSE $2 END, version = coalesce($3, "
-        "version), from_version = coalesce($10, from_version), step = CASE WHEN $4 = '0' THEN step "
-        "ELSE $4::int END, steps = CASE "
-        "WHEN $5 = '0' THEN steps ELSE $5::int END, object = coalesce($6, object), percent = "
-        "coalesce($7::float8, percent), error = coalesce($8, error), agent_id = $9, "
-        "verified_at = CASE WHEN $15::bool AND state NOT IN " RUN_FINAL_STATES " THEN now() "
-        "ELSE verified_at END, "
-        "updated_at = now() WHERE job_id = $1 AND EXISTS (SELECT 1 FROM ins)) SELECT count(*) "
-        "FROM ins",
-        &ready, 15, params, r, NULL);
+    pgr_code rc =
+        pgr_pg_execp_prepared(c->db, "pgr_store_event", EVENT_SQL, &ready, 18, params, r, NULL);
     c->event_stmt_pid = rc == PGR_OK ? PQbackendPID(c->db) : 0;
     return rc;
 }
 
-/* Stores an event of a job and folds it into the job's tenant run in one statement: a
- * connection lost in between can never leave the event stored but not folded (its redelivery
- * would be a duplicate, never folded). Returns whether the event was new. */
-static bool store_job_event(coord *c, json_t *ev, const char *text, const char *digest)
+/* Records a signed event that was refused: the key that signed it is named, so that an
+ * operator can revoke it (docs/SECURITY.md). Printed without the event's own strings. */
+static void security_alert(coord *c, json_t *ev, const char *kid, const char *reason,
+                           const char *digest)
+{
+    pgr_log_ctx ctx = {"events", NULL, NULL};
+    pgr_log_warn(&ctx, "SECURITY: event signed by key \"%s\" refused (%s), digest %s", kid, reason,
+                 digest);
+    const char *params[] = {
+        kid, str(ev, "agent_id"), str(ev, "tenant_id"), str(ev, "job_id"), reason, digest};
+    PGR_IGNORE(pgr_pg_execp(c->db,
+                            "INSERT INTO pgrollout_control.security_alerts (kid, agent_id, "
+                            "tenant_id, job_id, reason, digest) VALUES ($1, $2, $3, $4, $5, $6)",
+                            6, params, NULL, NULL));
+}
+
+/* Whether an event with this digest is stored already (a redelivery, not a stale event). */
+static bool event_stored(coord *c, const char *digest)
+{
+    PGresult *r = NULL;
+    const char *params[] = {digest};
+    bool yes = pgr_pg_execp(c->db, "SELECT 1 FROM pgrollout_control.events WHERE digest = $1", 1,
+                            params, &r, NULL) == PGR_OK &&
+               PQntuples(r) == 1;
+    PQclear(r);
+    return yes;
+}
+
+/* What the event statement found; see EVENT_SQL. */
+static bool event_outcome(coord *c, json_t *ev, const char *kid, const char *digest, PGresult *r)
+{
+    const char *bad = PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0);
+    bool seq_ok = strcmp(PQgetvalue(r, 0, 1), "1") == 0;
+    bool fresh = strcmp(PQgetvalue(r, 0, 2), "1") == 0;
+    char reason[64];
+    if (bad != NULL && strcmp(bad, "unknown_job") == 0) {
+        pgr_log_ctx ctx = {"events", NULL, NULL};
+        pgr_log_warn(&ctx, "event of key \"%s\" names a job this coordinator never sent; dropped",
+                     kid);
+    } else if (bad != NULL) {
+        snprintf(reason, sizeof(reason), "%s does not match the job", bad);
+        security_alert(c, ev, kid, reason, digest);
+    } else if (!seq_ok && !event_stored(c, digest)) {
+        security_alert(c, ev, kid, "stale seq", digest);
+    }
+    return fresh;
+}
+
+/* Stores an event and folds it into the tenant run of its job in one statement: a connection
+ * lost in between can never leave the event stored but not folded (its redelivery would be a
+ * duplicate, never folded). Returns whether the event was new and bound. */
+static bool store_event_row(coord *c, json_t *ev, const char *kid, const char *text,
+                            const char *digest)
 {
     coord_run_update u;
     PGresult *r = NULL;
+    char seq[32];
     coord_event_run_update(ev, &u);
+    snprintf(seq, sizeof(seq), "%lld", (long long)json_integer_value(json_object_get(ev, "seq")));
     const char *params[] = {u.job_id,
                             u.state,
                             u.version,
@@ -357,7 +443,10 @@ static bool store_job_event(coord *c, json_t *ev, const char *text, const char *
                             str(ev, "type"),
                             text,
                             digest,
-                            u.verified ? "true" : "false"};
+                            u.verified ? "true" : "false",
+                            kid,
+                            seq,
+                            str(ev, "job_type")};
     /* Prepared once per session: parsing and planning it was half of its server time. Every
      * new session (coord_ctldb_session_setup) forgets it, whatever its pid (a restarted server
      * may hand out the old one); a failure forgets it too and is tried once more, so that a
@@ -369,17 +458,22 @@ static bool store_job_event(coord *c, json_t *ev, const char *text, const char *
         r = NULL;
         rc = exec_event_stmt(c, params, &r);
     }
-    bool fresh = rc == PGR_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    bool fresh = rc == PGR_OK && event_outcome(c, ev, kid, digest, r);
     PQclear(r);
     return fresh;
 }
 
-json_t *coord_event_parse(const char *payload, size_t len, const pgr_keyring_entry *e)
+json_t *coord_event_parse(const char *payload, size_t len, const pgr_keyring_entry *e,
+                          const char **why)
 {
     json_t *ev = json_loadb(payload, len, 0, NULL);
-    const char *type = str(ev, "type"), *tenant = str(ev, "tenant_id");
-    if (type == NULL || str(ev, "agent_id") == NULL ||
-        (tenant != NULL && !pgr_keyring_allows_tenant(e, tenant))) {
+    const char *broken = ev == NULL ? "not JSON" : coord_event_rule_broken(ev);
+    const char *tenant = broken == NULL ? str(ev, "tenant_id") : NULL;
+    if (broken == NULL && tenant != NULL && !pgr_keyring_allows_tenant(e, tenant))
+        broken = "tenant_id not allowed for the key";
+    if (why != NULL)
+        *why = broken;
+    if (broken != NULL) {
         json_decref(ev);
         return NULL;
     }
@@ -411,10 +505,11 @@ static void attribute_refusal(coord *c, json_t *ev)
 
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
 {
-    char *payload = NULL, kid[PGR_KID_LEN];
+    char *payload = NULL, kid[PGR_KID_LEN], digest[PGR_SHA256_HEX_LEN];
     size_t plen = 0;
     pgr_envelope_reject why;
     const pgr_keyring_entry *e = NULL;
+    const char *broken = NULL;
     pgr_error err;
     pgr_log_ctx ctx = {"events", NULL, NULL};
 
@@ -423,37 +518,73 @@ json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
         pgr_log_warn(&ctx, "event refused: %s (key \"%s\")", err.msg, kid);
         return NULL;
     }
-    json_t *ev = coord_event_parse(payload, plen, e);
+    pgr_sha256_hex(m->payload, m->len, digest);
+    json_t *ev = coord_event_parse(payload, plen, e, &broken);
     free(payload);
     if (ev == NULL) {
-        pgr_log_warn(&ctx, "event refused: malformed, or key \"%s\" may not speak for tenant", kid);
+        /* signed by a key we trust, yet breaking the protocol: that key is misused */
+        json_t *none = json_object();
+        char reason[96];
+        snprintf(reason, sizeof(reason), "rule: %s", broken);
+        security_alert(c, none, e->key.kid, reason, digest);
+        json_decref(none);
         return NULL;
     }
-    const char *type = str(ev, "type"), *tenant = str(ev, "tenant_id");
-    /* Kafka delivers at least once (a consumer that could not commit during a broker outage
-     * reads again): the same signed message is stored once, keyed by its digest. */
-    char *text = json_dumps(ev, JSON_COMPACT), digest[PGR_SHA256_HEX_LEN];
-    PGresult *ins = NULL;
+    const char *type = str(ev, "type");
     if (strcmp(type, "security") == 0)
         attribute_refusal(c, ev); /* the job_id column and the run: ours, or none */
-    pgr_sha256_hex(m->payload, m->len, digest);
-    const char *params[] = {str(ev, "agent_id"), tenant, str(ev, "job_id"), type, text, digest};
-    bool job = strcmp(type, "heartbeat") != 0 && str(ev, "job_id") != NULL;
-    bool fresh = job ? store_job_event(c, ev, text, digest)
-                     : pgr_pg_execp(c->db,
-                                    "INSERT INTO pgrollout_control.events (agent_id, tenant_id, "
-                                    "job_id, type, payload, digest) VALUES ($1, $2, $3, $4, "
-                                    "$5::jsonb, $6) ON CONFLICT (digest) DO NOTHING",
-                                    6, params, &ins, NULL) == PGR_OK &&
-                           strcmp(PQcmdTuples(ins), "1") == 0;
-    PQclear(ins);
+    /* Kafka delivers at least once (a consumer that could not commit during a broker outage
+     * reads again): the same signed message is stored once, keyed by its digest. */
+    char *text = json_dumps(ev, JSON_COMPACT);
+    bool fresh = text != NULL && store_event_row(c, ev, e->key.kid, text, digest);
     free(text);
     if (!fresh) {
         json_decref(ev);
-        return NULL; /* a redelivery: already folded in */
+        return NULL; /* a redelivery (already folded in), or refused */
     }
     /* a heartbeat lost with the connection here is repeated by the agent within seconds */
     if (strcmp(type, "heartbeat") == 0)
         heartbeat_tenants(c, ev, e);
     return ev;
+}
+
+static volatile sig_atomic_t reload_requested = 0;
+
+static void on_sighup(int sig)
+{
+    PGR_UNUSED(sig);
+    reload_requested = 1;
+}
+
+void coord_reload_on_sighup(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sighup;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+bool coord_reload_keyring(coord *c)
+{
+    if (!reload_requested || c->cfg->agent_keyring == NULL)
+        return false;
+    reload_requested = 0;
+    pgr_log_ctx ctx = {"keyring", NULL, NULL};
+    pgr_keyring *kr = NULL;
+    pgr_error err;
+    pgr_error_clear(&err);
+    if (pgr_keyring_load(c->cfg->agent_keyring, &kr, &err) != PGR_OK) {
+        pgr_log_error(&ctx, "reload refused, the previous agent keyring stays in force: %s",
+                      err.msg);
+        return false;
+    }
+    size_t revoked = 0;
+    for (size_t i = 0; i < kr->count; i++)
+        revoked += kr->items[i].revoked ? 1 : 0;
+    pgr_keyring_free(c->agents);
+    c->agents = kr;
+    pgr_log_info(&ctx, "reloaded agent keyring %s: %zu key(s), %zu revoked", c->cfg->agent_keyring,
+                 kr->count, revoked);
+    return true;
 }

@@ -30,6 +30,16 @@ typedef struct coord {
 int coord_open(coord *c, const char *config_path, const char *cmd, bool signing);
 void coord_close(coord *c);
 
+/* SIGHUP asks the long-running commands (run, resume, audit collect) to read
+ * coordinator.agent_keyring again; installs the handler. */
+void coord_reload_on_sighup(void);
+
+/* When SIGHUP arrived since the last call: reads the agent keyring again and swaps it in (keys
+ * added, revoked or removed take effect for the next message). A file that does not load
+ * changes nothing and is logged. Call only where no message is being verified. Returns whether
+ * a new keyring is in force. */
+bool coord_reload_keyring(coord *c);
+
 /* Creates the Kafka clients and the topics when missing. Returns an exit code. */
 int coord_kafka(coord *c, const char *cmd);
 
@@ -39,9 +49,15 @@ int coord_kafka(coord *c, const char *cmd);
 json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m);
 
 /* Parses a verified event payload signed by key e. Returns the document (caller decrefs), or NULL
- * unless it is a JSON object whose "type" and "agent_id" are strings and whose "tenant_id", when
- * a string, e may speak for. */
-json_t *coord_event_parse(const char *payload, size_t len, const pgr_keyring_entry *e);
+ * unless it keeps every rule of coord_event_rule_broken and its "tenant_id", when a string, is
+ * one e may speak for; *why (may be NULL) then says which member broke a rule. */
+json_t *coord_event_parse(const char *payload, size_t len, const pgr_keyring_entry *e,
+                          const char **why);
+
+/* The member of an event that breaks its rule (docs/PROTOCOL.md 9.7: enumerated members in their
+ * lists, versions and job ids in their shape, tenant_id on every event about a tenant, seq >= 1),
+ * or NULL when none does. */
+const char *coord_event_rule_broken(json_t *ev);
 
 /* What an accepted event writes into its job's tenant run (docs/PROTOCOL.md 9.7); the strings
  * point into the event. */

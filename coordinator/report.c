@@ -14,19 +14,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void esc(FILE *f, const char *s)
+/* The one HTML encoder of the report, for element text and quoted attribute values alike: every
+ * value shown may come from an agent's event (errors, outcomes) or a tenant id, so none is
+ * written as it is. */
+static void html_escape(FILE *f, const char *s)
 {
     for (; s != NULL && *s != '\0'; s++) {
-        if (*s == '<')
+        switch (*s) {
+        case '<':
             fputs("&lt;", f);
-        else if (*s == '>')
+            break;
+        case '>':
             fputs("&gt;", f);
-        else if (*s == '&')
+            break;
+        case '&':
             fputs("&amp;", f);
-        else if (*s == '"')
+            break;
+        case '"':
             fputs("&quot;", f);
-        else
-            fputc(*s, f);
+            break;
+        case '\'':
+            fputs("&#39;", f);
+            break;
+        default:
+            /* control characters (an ESC from an event) as references, never raw bytes */
+            if (((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t') || *s == 0x7f)
+                fprintf(f, "&#x%02x;", (unsigned char)*s);
+            else
+                fputc(*s, f);
+        }
     }
 }
 
@@ -40,11 +56,11 @@ static int table(FILE *f, coord *c, const char *title, const char *sql, const ch
         return -1;
     }
     fprintf(f, "<h2>");
-    esc(f, title);
+    html_escape(f, title);
     fprintf(f, " <small>(%d)</small></h2>\n<table><tr>", PQntuples(r));
     for (int k = 0; k < PQnfields(r); k++) {
         fputs("<th>", f);
-        esc(f, PQfname(r, k));
+        html_escape(f, PQfname(r, k));
         fputs("</th>", f);
     }
     fputs("</tr>\n", f);
@@ -52,8 +68,10 @@ static int table(FILE *f, coord *c, const char *title, const char *sql, const ch
         fputs("<tr>", f);
         for (int k = 0; k < PQnfields(r); k++) {
             const char *v = PQgetvalue(r, i, k);
-            fprintf(f, "<td class=\"%s\">", strcmp(PQfname(r, k), "result") == 0 ? v : "");
-            esc(f, v);
+            fputs("<td class=\"", f);
+            html_escape(f, strcmp(PQfname(r, k), "result") == 0 ? v : "");
+            fputs("\">", f);
+            html_escape(f, v);
             fputs("</td>", f);
         }
         fputs("</tr>\n", f);
@@ -72,9 +90,9 @@ static const char *const css =
 static int write_report(coord *c, const char *rollout, FILE *f)
 {
     fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pgrollout ");
-    esc(f, rollout);
+    html_escape(f, rollout);
     fprintf(f, "</title><style>%s</style></head><body>\n<h1>Rollout ", css);
-    esc(f, rollout);
+    html_escape(f, rollout);
     fputs("</h1>\n", f);
     int rc = table(f, c, "Rollout",
                    "SELECT rollout_id, state AS result, operator, created_at, updated_at FROM "

@@ -16,8 +16,10 @@
 #include "pgr/log.h"
 #include "pgr/parse.h"
 #include "pgr/pg.h"
+#include "pgr/term.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdint.h>
@@ -54,6 +56,20 @@ static int atoi_safe(const char *s)
     return pgr_parse_int64(s, 0, INT32_MAX, &v, NULL) == PGR_OK ? (int)v : 0;
 }
 
+/* One line on stderr, escaped for the terminal: plan, wave and tenant names and stored errors
+ * may hold control characters. */
+static void say(const char *fmt, ...) PGR_PRINTF(1, 2);
+static void say(const char *fmt, ...)
+{
+    char text[2048], line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    pgr_term_escape(text, line, sizeof(line));
+    fprintf(stderr, "%s\n", line);
+}
+
 typedef struct engine {
     coord *c;
     rollout_plan plan;
@@ -62,7 +78,7 @@ typedef struct engine {
     bool json;
     char **last; /* last line printed per tenant run row */
     size_t last_count;
-    char wave_line[64][256]; /* last summary printed per wave */
+    char *wave_line[64]; /* last summary printed per wave */
     bool cancels_sent;
     rd_kafka_t *audit; /* --collect-audit: the collector runs inside the engine loop */
     coord_ctldb ctldb; /* control-database reconnection state (ctldb.c) */
@@ -98,7 +114,7 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
 {
     pgr_job job;
     PGresult *r = NULL;
-    char *payload = NULL, *env = NULL, seq[32];
+    char *payload = NULL, *env = NULL, *versions = NULL, seq[32];
     memset(&job, 0, sizeof(job));
     pgr_code rc = pgr_pg_exec(e->c->db, "BEGIN", NULL, err);
     /* the tenant's next seq (1 for a tenant never seen), one round trip */
@@ -121,10 +137,11 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
         job.options = e->plan.options;
         job.options.verify_in_job = e->plan.options.verify_in_job && strcmp(type, "apply") == 0;
         payload = pgr_job_build(&job, e->set);
+        versions = pgr_job_versions_json(&job, e->set);
         env = payload != NULL
                   ? pgr_envelope_seal(PGR_DOMAIN_JOB, &e->c->key, payload, strlen(payload))
                   : NULL;
-        if (env == NULL)
+        if (env == NULL || versions == NULL)
             rc = pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     }
     PQclear(r);
@@ -134,16 +151,19 @@ static pgr_code create_job_as(engine *e, const char *tenant, const char *type, c
     if (rc == PGR_OK)
         rc = exec1(e->c,
                    "WITH o AS (INSERT INTO pgrollout_control.job_outbox (job_id, tenant_id, "
-                   "envelope) VALUES ($3, $2, $6)) UPDATE pgrollout_control.tenant_runs SET "
+                   "envelope, versions) VALUES ($3, $2, $6, $7::jsonb)) UPDATE "
+                   "pgrollout_control.tenant_runs SET "
                    "job_id = $3, seq = $4, state = 'queued', job_type = $5, verified_at = "
                    "NULL, updated_at = now() "
                    "WHERE rollout_id = $1 AND tenant_id = $2 AND $5 <> 'cancel'",
-                   6, (const char *[]){e->plan.name, tenant, job.job_id, seq, type, env}, err);
+                   7, (const char *[]){e->plan.name, tenant, job.job_id, seq, type, env, versions},
+                   err);
     rc = rc == PGR_OK ? pgr_pg_exec(e->c->db, "COMMIT", NULL, err) : rc;
     if (rc != PGR_OK)
         PGR_IGNORE(pgr_pg_exec(e->c->db, "ROLLBACK", NULL, NULL));
     free(payload);
     free(env);
+    free(versions);
     return rc;
 }
 
@@ -200,7 +220,7 @@ static pgr_code publish_chunk(engine *e, bool *more, pgr_error *err)
                    1, (const char *[]){ids.data}, err);
     pgr_buf_free(&ids);
     if (rc == PGR_OK && n > 0)
-        fprintf(stderr, "rollout %s: %d job(s) published\n", e->plan.name, n);
+        say("rollout %s: %d job(s) published", e->plan.name, n);
     PQclear(r);
     return rc;
 }
@@ -373,11 +393,11 @@ static void cancel_inflight(engine *e)
         return;
     for (int i = 0; i < PQntuples(r); i++) {
         if (create_job_as(e, PQgetvalue(r, i, 0), "cancel", NULL, &err) != PGR_OK)
-            fprintf(stderr, "pgrollout: cancel of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
+            say("pgrollout: cancel of %s: %s", PQgetvalue(r, i, 0), err.msg);
     }
     PQclear(r);
     if (publish_outbox(e, &err) != PGR_OK)
-        fprintf(stderr, "pgrollout: %s\n", err.msg);
+        say("pgrollout: %s", err.msg);
 }
 
 /* on_failure rollback: every tenant of the wave that succeeded gets a rollback job back to
@@ -399,13 +419,13 @@ static int rollback_wave(engine *e, int w)
         return 0;
     for (int i = 0; i < PQntuples(r); i++) {
         if (create_job_as(e, PQgetvalue(r, i, 0), "rollback", PQgetvalue(r, i, 1), &err) != PGR_OK)
-            fprintf(stderr, "pgrollout: rollback of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
+            say("pgrollout: rollback of %s: %s", PQgetvalue(r, i, 0), err.msg);
         else
             created++;
     }
     PQclear(r);
     if (publish_outbox(e, &err) != PGR_OK)
-        fprintf(stderr, "pgrollout: %s\n", err.msg);
+        say("pgrollout: %s", err.msg);
     return created;
 }
 
@@ -421,7 +441,7 @@ static void over_budget(engine *e, int w, const wave_counts *n)
     set_rollout(e, action);
     PGR_IGNORE(coord_operator_log(e->c, e->plan.name, action, e->plan.waves[w].name,
                                   "pgrollout (automatic)", detail));
-    fprintf(stderr, "ROLLOUT %s %s: %s\n", e->plan.name, action, detail);
+    say("ROLLOUT %s %s: %s", e->plan.name, action, detail);
     if (strcmp(action, "rolling_back") == 0)
         PGR_IGNORE(rollback_wave(e, w));
 }
@@ -439,8 +459,7 @@ static advance_result finish(engine *e)
     PQclear(r);
     if (!set_rollout(e, failed == 0 ? "succeeded" : "failed"))
         return ADV_CONTINUE; /* not stored: the next round decides again */
-    fprintf(stderr, "rollout %s: %s (%d failed)\n", e->plan.name,
-            failed == 0 ? "succeeded" : "failed", failed);
+    say("rollout %s: %s (%d failed)", e->plan.name, failed == 0 ? "succeeded" : "failed", failed);
     return failed == 0 ? ADV_DONE : ADV_FAILED;
 }
 
@@ -448,8 +467,8 @@ static advance_result gate(engine *e, int w, bool approved)
 {
     if (e->plan.waves[w].manual_approval && !approved) {
         set_wave(e, w, "awaiting_approval", 0);
-        fprintf(stderr, "rollout %s: wave %s waits for approval: pgrollout approve %s --wave %s\n",
-                e->plan.name, e->plan.waves[w].name, e->plan.name, e->plan.waves[w].name);
+        say("rollout %s: wave %s waits for approval: pgrollout approve %s --wave %s", e->plan.name,
+            e->plan.waves[w].name, e->plan.name, e->plan.waves[w].name);
         return ADV_PAUSED;
     }
     /* only a recorded pass moves on at once (a failed update is tried on the next round) */
@@ -480,11 +499,11 @@ static int send_verify(engine *e, int w)
         if (create_job_as(e, PQgetvalue(r, i, 0), "verify", e->plan.target, &err) == PGR_OK)
             queued++;
         else
-            fprintf(stderr, "pgrollout: verify of %s: %s\n", PQgetvalue(r, i, 0), err.msg);
+            say("pgrollout: verify of %s: %s", PQgetvalue(r, i, 0), err.msg);
     }
     PQclear(r);
     if (queued > 0 && publish_outbox(e, &err) != PGR_OK)
-        fprintf(stderr, "pgrollout: %s\n", err.msg);
+        say("pgrollout: %s", err.msg);
     return queued == n ? n : -1;
 }
 
@@ -528,8 +547,7 @@ static advance_result advance(engine *e, pgr_error *err)
             return ADV_CONTINUE; /* no new jobs; running ones finish */
         if (strcmp(rstate, "rolling_back") == 0) {
             set_rollout(e, "rolled_back");
-            fprintf(stderr, "rollout %s: wave %s rolled back\n", e->plan.name,
-                    e->plan.waves[w].name);
+            say("rollout %s: wave %s rolled back", e->plan.name, e->plan.waves[w].name);
         }
         return strcmp(rstate, "paused") == 0 ? ADV_PAUSED : ADV_FAILED;
     }
@@ -540,7 +558,7 @@ static advance_result advance(engine *e, pgr_error *err)
     }
     if (strcmp(wstate, "running") == 0) {
         if (dispatch(e, w, &n, err) != PGR_OK)
-            fprintf(stderr, "pgrollout: %s\n", err->msg);
+            say("pgrollout: %s", err->msg);
         if (n.pending > 0 || n.inflight > 0)
             return ADV_CONTINUE;
         int verifies =
@@ -560,6 +578,65 @@ static advance_result advance(engine *e, pgr_error *err)
     return gate(e, w, approved); /* awaiting_approval */
 }
 
+/* A number column as JSON: an integer when it is one, else a real (percent). */
+static json_t *number_json(const char *s)
+{
+    int64_t i = 0;
+    double d = 0;
+    if (pgr_parse_int64(s, INT64_MIN, INT64_MAX, &i, NULL) == PGR_OK)
+        return json_integer((json_int_t)i);
+    if (pgr_parse_double(s, -1e308, 1e308, &d, NULL) == PGR_OK)
+        return json_real(d);
+    return json_null();
+}
+
+/* One progress line for --json: o encoded by jansson (o is consumed), or NULL. */
+static char *json_line(json_t *o)
+{
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return line;
+}
+
+/* Prints line (owned) when it differs from *last, which then holds it. */
+static void print_changed(char **last, char *line)
+{
+    if (line == NULL)
+        return;
+    if (*last != NULL && strcmp(*last, line) == 0) {
+        free(line);
+        return;
+    }
+    printf("%s\n", line);
+    free(*last);
+    *last = line;
+}
+
+/* A wave's progress line: JSON, or text escaped for the terminal (wave names are the plan's,
+ * states come from the control database). */
+static char *wave_line(const engine *e, const PGresult *r, int i)
+{
+    int total = atoi_safe(PQgetvalue(r, i, 3)), done = atoi_safe(PQgetvalue(r, i, 4));
+    if (e->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "wave", pgr_term_json_string(PQgetvalue(r, i, 1)));
+        json_object_set_new(o, "state", pgr_term_json_string(PQgetvalue(r, i, 2)));
+        json_object_set_new(o, "done", json_integer(done));
+        json_object_set_new(o, "total", json_integer(total));
+        json_object_set_new(o, "failed", json_integer(atoi_safe(PQgetvalue(r, i, 5))));
+        return json_line(o);
+    }
+    char bar[21], line[1024];
+    int fill = total > 0 ? done * 20 / total : 0;
+    for (int k = 0; k < 20; k++)
+        bar[k] = k < fill ? '#' : '.';
+    bar[20] = '\0';
+    pgr_term_format(line, sizeof(line), "wave %-12s %-18s [%s] %d/%d done, %s failed",
+                    PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), bar, done, total,
+                    PQgetvalue(r, i, 5));
+    return strdup(line);
+}
+
 /* One line per wave when its counts change: state, done/total and a bar. */
 static void show_waves(engine *e)
 {
@@ -573,27 +650,34 @@ static void show_waves(engine *e)
                      "GROUP BY w.idx, w.name, w.state ORDER BY w.idx",
                      1, (const char *[]){e->plan.name}, &r, NULL) != PGR_OK)
         return;
-    for (int i = 0; i < PQntuples(r) && (size_t)i < e->wave_line_count; i++) {
-        int total = atoi_safe(PQgetvalue(r, i, 3)), done = atoi_safe(PQgetvalue(r, i, 4));
-        char bar[21], line[256];
-        int fill = total > 0 ? done * 20 / total : 0;
-        for (int k = 0; k < 20; k++)
-            bar[k] = k < fill ? '#' : '.';
-        bar[20] = '\0';
-        if (e->json)
-            snprintf(line, sizeof(line),
-                     "{\"wave\":\"%s\",\"state\":\"%s\",\"done\":%d,\"total\":%d,\"failed\":%s}",
-                     PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), done, total, PQgetvalue(r, i, 5));
-        else
-            snprintf(line, sizeof(line), "wave %-12s %-18s [%s] %d/%d done, %s failed",
-                     PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), bar, done, total,
-                     PQgetvalue(r, i, 5));
-        if (strcmp(e->wave_line[i], line) != 0) {
-            printf("%s\n", line);
-            snprintf(e->wave_line[i], sizeof(e->wave_line[i]), "%s", line);
-        }
-    }
+    for (int i = 0; i < PQntuples(r) && (size_t)i < e->wave_line_count; i++)
+        print_changed(&e->wave_line[i], wave_line(e, r, i));
     PQclear(r);
+}
+
+/* A tenant run's progress line: JSON, or text escaped for the terminal (the error is an
+ * agent's free text). */
+static char *tenant_line(const engine *e, const PGresult *r, int i)
+{
+    const char *pct = PQgetvalue(r, i, 6);
+    if (e->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "wave", pgr_term_json_string(PQgetvalue(r, i, 8)));
+        json_object_set_new(o, "tenant_id", pgr_term_json_string(PQgetvalue(r, i, 0)));
+        json_object_set_new(o, "state", pgr_term_json_string(PQgetvalue(r, i, 1)));
+        json_object_set_new(o, "version", pgr_term_json_string(PQgetvalue(r, i, 2)));
+        json_object_set_new(o, "step", number_json(PQgetvalue(r, i, 3)));
+        json_object_set_new(o, "steps", number_json(PQgetvalue(r, i, 4)));
+        json_object_set_new(o, "percent", number_json(pct));
+        return json_line(o);
+    }
+    char line[2048];
+    pgr_term_format(line, sizeof(line), "[%s] %-20s %-10s %s %s/%s %s %s%s%s", PQgetvalue(r, i, 8),
+                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                    PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
+                    strcmp(pct, "0") != 0 ? pct : "", strcmp(pct, "0") != 0 ? "% " : "",
+                    PQgetvalue(r, i, 7));
+    return strdup(line);
 }
 
 /* Prints each tenant run whose line changed (text, or one JSON object per line). */
@@ -613,27 +697,8 @@ static void show(engine *e)
         e->last_count = (size_t)PQntuples(r);
         e->last = calloc(e->last_count + 1, sizeof(char *));
     }
-    for (int i = 0; e->last != NULL && i < PQntuples(r) && (size_t)i < e->last_count; i++) {
-        char line[1024];
-        const char *pct = PQgetvalue(r, i, 6);
-        if (e->json)
-            snprintf(line, sizeof(line),
-                     "{\"wave\":\"%s\",\"tenant_id\":\"%s\",\"state\":\"%s\",\"version\":\"%s\","
-                     "\"step\":%s,\"steps\":%s,\"percent\":%s}",
-                     PQgetvalue(r, i, 8), PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                     PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), pct);
-        else
-            snprintf(line, sizeof(line), "[%s] %-20s %-10s %s %s/%s %s %s%s%s", PQgetvalue(r, i, 8),
-                     PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                     PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
-                     strcmp(pct, "0") != 0 ? pct : "", strcmp(pct, "0") != 0 ? "% " : "",
-                     PQgetvalue(r, i, 7));
-        if (e->last[i] == NULL || strcmp(e->last[i], line) != 0) {
-            printf("%s\n", line);
-            free(e->last[i]);
-            e->last[i] = strdup(line);
-        }
-    }
+    for (int i = 0; e->last != NULL && i < PQntuples(r) && (size_t)i < e->last_count; i++)
+        print_changed(&e->last[i], tenant_line(e, r, i));
     fflush(stdout);
     PQclear(r);
 }
@@ -703,6 +768,7 @@ static int engine_loop(engine *e, int timeout_s)
         last = last_advance = coord_mono_ms();
     }
     while (!run_stop && res == ADV_CONTINUE && time(NULL) < deadline) {
+        PGR_IGNORE(coord_reload_keyring(e->c)); /* SIGHUP: between two messages */
         /* without the control database nothing is read (no offset moves) and nothing decided */
         if (!coord_ctldb_ready(e->c, &e->ctldb)) {
             if (e->ctldb.lock_lost)
@@ -735,11 +801,15 @@ static int engine_loop(engine *e, int timeout_s)
         free(e->last[i]);
     free(e->last);
     e->last = NULL;
+    for (size_t i = 0; i < e->wave_line_count; i++) {
+        free(e->wave_line[i]);
+        e->wave_line[i] = NULL;
+    }
     if (e->ctldb.lock_lost)
         return COORD_EXIT_CONFLICT;
     if (res == ADV_CONTINUE) {
-        fprintf(stderr, "pgrollout: %s; \"pgrollout resume %s\" carries on\n",
-                run_stop ? "interrupted" : "timed out", e->plan.name);
+        say("pgrollout: %s; \"pgrollout resume %s\" carries on",
+            run_stop ? "interrupted" : "timed out", e->plan.name);
         return COORD_EXIT_FAIL;
     }
     return res == ADV_DONE     ? COORD_EXIT_OK
@@ -891,11 +961,11 @@ static int load_migrations(engine *e)
     pgr_error err;
     pgr_error_clear(&err);
     if (pgr_migration_dir_load(e->plan.dir, &e->set, &err) != PGR_OK) {
-        fprintf(stderr, "pgrollout: %s\n", err.msg);
+        say("pgrollout: %s", err.msg);
         return COORD_EXIT_USAGE;
     }
     if (e->plan.target != NULL && pgr_migration_set_find(e->set, e->plan.target) == NULL) {
-        fprintf(stderr, "pgrollout: target %s is not one of the migrations\n", e->plan.target);
+        say("pgrollout: target %s is not one of the migrations", e->plan.target);
         return COORD_EXIT_USAGE;
     }
     return 0;
@@ -922,7 +992,7 @@ static int start_rollback(engine *e, const char *wave)
             w = (int)i;
     }
     if (w < 0) {
-        fprintf(stderr, "pgrollout rollback: rollout %s has no wave \"%s\"\n", e->plan.name, wave);
+        say("pgrollout rollback: rollout %s has no wave \"%s\"", e->plan.name, wave);
         return COORD_EXIT_USAGE;
     }
     char idx[16];
@@ -952,10 +1022,10 @@ static int run_engine(run_args *a, bool resume)
     json_t *doc = NULL;
     if (rc == 0 && !resume) {
         if (rollout_plan_load(a->plan, c.db, &e.plan, perr, sizeof(perr)) != 0) {
-            fprintf(stderr, "pgrollout run: plan \"%s\": %s\n", a->plan, perr);
+            say("pgrollout run: plan \"%s\": %s", a->plan, perr);
             rc = COORD_EXIT_USAGE;
         } else if ((doc = stored_plan(&c, e.plan.name)) != NULL) {
-            fprintf(stderr, "rollout %s exists: carrying on with its stored plan\n", e.plan.name);
+            say("rollout %s exists: carrying on with its stored plan", e.plan.name);
             rollout_plan_free(&e.plan);
             resume = true;
             a->rollout = NULL;
@@ -965,10 +1035,10 @@ static int run_engine(run_args *a, bool resume)
         if (doc == NULL)
             doc = stored_plan(&c, a->rollout);
         if (doc == NULL) {
-            fprintf(stderr, "pgrollout resume: no rollout \"%s\"\n", a->rollout);
+            say("pgrollout resume: no rollout \"%s\"", a->rollout);
             rc = COORD_EXIT_USAGE;
         } else if (rollout_plan_resolve(doc, c.db, &e.plan, perr, sizeof(perr)) != 0) {
-            fprintf(stderr, "pgrollout resume: stored plan: %s\n", perr);
+            say("pgrollout resume: stored plan: %s", perr);
             rc = COORD_EXIT_FAIL;
         }
     }
@@ -978,17 +1048,15 @@ static int run_engine(run_args *a, bool resume)
         rc = load_migrations(&e);
     pgr_error err;
     if (rc == 0 && !resume && create_rollout(&e, &err) != PGR_OK) {
-        fprintf(stderr, "pgrollout run: %s\n", err.msg);
+        say("pgrollout run: %s", err.msg);
         rc = COORD_EXIT_FAIL;
     }
     if (rc == 0 && resume && a->rollback_wave == NULL) {
         char st[32];
         rollout_state(&e, st);
         if (strcmp(st, "aborted") == 0 || strcmp(st, "rolled_back") == 0) {
-            fprintf(stderr,
-                    "pgrollout resume: rollout %s is %s: it does not start again (run a "
-                    "new plan)\n",
-                    e.plan.name, st);
+            say("pgrollout resume: rollout %s is %s: it does not start again (run a new plan)",
+                e.plan.name, st);
             rc = COORD_EXIT_FAIL;
         } else {
             reopen(&e);
@@ -1021,6 +1089,7 @@ static int run_engine(run_args *a, bool resume)
     if (rc == 0 && a->collect_audit && (e.audit = coord_audit_consumer(&c)) == NULL)
         rc = COORD_EXIT_FAIL;
     if (rc == 0) {
+        coord_reload_on_sighup();
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         rc = engine_loop(&e, a->timeout_s);
@@ -1099,17 +1168,19 @@ static int control_main(int argc, char **argv, const char *cmd)
                  ? 0
                  : COORD_EXIT_FAIL;
     if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0) {
-        fprintf(stderr, "pgrollout %s: nothing to %s in rollout \"%s\"\n", cmd, cmd, a.rollout);
+        say("pgrollout %s: nothing to %s in rollout \"%s\"", cmd, cmd, a.rollout);
         rc = COORD_EXIT_FAIL;
     } else if (rc == 0) {
         PGR_IGNORE(coord_operator_log(&c, a.rollout, cmd, a.wave, a.op, NULL));
-        printf("rollout %s: %s by %s\n", a.rollout,
-               strcmp(cmd, "approve") == 0 ? "approved"
-               : strcmp(cmd, "pause") == 0 ? "paused"
-                                           : "aborted",
-               a.op);
+        char line[1024];
+        pgr_term_format(line, sizeof(line), "rollout %s: %s by %s", a.rollout,
+                        strcmp(cmd, "approve") == 0 ? "approved"
+                        : strcmp(cmd, "pause") == 0 ? "paused"
+                                                    : "aborted",
+                        a.op);
+        printf("%s\n", line);
     } else if (r == NULL && rc == COORD_EXIT_FAIL) {
-        fprintf(stderr, "pgrollout %s: %s\n", cmd, err.msg);
+        say("pgrollout %s: %s", cmd, err.msg);
     }
     PQclear(r);
     coord_close(&c);

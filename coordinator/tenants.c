@@ -3,6 +3,7 @@
 #include "coord_cli.h"
 
 #include "pgr/pg.h"
+#include "pgr/term.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -40,22 +41,33 @@ static int common_opts(int argc, char **argv, const char *usage, const char **co
     return 0;
 }
 
-/* Prints a result as a table or as a JSON array of objects (column names as keys). */
+/* One row for the terminal: the values, two spaces apart, each escaped (tenant ids, agent ids
+ * and errors come from agents' messages). */
+static void print_row(const PGresult *r, int i)
+{
+    for (int f = 0; f < PQnfields(r); f++) {
+        char *v = PQgetisnull(r, i, f) ? NULL : pgr_term_escape_dup(PQgetvalue(r, i, f));
+        printf("%s%s", f > 0 ? "  " : "", v != NULL ? v : "-");
+        free(v);
+    }
+    printf("\n");
+}
+
+/* Prints a result as a table or as a JSON array of objects (column names as keys), the JSON
+ * encoded by jansson only. */
 static void print_result(PGresult *r, bool json)
 {
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *o = json_object();
-        for (int f = 0; f < PQnfields(r); f++) {
-            if (json)
-                json_object_set_new(o, PQfname(r, f),
-                                    PQgetisnull(r, i, f) ? json_null()
-                                                         : json_string(PQgetvalue(r, i, f)));
-            else
-                printf("%s%s", f > 0 ? "  " : "", PQgetisnull(r, i, f) ? "-" : PQgetvalue(r, i, f));
+        if (!json) {
+            print_row(r, i);
+            continue;
         }
-        if (!json)
-            printf("\n");
+        json_t *o = json_object();
+        for (int f = 0; f < PQnfields(r); f++)
+            json_object_set_new(o, PQfname(r, f),
+                                PQgetisnull(r, i, f) ? json_null()
+                                                     : pgr_term_json_string(PQgetvalue(r, i, f)));
         json_array_append_new(arr, o);
     }
     if (json) {
@@ -87,7 +99,9 @@ static int query_main(int argc, char **argv, const char *usage, const char *sql,
         rc = COORD_EXIT_FAIL;
     }
     if (rc == 0 && rollout && PQntuples(r) == 0) {
-        fprintf(stderr, "pgrollout status: no rollout \"%s\"\n", argv[optind]);
+        char line[512];
+        pgr_term_format(line, sizeof(line), "pgrollout status: no rollout \"%s\"", argv[optind]);
+        fprintf(stderr, "%s\n", line);
         rc = COORD_EXIT_FAIL;
     } else if (rc == 0) {
         print_result(r, json);

@@ -20,6 +20,8 @@ static const pgr_config_key config_keys[] = {
      "trusted coordinator public keys"},
     {"agent.state_dir", PGR_CF_STRING, OFF(state_dir), NULL, 0, 0, NULL,
      "directory for backups and local state"},
+    {"agent.owner_role", PGR_CF_STRING, OFF(owner_role), NULL, 0, 0, NULL,
+     "role the migration author's SQL runs as (SET ROLE; none: the agent's own)"},
     {"agent.lock_timeout_ms", PGR_CF_INT, OFF(lock_timeout_ms), "5000", 1, 600000, NULL,
      "lock_timeout of every migration session"},
     {"agent.statement_timeout_ms", PGR_CF_INT, OFF(statement_timeout_ms), "0", 0, 86400000, NULL,

@@ -218,6 +218,25 @@ void pgr_job_free(pgr_job *job)
     free(job);
 }
 
+/* Whether the job carries migration m: an apply job stops at its target. */
+static bool job_carries(const pgr_job *job, const pgr_migration *m)
+{
+    return !(strcmp(job->type, "apply") == 0 && job->target != NULL &&
+             strcmp(m->version, job->target) > 0);
+}
+
+char *pgr_job_versions_json(const pgr_job *job, const pgr_migration_set *set)
+{
+    json_t *vs = json_array();
+    for (size_t i = 0; vs != NULL && i < set->count; i++) {
+        if (job_carries(job, set->items[i]))
+            json_array_append_new(vs, json_string(set->items[i]->version));
+    }
+    char *s = vs != NULL ? json_dumps(vs, JSON_COMPACT) : NULL;
+    json_decref(vs);
+    return s;
+}
+
 char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set)
 {
     char issued[32], expires[32];
@@ -226,8 +245,7 @@ char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set)
     json_t *migs = json_array();
     for (size_t i = 0; i < set->count; i++) {
         const pgr_migration *m = set->items[i];
-        if (strcmp(job->type, "apply") == 0 && job->target != NULL &&
-            strcmp(m->version, job->target) > 0)
+        if (!job_carries(job, m))
             continue;
         json_array_append_new(migs, json_pack("{s:s, s:s, s:s, s:s%}", "version", m->version,
                                               "name", m->name, "checksum", m->checksum, "text",

@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void pgr_kafka_topic_name(const pgr_config *cfg, pgr_topic t, char *out, size_t outlen)
 {
@@ -22,9 +24,12 @@ static pgr_code conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, pg
     return PGR_OK;
 }
 
-/* Set once by the first refusal of our identity (any client of the process); never reset. */
+/* Set once by the first refusal of our identity (any client of the process); never reset.
+ * refused_cert: it was the broker's certificate that failed verification (wrong CA, or a host
+ * name the certificate does not hold), not our credentials. */
 static atomic_int refused = 0;
-static char refused_reason[256];
+static bool refused_cert;
+static char refused_reason[512];
 
 /* librdkafka's error callback (its threads). Other errors are transient (broker down, timeouts):
  * librdkafka retries them, so they are only logged. */
@@ -43,6 +48,9 @@ static void on_error(rd_kafka_t *rk, int e, const char *reason, void *opaque)
     pgr_log_warn(&ctx, "%s: %s", rd_kafka_name(rk), reason);
     int expected = 0;
     if (identity && atomic_compare_exchange_strong(&refused, &expected, 2)) {
+        /* librdkafka 2.0 says "certificate verify failed" for an unknown CA and for a host
+         * name mismatch alike (ssl.endpoint.identification.algorithm=https) */
+        refused_cert = strstr(reason, "certificate verify failed") != NULL;
         snprintf(refused_reason, sizeof(refused_reason), "%s (%s)", rd_kafka_err2str(e), reason);
         atomic_store(&refused, 1);
     }
@@ -52,6 +60,12 @@ pgr_code pgr_kafka_refused(pgr_error *err)
 {
     if (atomic_load(&refused) != 1)
         return PGR_OK;
+    if (refused_cert)
+        return pgr_error_set(err, PGR_ERR_KAFKA,
+                             "the broker's TLS certificate could not be verified (check that "
+                             "[kafka] ssl.ca.location holds the CA that signed it and that "
+                             "bootstrap.servers names a host the certificate holds): %s",
+                             refused_reason);
     return pgr_error_set(err, PGR_ERR_KAFKA,
                          "the broker refused this client's credentials or TLS: %s; check the "
                          "[kafka] security.protocol, sasl.* and ssl.* settings",
@@ -62,6 +76,12 @@ pgr_code pgr_kafka_conf(const pgr_config *cfg, rd_kafka_conf_t **out, pgr_error 
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_error_cb(conf, on_error);
+    /* Verify that the broker's certificate names the host we connect to: librdkafka's default
+     * since 2.0, set here so that no build depends on that default. [kafka] may still say
+     * "none". Ignored if librdkafka was built without TLS (the key is then unknown to it). */
+    char errstr[256];
+    (void)rd_kafka_conf_set(conf, "ssl.endpoint.identification.algorithm", "https", errstr,
+                            sizeof(errstr));
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         if (conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, err) != PGR_OK) {
             rd_kafka_conf_destroy(conf);
@@ -85,11 +105,44 @@ static pgr_code client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, rd_kafka
     return PGR_OK;
 }
 
+struct pgr_kafka_tracker {
+    atomic_int refs;        /* the caller's and one per message without a delivery report */
+    atomic_int pending;     /* messages without a delivery report */
+    atomic_int failed;      /* messages the broker finally refused */
+    atomic_int first_error; /* rd_kafka_resp_err_t of the first refusal */
+};
+
+pgr_kafka_tracker *pgr_kafka_tracker_new(void)
+{
+    pgr_kafka_tracker *tr = calloc(1, sizeof(*tr));
+    if (tr != NULL)
+        atomic_init(&tr->refs, 1);
+    return tr;
+}
+
+void pgr_kafka_tracker_free(pgr_kafka_tracker *tr)
+{
+    if (tr != NULL && atomic_fetch_sub(&tr->refs, 1) == 1)
+        free(tr);
+}
+
+static void tracker_report(pgr_kafka_tracker *tr, rd_kafka_resp_err_t e)
+{
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR && atomic_fetch_add(&tr->failed, 1) == 0)
+        atomic_store(&tr->first_error, (int)e);
+    atomic_fetch_sub(&tr->pending, 1);
+    pgr_kafka_tracker_free(tr); /* the message's reference */
+}
+
+/* Callbacks run on whichever thread polls the producer: the daemon's loop, or a job's thread
+ * waiting in pgr_kafka_tracker_wait. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     PGR_UNUSED(rk);
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && opaque != NULL)
-        (*(int *)opaque)++;
+        __atomic_fetch_add((int *)opaque, 1, __ATOMIC_RELAXED);
+    if (m->_private != NULL)
+        tracker_report(m->_private, m->err);
 }
 
 pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, int *delivery_errors,
@@ -155,14 +208,30 @@ pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_
     return rc;
 }
 
+static rd_kafka_resp_err_t produce_once(rd_kafka_t *rk, const char *topic, const char *key,
+                                        const char *value, size_t len)
+{
+    return rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                             RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
+                             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+}
+
+pgr_code pgr_kafka_send_nowait(rd_kafka_t *rk, const char *topic, const char *key,
+                               const char *value, size_t len, pgr_error *err)
+{
+    rd_kafka_resp_err_t e = produce_once(rk, topic, key, value, len);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return PGR_OK;
+    return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": %s", topic,
+                         rd_kafka_err2str(e));
+}
+
 pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
                         size_t len, pgr_error *err)
 {
     for (int tries = 0; tries < 100; tries++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e = produce_once(rk, topic, key, value, len);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return PGR_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -171,6 +240,60 @@ pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, cons
         rd_kafka_poll(rk, 100); /* local queue full: let deliveries drain */
     }
     return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": queue full", topic);
+}
+
+pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *key,
+                                const char *value, size_t len, pgr_kafka_tracker *tr,
+                                pgr_error *err)
+{
+    atomic_fetch_add(&tr->refs, 1);
+    atomic_fetch_add(&tr->pending, 1);
+    for (int tries = 0; tries < 100; tries++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(tr), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return PGR_OK;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            atomic_fetch_sub(&tr->pending, 1);
+            atomic_fetch_sub(&tr->refs, 1); /* the caller still holds one */
+            return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": %s", topic,
+                                 rd_kafka_err2str(e));
+        }
+        rd_kafka_poll(rk, 100); /* local queue full: let deliveries drain */
+    }
+    atomic_fetch_sub(&tr->pending, 1);
+    atomic_fetch_sub(&tr->refs, 1);
+    return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": queue full", topic);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeout_ms,
+                                pgr_error *err)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    /* a short poll: the report may be served by another thread, which this one then sees */
+    while (atomic_load(&tr->pending) > 0 && mono_ms() < deadline)
+        rd_kafka_poll(rk, 1);
+    pgr_code rc = PGR_OK;
+    if (atomic_load(&tr->failed) > 0)
+        rc = pgr_error_set(err, PGR_ERR_KAFKA, "the broker refused %d message(s): %s",
+                           atomic_load(&tr->failed),
+                           rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&tr->first_error)));
+    else if (atomic_load(&tr->pending) > 0)
+        rc = pgr_error_set(err, PGR_ERR_KAFKA,
+                           "%d message(s) not acknowledged by the broker within %d ms",
+                           atomic_load(&tr->pending), timeout_ms);
+    if (rc != PGR_OK && err != NULL)
+        err->retriable = true;
+    return rc;
 }
 
 pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,

@@ -109,7 +109,8 @@ pgr_code pgr_keyring_load(const char *path, pgr_keyring **out, pgr_error *err)
 {
     char *buf = NULL;
     size_t len = 0;
-    pgr_code rc = pgr_file_read(path, KEYRING_MAX_BYTES, &buf, &len, err);
+    /* the trust anchors: a keyring others may write would let them add a key */
+    pgr_code rc = pgr_keys_file_read(path, PGR_KEYFILE_KEYRING, KEYRING_MAX_BYTES, &buf, &len, err);
     if (rc != PGR_OK)
         return rc;
     rc = pgr_keyring_parse(buf, len, path, out, err);

@@ -1,4 +1,5 @@
-/* keys.c - Ed25519 key generation, key files, kid computation, permission checks. */
+/* keys.c - Ed25519 key generation, key files, kid computation, and the checks every key and
+ * keyring file passes when it is read (opened once, no symlink, checked on the descriptor). */
 #include "pgr/keys.h"
 #include "pgr/crypto.h"
 #include "pgr/parse.h"
@@ -98,6 +99,99 @@ pgr_code pgr_keys_generate(const char *dir, const char *name, pgr_keypair *out, 
     return rc;
 }
 
+static const char *keyfile_label(pgr_keyfile_kind kind)
+{
+    return kind == PGR_KEYFILE_SECRET    ? "secret key file"
+           : kind == PGR_KEYFILE_KEYRING ? "keyring"
+                                         : "public key file";
+}
+
+/* Why fd (opened from path) may not be trusted as a key file of this kind, or PGR_OK. The checks
+ * are made on the open descriptor: the file read is the file checked (no stat-then-open race). */
+static pgr_code keyfile_check(int fd, const char *path, pgr_keyfile_kind kind, pgr_error *err)
+{
+    const char *what = keyfile_label(kind);
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return pgr_error_set(err, PGR_ERR_IO, "could not stat %s \"%s\": %s", what, path,
+                             strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return pgr_error_set(err, PGR_ERR_PERM, "%s \"%s\" is not a regular file (%s)", what, path,
+                             S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket");
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return pgr_error_set(err, PGR_ERR_PERM,
+                             "%s \"%s\" is owned by uid %u: it must belong to the user running "
+                             "pgrollout (uid %u) or to root",
+                             what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if (kind == PGR_KEYFILE_SECRET && (st.st_mode & 077) != 0)
+        return pgr_error_set(err, PGR_ERR_PERM,
+                             "%s \"%s\" has mode %04o: it must not be accessible by group or "
+                             "others (chmod 600)",
+                             what, path, (unsigned)(st.st_mode & 07777));
+    if (kind != PGR_KEYFILE_SECRET && (st.st_mode & 022) != 0)
+        return pgr_error_set(err, PGR_ERR_PERM,
+                             "%s \"%s\" has mode %04o: it must not be writable by group or "
+                             "others (chmod go-w)",
+                             what, path, (unsigned)(st.st_mode & 07777));
+    return PGR_OK;
+}
+
+/* Reads the whole open file (at most max bytes) into a NUL-terminated buffer. */
+static pgr_code keyfile_slurp(int fd, const char *path, const char *what, size_t max, char **out,
+                              size_t *out_len, pgr_error *err)
+{
+    char *buf = malloc(max + 1);
+    size_t len = 0;
+    if (buf == NULL)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory reading %s \"%s\"", what, path);
+    for (;;) {
+        ssize_t n = read(fd, buf + len, max + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int saved = errno;
+            free(buf);
+            return pgr_error_set(err, PGR_ERR_IO, "could not read %s \"%s\": %s", what, path,
+                                 strerror(saved));
+        }
+        len += (size_t)n;
+        if (n == 0 || len > max)
+            break;
+    }
+    if (len > max) {
+        sodium_memzero(buf, len);
+        free(buf);
+        return pgr_error_set(err, PGR_ERR_INVALID, "%s \"%s\" is larger than %zu bytes", what, path,
+                             max);
+    }
+    buf[len] = '\0';
+    *out = buf;
+    if (out_len != NULL)
+        *out_len = len;
+    return PGR_OK;
+}
+
+pgr_code pgr_keys_file_read(const char *path, pgr_keyfile_kind kind, size_t max, char **out,
+                            size_t *out_len, pgr_error *err)
+{
+    const char *what = keyfile_label(kind);
+    struct stat lst;
+    /* O_NONBLOCK: a FIFO put in the key's place must not hang the open (fstat refuses it) */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == ELOOP && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+        return pgr_error_set(err, PGR_ERR_PERM,
+                             "%s \"%s\" is a symbolic link: refused, name the file itself", what,
+                             path);
+    if (fd < 0)
+        return pgr_error_set(err, errno == ENOENT ? PGR_ERR_NOTFOUND : PGR_ERR_IO,
+                             "could not open %s \"%s\": %s", what, path, strerror(errno));
+    pgr_code rc = keyfile_check(fd, path, kind, err);
+    if (rc == PGR_OK)
+        rc = keyfile_slurp(fd, path, what, max, out, out_len, err);
+    close(fd);
+    return rc;
+}
+
 /* Splits "word b64 kid" into its three fields (in place); false on any other shape. */
 static bool split3(char *s, char **a, char **b, char **c)
 {
@@ -146,19 +240,10 @@ static pgr_code parse_secret(char *text, const char *path, pgr_keypair *out, pgr
 
 pgr_code pgr_keys_load_secret(const char *path, pgr_keypair *out, pgr_error *err)
 {
-    struct stat st;
     char *text = NULL;
     size_t len = 0;
 
-    if (stat(path, &st) != 0)
-        return pgr_error_set(err, errno == ENOENT ? PGR_ERR_NOTFOUND : PGR_ERR_IO,
-                             "could not stat secret key file \"%s\": %s", path, strerror(errno));
-    if ((st.st_mode & 077) != 0)
-        return pgr_error_set(err, PGR_ERR_PERM,
-                             "secret key file \"%s\" has mode %04o: it must not be accessible by "
-                             "group or others (chmod 600)",
-                             path, (unsigned)(st.st_mode & 07777));
-    pgr_code rc = pgr_file_read(path, KEY_FILE_MAX, &text, &len, err);
+    pgr_code rc = pgr_keys_file_read(path, PGR_KEYFILE_SECRET, KEY_FILE_MAX, &text, &len, err);
     if (rc != PGR_OK)
         return rc;
     rc = parse_secret(text, path, out, err);
@@ -196,7 +281,7 @@ pgr_code pgr_keys_parse_public(const char *line, pgr_pubkey *out, pgr_error *err
 pgr_code pgr_keys_load_public(const char *path, pgr_pubkey *out, pgr_error *err)
 {
     char *text = NULL;
-    pgr_code rc = pgr_file_read(path, KEY_FILE_MAX, &text, NULL, err);
+    pgr_code rc = pgr_keys_file_read(path, PGR_KEYFILE_PUBLIC, KEY_FILE_MAX, &text, NULL, err);
     if (rc != PGR_OK)
         return rc;
     rc = pgr_keys_parse_public(text, out, err);

@@ -1,9 +1,11 @@
 /*
  * lint.c - migration safety rules. Rules match keywords in a normalized copy of each step body
- * (comments and literals removed, upper case); they are conservative checks, not an SQL parser.
+ * (comments and literals removed, upper case, tokens from the SQL lexer in sqllex.c); they are
+ * conservative checks, not an SQL parser.
  */
 #include "pgr/lint.h"
 #include "pgr/parse.h"
+#include "pgr/sqllex.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -70,127 +72,70 @@ void pgr_lint_add(pgr_lint_report *r, const char *file, int line, const char *ru
     r->count++;
 }
 
-/* Identifier characters as PostgreSQL's lexer sees them ('$' only after the first one). */
-static bool is_ident_char(char c)
+/* Appends one byte of normalized text: blanks collapse to one space, a blank before '(' goes,
+ * letters are upper-cased. */
+static void norm_put(char *out, size_t *o, char ch)
 {
-    return isalnum((unsigned char)c) || c == '_' || c == '$' || (unsigned char)c >= 0x80;
-}
-
-/* Index of the '/' that closes the block comment opened at sql[i]; comments nest, as in
- * PostgreSQL. n when the comment is unterminated. */
-static size_t skip_block_comment(const char *sql, size_t n, size_t i)
-{
-    int depth = 0;
-
-    for (; i + 1 < n; i++) {
-        if (sql[i] == '/' && sql[i + 1] == '*') {
-            depth++;
-            i++;
-        } else if (sql[i] == '*' && sql[i + 1] == '/') {
-            depth--;
-            i++;
-            if (depth == 0)
-                return i;
-        }
+    if (isspace((unsigned char)ch)) {
+        if (*o > 0 && out[*o - 1] != ' ')
+            out[(*o)++] = ' ';
+        return;
     }
-    return n;
+    if (ch == '(' && *o > 0 && out[*o - 1] == ' ')
+        (*o)--;
+    out[(*o)++] = (char)toupper((unsigned char)ch);
 }
 
-/* True when the quote at sql[i] opens an E'' string, where backslash escapes a character. */
-static bool opens_escape_string(const char *sql, size_t i)
+static void norm_token(char *out, size_t *o, const char *sql, const pgr_sqllex_token *t)
 {
-    return i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
-           (i == 1 || !is_ident_char(sql[i - 2]));
-}
+    const char *p = sql + t->off;
 
-/* Index of the quote that closes the literal opened at sql[i]: a doubled quote stands for
- * itself and, in E'' strings, a backslash escapes the next character. n when unterminated. */
-static size_t skip_literal(const char *sql, size_t n, size_t i, bool backslash)
-{
-    for (i++; i < n; i++) {
-        if (backslash && sql[i] == '\\') {
-            i++;
-        } else if (sql[i] == '\'') {
-            if (i + 1 < n && sql[i + 1] == '\'')
-                i++;
-            else
-                return i;
-        }
+    if (pgr_sqllex_is_blank(t->kind)) {
+        norm_put(out, o, ' ');
+    } else if (t->kind == PGR_SQLLEX_STRING) {
+        /* keep the prefix (E, U&, B, X, N) and the quotes, drop the contents: literals never
+         * hold keywords */
+        for (; *p != '\''; p++)
+            norm_put(out, o, *p);
+        norm_put(out, o, '\'');
+        norm_put(out, o, '\'');
+    } else if (t->kind == PGR_SQLLEX_DOLLAR_STRING) {
+        norm_put(out, o, '$');
+        norm_put(out, o, '$');
+    } else {
+        /* identifier text, quoted or not, is kept: index-mismatch looks names up */
+        for (size_t i = 0; i < t->len; i++)
+            norm_put(out, o, p[i]);
     }
-    return n;
 }
 
-/* Length of the dollar-quote delimiter ($$ or $tag$) at sql[i], 0 if there is none. A tag
- * follows identifier rules, so "$1" (a parameter) is not one. */
-static size_t dollar_tag_len(const char *sql, size_t n, size_t i)
+/* Tokens by the SQL lexer: string and dollar-quoted literals become '' or $$ (E'' and other
+ * prefixed strings keep their prefix), comments a blank; quoted identifiers keep their text.
+ * The output is at most one byte longer than the input (an unterminated literal still gets its
+ * closing quote). */
+static char *normalize_n(const char *sql, size_t n)
 {
-    size_t j = i + 1;
-
-    if (i > 0 && is_ident_char(sql[i - 1]))
-        return 0; /* "a$$" is part of an identifier */
-    if (j < n && !isdigit((unsigned char)sql[j])) {
-        while (j < n && is_ident_char(sql[j]) && sql[j] != '$')
-            j++;
-    }
-    return j < n && sql[j] == '$' ? j - i + 1 : 0;
-}
-
-/* Index of the last character of the delimiter that closes the dollar-quoted string opened at
- * sql[i] by a delimiter of tag bytes. n when unterminated. */
-static size_t skip_dollar_quoted(const char *sql, size_t n, size_t i, size_t tag)
-{
-    for (size_t j = i + tag; j + tag <= n; j++) {
-        if (memcmp(sql + j, sql + i, tag) == 0)
-            return j + tag - 1;
-    }
-    return n;
-}
-
-/* Literals (standard, E'' and dollar-quoted) become '' or $$ and comments a blank; quoted
- * identifiers keep their text but cannot open a comment or literal. The output is at most one
- * byte longer than the input (an unterminated literal still gets its closing quote). */
-char *pgr_lint_normalize_sql(const char *sql)
-{
-    size_t n = strlen(sql);
     char *out = malloc(n + 2);
     size_t o = 0;
-    bool in_ident = false;
+    pgr_sqllex lx;
+    pgr_sqllex_token tok;
 
     if (out == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        char ch = sql[i];
-        size_t tag = ch == '$' && !in_ident ? dollar_tag_len(sql, n, i) : 0;
-        if (ch == '"') {
-            in_ident = !in_ident; /* "a""b" toggles twice: the doubled quote needs no care */
-        } else if (in_ident) {
-            /* identifier text is kept: index-mismatch looks names up */
-        } else if (ch == '-' && sql[i + 1] == '-') {
-            while (i < n && sql[i] != '\n')
-                i++;
-            ch = ' ';
-        } else if (ch == '/' && sql[i + 1] == '*') {
-            i = skip_block_comment(sql, n, i);
-            ch = ' ';
-        } else if (ch == '\'') {
-            /* keep the quotes, drop the contents: literals never hold keywords */
-            out[o++] = '\'';
-            i = skip_literal(sql, n, i, opens_escape_string(sql, i));
-        } else if (tag > 0) {
-            out[o++] = '$';
-            i = skip_dollar_quoted(sql, n, i, tag);
-        }
-        if (isspace((unsigned char)ch)) {
-            if (o > 0 && out[o - 1] != ' ')
-                out[o++] = ' ';
-            continue;
-        }
-        if (ch == '(' && o > 0 && out[o - 1] == ' ')
-            o--;
-        out[o++] = (char)toupper((unsigned char)ch);
+    pgr_sqllex_init(&lx, sql, n, 1, 0);
+    for (;;) {
+        pgr_code rc = pgr_sqllex_next(&lx, &tok, NULL);
+        if (rc == PGR_ERR_NOTFOUND)
+            break;
+        norm_token(out, &o, sql, &tok); /* an unterminated token is the last one */
     }
     out[o] = '\0';
     return out;
+}
+
+char *pgr_lint_normalize_sql(const char *sql)
+{
+    return normalize_n(sql, strlen(sql));
 }
 
 /* Finds kw in s as a whole word (not part of a longer identifier). */
@@ -307,21 +252,21 @@ static bool statement_needs_no_transaction(const char *stmt)
            find_word(stmt, "REINDEX") == stmt || find_word(stmt, "DETACH PARTITION") != NULL;
 }
 
-/* Checks each statement of a normalized body (literals are empty, so ';' ends statements). */
+/* Checks each statement of a body, as the SQL lexer splits it. */
 static bool has_no_transaction_statement(const char *sql)
 {
-    char *copy = strdup(sql);
+    pgr_sqllex_stmt *stmts = NULL;
+    size_t count = 0;
     bool found = false;
 
-    if (copy == NULL)
-        return false;
-    for (char *stmt = copy, *end = NULL; stmt != NULL && !found; stmt = end) {
-        end = strchr(stmt, ';');
-        if (end != NULL)
-            *end++ = '\0';
-        found = statement_needs_no_transaction(stmt);
+    if (pgr_sqllex_split(sql, strlen(sql), 1, 0, &stmts, &count, NULL) != PGR_OK)
+        return false; /* the parser refused unterminated bodies already */
+    for (size_t i = 0; i < count && !found; i++) {
+        char *norm = normalize_n(sql + stmts[i].off, stmts[i].len);
+        found = norm != NULL && statement_needs_no_transaction(norm);
+        free(norm);
     }
-    free(copy);
+    free(stmts);
     return found;
 }
 
@@ -334,7 +279,7 @@ static void lint_step(pgr_lint_report *r, const pgr_migration *m, const pgr_step
     lint_indexes(r, m, s, sql);
     lint_if_exists(r, m, s, sql);
     lint_foreign_keys(r, m, s, sql, part_validates);
-    if (pgr_step_transactional(s) && has_no_transaction_statement(sql))
+    if (pgr_step_transactional(s) && has_no_transaction_statement(s->sql))
         pgr_lint_add(r, m->filename, s->line, "concurrently-in-transaction",
                      "CONCURRENTLY cannot run in a transaction: use an index or drop_index step, "
                      "or mark the step no_transaction");

@@ -1,5 +1,6 @@
 /* log.c - text or JSON-lines logging with context; the only place common/ writes to stderr. */
 #include "pgr/log.h"
+#include "pgr/term.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -73,17 +74,21 @@ static void log_write_json(FILE *out, const char *ts, pgr_log_level level, const
     json_decref(o);
 }
 
+/* A text log line goes to a terminal or a journal: the tenant, the job id and the message may
+ * quote a Kafka message, so the whole line is escaped (term.h) and stays one line. */
 static void log_write_text(FILE *out, const char *ts, pgr_log_level level, const pgr_log_ctx *ctx,
                            const char *msg)
 {
-    fprintf(out, "%s %-5s", ts, level_names[level]);
-    if (ctx != NULL && ctx->component != NULL)
-        fprintf(out, " [%s]", ctx->component);
-    if (ctx != NULL && ctx->tenant != NULL)
-        fprintf(out, " tenant=%s", ctx->tenant);
-    if (ctx != NULL && ctx->job_id != NULL)
-        fprintf(out, " job=%s", ctx->job_id);
-    fprintf(out, " %s\n", msg);
+    char head[512], line[4096];
+    size_t n = (size_t)snprintf(head, sizeof(head), "%s %-5s", ts, level_names[level]);
+    if (ctx != NULL && ctx->component != NULL && n < sizeof(head))
+        n += (size_t)snprintf(head + n, sizeof(head) - n, " [%s]", ctx->component);
+    if (ctx != NULL && ctx->tenant != NULL && n < sizeof(head))
+        n += (size_t)snprintf(head + n, sizeof(head) - n, " tenant=%s", ctx->tenant);
+    if (ctx != NULL && ctx->job_id != NULL && n < sizeof(head))
+        snprintf(head + n, sizeof(head) - n, " job=%s", ctx->job_id);
+    pgr_term_format(line, sizeof(line), "%s %s", head, msg);
+    fprintf(out, "%s\n", line);
 }
 
 void pgr_log(pgr_log_level level, const pgr_log_ctx *ctx, const char *fmt, ...)

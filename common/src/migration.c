@@ -4,8 +4,8 @@
  * step). Only annotations are interpreted: SQL bodies are carried verbatim.
  */
 #include "pgr/migration.h"
-#include "pgr/lint.h"
 #include "pgr/parse.h"
+#include "pgr/sqllex.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -77,50 +77,46 @@ static pgr_code parse_filename(parse_ctx *c, const char *path)
     return c->m->name != NULL ? PGR_OK : pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
 }
 
-/* A body is "empty" when it holds only blank lines and "--" comments. */
-static bool body_is_empty(const char *sql)
+/* Statements of a step body as PostgreSQL will read them; 0 when the body holds only blanks and
+ * comments. An unterminated string, quoted identifier, dollar quote or comment is an error: it
+ * would swallow whatever follows, including lines that look like annotations. */
+static pgr_code count_statements(parse_ctx *c, const pgr_step *s, size_t *count)
 {
-    const char *p = sql;
-    while (*p != '\0') {
-        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-            p++;
-        if (*p == '\0')
-            break;
-        if (p[0] != '-' || p[1] != '-')
-            return false;
-        while (*p != '\0' && *p != '\n')
-            p++;
-    }
-    return true;
+    pgr_error lerr;
+    pgr_code rc = pgr_sqllex_count(s->sql, strlen(s->sql), s->line + 1, 0, count, &lerr);
+    if (rc == PGR_ERR_NOMEM)
+        return pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
+    if (rc != PGR_OK)
+        return perr(c, s->line, "step \"%s\": %s", pgr_step_kind_name(s->kind), lerr.msg);
+    return PGR_OK;
 }
 
-/* True when a body holds one statement: after the first ';' outside literals and comments
- * only blanks and ';' follow. Index, drop_index and extension steps name one object, which the
- * executor checks, records and audits: a second statement would run unchecked under that name
- * (a "CREATE INDEX ...; DROP TABLE students" slipped past review). */
-static bool single_statement(const char *norm)
+/* Index, drop_index and extension steps name one object, which the executor checks, records and
+ * audits: a second statement would run unchecked under that name (a "CREATE INDEX ...; DROP
+ * TABLE students" slipped past review). The body is read twice, with and without backslash
+ * escapes in '...' (standard_conforming_strings on and off): a session setting changed by an
+ * earlier step must not turn one statement into two. */
+static pgr_code check_one_statement(parse_ctx *c, const pgr_step *s, size_t count)
 {
-    const char *p = strchr(norm, ';');
-    for (; p != NULL && *p != '\0'; p++) {
-        if (*p != ';' && *p != ' ')
-            return false;
-    }
-    return true;
-}
+    size_t other = 0;
+    pgr_error lerr;
 
-static pgr_code check_one_statement(parse_ctx *c, const pgr_step *s, int line)
-{
     if (s->kind != PGR_STEP_INDEX && s->kind != PGR_STEP_DROP_INDEX &&
         s->kind != PGR_STEP_EXTENSION)
         return PGR_OK;
-    char *norm = pgr_lint_normalize_sql(s->sql);
-    if (norm == NULL)
+    if (count != 1)
+        return perr(c, s->line, "step \"%s\" must hold exactly one SQL statement, found %zu",
+                    pgr_step_kind_name(s->kind), count);
+    pgr_code rc = pgr_sqllex_count(s->sql, strlen(s->sql), s->line + 1,
+                                   PGR_SQLLEX_BACKSLASH_STRINGS, &other, &lerr);
+    if (rc == PGR_ERR_NOMEM)
         return pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
-    bool one = single_statement(norm);
-    free(norm);
-    return one ? PGR_OK
-               : perr(c, line, "step \"%s\" must hold exactly one SQL statement",
-                      pgr_step_kind_name(s->kind));
+    if (rc != PGR_OK || other != 1)
+        return perr(c, s->line,
+                    "step \"%s\" must hold exactly one SQL statement whether or not backslashes "
+                    "escape quotes in strings (standard_conforming_strings)",
+                    pgr_step_kind_name(s->kind));
+    return PGR_OK;
 }
 
 /* Ends the current step: trims its body and stores it. */
@@ -137,17 +133,21 @@ static pgr_code finish_step(parse_ctx *c)
     pgr_buf_free(&c->body);
     if (c->cur->sql == NULL)
         return pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
-    c->cur->sql_empty = body_is_empty(c->cur->sql);
     int line = c->cur->line;
     pgr_step *s = c->cur;
+    size_t count = 0;
     c->cur = NULL;
+    pgr_code rc = count_statements(c, s, &count);
+    if (rc != PGR_OK)
+        return rc;
+    s->sql_empty = count == 0;
     if (s->sql_empty && s->kind != PGR_STEP_FOREIGN_KEY && s->kind != PGR_STEP_DROP_FOREIGN_KEY)
         return perr(c, line, "step \"%s\" has no SQL body", pgr_step_kind_name(s->kind));
     if (!s->sql_empty && (s->kind == PGR_STEP_FOREIGN_KEY || s->kind == PGR_STEP_DROP_FOREIGN_KEY))
         return perr(c, line,
                     "step \"%s\" must have no SQL body: the executor generates its statements",
                     pgr_step_kind_name(s->kind));
-    return check_one_statement(c, s, line);
+    return check_one_statement(c, s, count);
 }
 
 /* Which attributes each kind takes; a leading '*' marks a required one. */

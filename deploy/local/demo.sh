@@ -56,6 +56,8 @@ cp "$WORK/coordinator.pub" "$WORK/coordinators.ring"
   printf '%s tenants=%s\n' "$(cat "$WORK/agent1.pub")" "$(IFS=,; echo "${TENANTS[*]:0:6}")"
   printf '%s tenants=%s\n' "$(cat "$WORK/agent2.pub")" "$(IFS=,; echo "${TENANTS[*]:6:6}")"
 } >"$WORK/agents.ring"
+# keyrings are trust anchors: pgrollout refuses them when group or others may write them
+chmod 0644 "$WORK/coordinators.ring" "$WORK/agents.ring"
 
 say "twelve tenant databases (scale $SCALE); district-002 has 5 orphan medication_logs rows"
 for t in "${TENANTS[@]}"; do

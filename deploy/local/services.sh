@@ -2,7 +2,13 @@
 # Throwaway local services for pgrollout development and tests:
 #   - a PostgreSQL 15 cluster (initdb'd into the state dir, trust auth, superuser "pgrollout")
 #   - a single-node Apache Kafka 3.9.1 broker in KRaft combined mode (broker+controller), with
-#     a plaintext listener and a SASL_SSL listener (SCRAM-SHA-512 user "pgrollout")
+#     a plaintext listener and a SASL_SSL listener (SCRAM-SHA-512 users "pgrollout",
+#     "pgrollout-agent-1" and "pgrollout-coordinator", none of them a super user)
+#   - Kafka's ACL authorizer (StandardAuthorizer) on, open by default: a topic without ACLs is
+#     open to everyone (allow.everyone.if.no.acl.found=true), and only the plaintext listener's
+#     principal (User:ANONYMOUS, also the controller's and the inter-broker one) is a super
+#     user. A test that adds ACLs for its own topics (tests/security/test_kafka_acl.c) sees
+#     them enforced for the SCRAM users; every other topic behaves as without an authorizer.
 #   - a test CA made at `up` (openssl) whose server certificate (localhost, 127.0.0.1) serves
 #     PostgreSQL's TLS (ssl = on; clients can use sslmode=verify-full) and Kafka's SASL_SSL
 # Both listen on 127.0.0.1 only, on free ports picked at start-up, so several state dirs
@@ -38,7 +44,10 @@ Environment:
 
 Exports printed: PGHOST PGPORT PGUSER PGR_KAFKA_BOOTSTRAP (also written to <state>/env.sh), and
 for encrypted links: PGR_TLS_CA (the test CA certificate), PGR_KAFKA_TLS_BOOTSTRAP (SASL_SSL
-listener), PGR_KAFKA_SASL_USER, PGR_KAFKA_SASL_PASSWORD (random per `up`; test-only secret).
+listener), PGR_KAFKA_SASL_USER, PGR_KAFKA_SASL_PASSWORD (random per `up`; test-only secret),
+and the SCRAM users for ACL tests: PGR_KAFKA_AGENT_USER, PGR_KAFKA_AGENT_PASSWORD,
+PGR_KAFKA_COORD_USER, PGR_KAFKA_COORD_PASSWORD (not super users: only ACLs grant them rights on
+a topic that has ACLs).
 PostgreSQL refuses non-TLS connections of members of the role pgrollout_tls_only (pg_hba
 `hostnossl ... reject`), so a test can prove its connections are encrypted.
 When run as root, PostgreSQL runs as the `postgres` OS user (initdb refuses root).
@@ -62,6 +71,9 @@ readonly KAFKA_JARS=$CACHE_DIR/kafka-$KAFKA_VERSION
 readonly KAFKA_DIR=$STATE_DIR/kafka
 readonly TLS_DIR=$STATE_DIR/tls
 readonly SASL_USER=pgrollout
+# Principals of the ACL tests (docs/SECURITY.md section 2 names them alike).
+readonly AGENT_USER=pgrollout-agent-1
+readonly COORD_USER=pgrollout-coordinator
 readonly LOG_DIR=$STATE_DIR/logs
 readonly RUN_CONF=$STATE_DIR/run.conf
 # Marks a dir as ours; `down` refuses to rm -rf a non-empty dir without it (PGR_STATE_DIR=$HOME typo).
@@ -81,6 +93,7 @@ readonly PACKAGES=(
 
 # Filled from run.conf by load_conf.
 PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE='' KAFKA_TLS_PORT='' SASL_PASSWORD='' STORE_PASS=''
+AGENT_PASSWORD='' COORD_PASSWORD=''
 
 log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() {
@@ -222,6 +235,7 @@ as_pg() {
 
 load_conf() {
   PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE='' KAFKA_TLS_PORT='' SASL_PASSWORD='' STORE_PASS=''
+  AGENT_PASSWORD='' COORD_PASSWORD=''
   [[ -f $RUN_CONF ]] || return 1
   # shellcheck source=/dev/null # written by write_conf below
   source "$RUN_CONF"
@@ -234,6 +248,7 @@ write_conf() {
       "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT" "$PG_BASE"
     printf 'KAFKA_TLS_PORT=%q\nSASL_PASSWORD=%q\nSTORE_PASS=%q\n' \
       "$KAFKA_TLS_PORT" "$SASL_PASSWORD" "$STORE_PASS"
+    printf 'AGENT_PASSWORD=%q\nCOORD_PASSWORD=%q\n' "$AGENT_PASSWORD" "$COORD_PASSWORD"
   } >"$RUN_CONF"
   chmod 600 "$RUN_CONF"
 }
@@ -248,6 +263,13 @@ print_env() {
     printf 'export PGR_KAFKA_TLS_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_TLS_PORT"
     printf 'export PGR_KAFKA_SASL_USER=%q\n' "$SASL_USER"
     printf 'export PGR_KAFKA_SASL_PASSWORD=%q\n' "$SASL_PASSWORD"
+    # Services started by an older services.sh have no ACL users: then nothing is printed.
+    if [[ -n $AGENT_PASSWORD ]]; then
+      printf 'export PGR_KAFKA_AGENT_USER=%q\n' "$AGENT_USER"
+      printf 'export PGR_KAFKA_AGENT_PASSWORD=%q\n' "$AGENT_PASSWORD"
+      printf 'export PGR_KAFKA_COORD_USER=%q\n' "$COORD_USER"
+      printf 'export PGR_KAFKA_COORD_PASSWORD=%q\n' "$COORD_PASSWORD"
+    fi
   }
 }
 
@@ -470,12 +492,22 @@ offsets.topic.num.partitions=6
 transaction.state.log.num.partitions=6
 # Tests start consumers one after another; don't wait 3 s for more members.
 group.initial.rebalance.delay.ms=0
+# ACLs enforced for the topics (and groups) that have some; everything else stays open, so tests
+# that add no ACLs work as without an authorizer. The plaintext listener, the controller and
+# inter-broker traffic authenticate as User:ANONYMOUS: the only super user. The SCRAM users of
+# the SASL_SSL listener are not super users.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=true
+super.users=User:ANONYMOUS
 EOF
   local cluster_id
   cluster_id=$(kafka_tool random-uuid 2>>"$LOG_DIR/storage-tool.log") || die "StorageTool random-uuid failed (see $LOG_DIR/storage-tool.log)"
   log "formatting Kafka storage (cluster id $cluster_id)"
   kafka_tool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
-    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" >>"$LOG_DIR/storage-tool.log" 2>&1 || {
+    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$AGENT_USER,password=$AGENT_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$COORD_USER,password=$COORD_PASSWORD]" \
+    >>"$LOG_DIR/storage-tool.log" 2>&1 || {
     cat "$LOG_DIR/storage-tool.log" >&2
     die "StorageTool format failed"
   }
@@ -572,6 +604,8 @@ cmd_up() {
   CONTROLLER_PORT=$(pick_port "$PG_PORT" "$KAFKA_PORT")
   KAFKA_TLS_PORT=$(pick_port "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT")
   SASL_PASSWORD=$(openssl rand -hex 16)
+  AGENT_PASSWORD=$(openssl rand -hex 16)
+  COORD_PASSWORD=$(openssl rand -hex 16)
   STORE_PASS=$(openssl rand -hex 16)
   PG_BASE=$STATE_DIR/pg
   write_conf

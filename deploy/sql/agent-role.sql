@@ -19,6 +19,9 @@
 --     tables: CREATE INDEX [CONCURRENTLY], DROP INDEX and ALTER TABLE ... ADD/VALIDATE/DROP
 --     CONSTRAINT require the table's owner, and the foreign key's parent table is one of them;
 --   - CREATE on schema public (PostgreSQL checks it for every new index);
+--   - no right of owner_role on the schemas pgrollout and pgrollout_quarantine: the author's SQL
+--     of `sql`, `extension` and `drop_index` steps runs as owner_role (SET ROLE,
+--     agent.owner_role), so it cannot touch the agent's state or audit outbox;
 --   - ownership of the schemas pgrollout (its state) and pgrollout_quarantine (orphan rows
 --     moved aside), created here, so it needs no CREATE on the database;
 --   - CONNECT on this database only: CONNECT and TEMPORARY are revoked from PUBLIC, so an agent
@@ -79,6 +82,11 @@ ALTER SCHEMA pgrollout_quarantine OWNER TO :"agent_role";
 SELECT format('ALTER TABLE %I.%I OWNER TO %I', schemaname, tablename, :'agent_role')
   FROM pg_tables WHERE schemaname IN ('pgrollout', 'pgrollout_quarantine') \gexec
 REVOKE ALL ON SCHEMA pgrollout, pgrollout_quarantine FROM PUBLIC;
+-- owner_role has no right there: migration SQL running as it cannot read or change the
+-- agent's state, its jobs or its audit outbox (docs/SECURITY.md, "Hostile migration author").
+REVOKE ALL ON SCHEMA pgrollout, pgrollout_quarantine FROM :"owner_role";
+REVOKE ALL ON ALL TABLES IN SCHEMA pgrollout, pgrollout_quarantine FROM :"owner_role";
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgrollout, pgrollout_quarantine FROM :"owner_role";
 
 -- Trusted extensions the migrations create, pre-installed so no CREATE on the database is needed.
 CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;

@@ -16,13 +16,15 @@
 
 static void check_event(const char *buf, size_t len, const pgr_keyring_entry *e)
 {
-    json_t *ev = coord_event_parse(buf, len, e);
+    json_t *ev = coord_event_parse(buf, len, e, NULL);
     if (ev == NULL)
         return;
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *tenant = json_string_value(json_object_get(ev, "tenant_id"));
     if (type == NULL || (tenant != NULL && !pgr_keyring_allows_tenant(e, tenant)))
         fuzz_fail("an accepted event lacks a type or speaks for a tenant its key may not");
+    if (coord_event_rule_broken(ev) != NULL)
+        fuzz_fail("an accepted event breaks a rule of its members");
     if (json_object_get(ev, "job_id") != NULL) {
         coord_run_update u;
         coord_event_run_update(ev, &u);

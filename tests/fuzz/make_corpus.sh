@@ -130,6 +130,19 @@ cat >"$OUT/fuzz_plan/all-kinds.json" <<'JSON'
 JSON
 printf '%s' '{"name":"all","migrations":"migrations","tenants":["district-001"],"type":"rollback","on_failure":"abort"}' >"$OUT/fuzz_plan/no-waves.json"
 
+# ---- fuzz_sqllex: one seed per scanner rule (migrations/*.sql and tests/lint/ are used in place)
+reset fuzz_sqllex
+sq() { printf "$2" >"$OUT/fuzz_sqllex/$1.sql"; }
+sq cr-comment 'CREATE INDEX CONCURRENTLY i ON t (c); -- x\rDROP TABLE students;\n'
+sq nested-comment 'SELECT 1 /* a /* b */ ; */ ; /*/ x */\n'
+sq dollar-tags 'DO $body$ BEGIN EXECUTE $q$x$q$; $x$ $$; END $body$; SELECT $1, a$$b, $_9$;$_9$;\n'
+sq escape-string "SELECT E'\\\\'';', e'\\\\\\\\', 'a\\\\'' ; x --';\n"
+sq unicode "SELECT U&'d\\\\0061t;' UESCAPE '!', U&\"a;\"\"b\", b'01', X'ff', N'n';\n"
+sq quoted-ident 'CREATE INDEX "i;--" ON "t""/*" ("c;");\n'
+sq continuation "SELECT 'a' -- c\n  'b', E'x'\n'\\\\'; y';\n"
+sq whitespace 'SELECT\t1\f;\v\r\n;;\n'
+sq unterminated "SELECT 'open; /* \"x $t$\n"
+
 for d in "$OUT"/*/; do
   printf 'make_corpus.sh: %s: %s seeds\n' "$(basename "$d")" "$(find "$d" -type f | wc -l)" >&2
 done

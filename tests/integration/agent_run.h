@@ -8,6 +8,7 @@
 
 #include "itest.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +40,9 @@ static inline int agent(const char *cmd, const char *db, const char *dir, const 
     return run_cmd(line, out, outlen);
 }
 
+/* Linux's F_SETPIPE_SZ (fcntl.h defines it only with _GNU_SOURCE). */
+#define AGENT_RUN_F_SETPIPE_SZ 1031
+
 typedef struct bg_agent {
     pid_t pid;
     FILE *out; /* the agent's stdout (JSON lines) */
@@ -51,6 +55,9 @@ static inline void bg_start(bg_agent *b, const char *cmd, const char *db, const 
     int fds[2];
     char dsn[256];
     assert_int_equal(pipe(fds), 0);
+    /* a test reads the events only at the points it waits for: a whole job's JSON lines (its
+     * audit records included, about 70 KB for the White Cross migrations) must fit meanwhile */
+    (void)fcntl(fds[1], AGENT_RUN_F_SETPIPE_SZ, 1 << 20);
     snprintf(dsn, sizeof(dsn), "dbname=%s", db);
     b->pid = fork();
     assert_true(b->pid >= 0);

@@ -10,6 +10,7 @@
 #include "agent_run.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <jansson.h>
 
 #include "pgr/envelope.h"
@@ -157,6 +158,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
              old_pub);
     snprintf(path, sizeof(path), "%s/coordinators.ring", f->dir);
     itest_write_file(path, text);
+    assert_int_equal(chmod(path, 0644), 0); /* keyrings writable by group or others are refused */
     /* each agent key may speak only for the tenants its agent serves */
     text[0] = '\0';
     for (int a = 0; a < fleet_agents(f); a++) {
@@ -174,6 +176,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
     }
     snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
     itest_write_file(path, text);
+    assert_int_equal(chmod(path, 0644), 0);
     fleet_create_ctl_db(f, ctl_server);
     /* large fleets copy one loaded template (CREATE DATABASE ... TEMPLATE): seconds, not minutes */
     if (f->n > MAXTENANTS / 8) {

@@ -460,9 +460,9 @@ static void test_rollout_build_waiting_for_its_lock_is_reported(void **state)
                                             "--timeout", "120", NULL});
     bool done_a = false;
     bool started_b = wait_started(ec, kr, "idx_pgr_lock_b", "idx_pgr_lock_a", &done_a);
-    /* the records of the running job (job_accepted, idx_pgr_lock_a's step_done) wait: the job
-     * holds the tenant's session, and the publisher visits a busy tenant only 5 s after the
-     * job started (AUDIT_BUSY_MS); they go out during the job after that, the lock still held */
+    /* the records of the running job (job_accepted, idx_pgr_lock_a's step_done,
+     * idx_pgr_lock_b's step_start) do not wait for the publisher's visit of a busy tenant (5 s,
+     * AUDIT_BUSY_MS): the barrier before each step sent them, the lock still held */
     PGconn *tc = itest_connect(F.db[0]);
     const char *unpublished = "SELECT count(*) FROM pgrollout.audit_outbox WHERE published_at "
                               "IS NULL";
@@ -471,8 +471,7 @@ static void test_rollout_build_waiting_for_its_lock_is_reported(void **state)
         nanosleep(&(struct timespec){0, 100000000L}, NULL);
         left = itest_scalar(tc, unpublished);
     }
-    /* the first of them went out no sooner than 5 s after the job was recorded (its dispatch
-     * is later still), by the server's clock */
+    /* the first of them went out well before the publisher's 5 s, by the server's clock */
     long waited_ms = itest_scalar(
         tc, "SELECT coalesce(min(extract(epoch FROM o.published_at - j.received_at) * 1000), -1)"
             "::bigint FROM pgrollout.audit_outbox o JOIN pgrollout.jobs j ON j.rollout_id = "
@@ -481,7 +480,7 @@ static void test_rollout_build_waiting_for_its_lock_is_reported(void **state)
     print_message("audit records of the running job: first published %ld ms after the job was "
                   "recorded; %ld unpublished with the lock still held\n",
                   waited_ms, left);
-    assert_true(waited_ms >= 4900);
+    assert_true(waited_ms >= 0 && waited_ms < 4900);
     assert_int_equal(left, 0);
     /* the build is still waiting: the lock is ours until now */
     assert_int_equal(itest_scalar(blocker, "SELECT count(*) FROM pg_class WHERE relname = "

@@ -1,11 +1,13 @@
 /*
  * test_tls.c - encrypted links against the real services of tests/run.sh: Kafka over SASL_SSL
  * (SCRAM-SHA-512, the broker's certificate from a test CA made by services.sh) and PostgreSQL
- * with sslmode=verify-full. The database role of agents and coordinator is a member of
+ * with sslmode=verify-full. The database roles of agents and coordinator are members of
  * pgrollout_tls_only, which pg_hba refuses without TLS, so a finished rollout proves that every
  * database connection was encrypted; the agents and the coordinator are given only the SASL_SSL
- * listener. A wrong CA and a wrong SASL password fail with a clear error that never shows the
- * password.
+ * listener, as a SCRAM user that is no Kafka super user. Neither database role is a superuser:
+ * the agents' role has exactly what deploy/sql/agent-role.sql grants, the coordinator's owns the
+ * control database (docs/SECURITY.md section 3). A wrong CA and a wrong SASL password fail with
+ * a clear error that never shows the password; test_tls_negative.c covers more TLS refusals.
  */
 #include "rollout_env.h"
 
@@ -13,7 +15,9 @@
 
 static fleet F;
 static char out[1 << 20];
-static char role[64];
+static char role[64];       /* the agents' role (deploy/sql/agent-role.sql) */
+static char coord_role[64]; /* the coordinator's: owner of the control database */
+static char owner_role[64]; /* NOLOGIN owner of the tenant tables */
 
 static const char *env_required(const char *name)
 {
@@ -24,8 +28,8 @@ static const char *env_required(const char *name)
 }
 
 /* Rewrites a fleet config file: Kafka through the SASL_SSL listener, every DSN (tenants and
- * control) over verify-full TLS as the TLS-only role. sasl_password NULL: the right one. */
-static void secure_config(const char *file, const char *sasl_password)
+ * control) over verify-full TLS as the TLS-only role user. sasl_password NULL: the right one. */
+static void secure_config(const char *file, const char *user, const char *sasl_password)
 {
     char cmd[4096];
     snprintf(cmd, sizeof(cmd),
@@ -35,29 +39,62 @@ static void secure_config(const char *file, const char *sasl_password)
              "dbname=\\1 user=%s sslmode=verify-full sslrootcert=%s|' %s/%s",
              env_required("PGR_KAFKA_TLS_BOOTSTRAP"), env_required("PGR_KAFKA_SASL_USER"),
              sasl_password != NULL ? sasl_password : env_required("PGR_KAFKA_SASL_PASSWORD"),
-             env_required("PGR_TLS_CA"), env_required("PGPORT"), role, env_required("PGR_TLS_CA"),
+             env_required("PGR_TLS_CA"), env_required("PGPORT"), user, env_required("PGR_TLS_CA"),
              F.dir, file);
     assert_int_equal(system(cmd), 0);
+}
+
+/* A role left by an earlier run with this pid may own objects in databases of that run: it is
+ * then kept (and reused), which does not change what this test proves. */
+static void drop_role(PGconn *admin, const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "DO $$ BEGIN DROP ROLE IF EXISTS %s; EXCEPTION WHEN dependent_objects_still_exist "
+             "THEN NULL; END $$",
+             name);
+    itest_exec(admin, sql);
+}
+
+/* The least-privilege roles of docs/SECURITY.md section 3, both TLS-only, neither a superuser. */
+static void make_roles(void)
+{
+    char sql[512];
+    PGconn *admin = itest_connect("postgres");
+    itest_exec(admin, "DO $$ BEGIN CREATE ROLE pgrollout_tls_only NOLOGIN; EXCEPTION WHEN "
+                      "duplicate_object THEN NULL; END $$");
+    drop_role(admin, role);
+    drop_role(admin, coord_role);
+    snprintf(sql, sizeof(sql),
+             "DO $$ BEGIN CREATE ROLE %s LOGIN IN ROLE pgrollout_tls_only; EXCEPTION WHEN "
+             "duplicate_object THEN NULL; END $$",
+             role);
+    itest_exec(admin, sql);
+    snprintf(sql, sizeof(sql),
+             "DO $$ BEGIN CREATE ROLE %s LOGIN IN ROLE pgrollout_tls_only; EXCEPTION WHEN "
+             "duplicate_object THEN NULL; END $$",
+             coord_role);
+    itest_exec(admin, sql);
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s OWNER TO %s", F.ctl_db, coord_role);
+    itest_exec(admin, sql);
+    PQfinish(admin);
+    /* the agents' role gets exactly what the role file grants, on every tenant database */
+    snprintf(sql, sizeof(sql), "-v agent_role=%s -v owner_role=%s -v app_role=", role, owner_role);
+    for (int t = 0; t < F.n; t++)
+        itest_psql_file(F.db[t], "deploy/sql/agent-role.sql", sql);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    char sql[256];
     snprintf(role, sizeof(role), "pgr_tls_agent_%d", (int)getpid());
-    PGconn *admin = itest_connect("postgres");
-    itest_exec(admin, "DO $$ BEGIN CREATE ROLE pgrollout_tls_only NOLOGIN; EXCEPTION WHEN "
-                      "duplicate_object THEN NULL; END $$");
-    snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s", role);
-    itest_exec(admin, sql);
-    /* superuser: this test is about the links; test_privilege.c is about the rights */
-    snprintf(sql, sizeof(sql), "CREATE ROLE %s LOGIN SUPERUSER IN ROLE pgrollout_tls_only", role);
-    itest_exec(admin, sql);
-    PQfinish(admin);
+    snprintf(coord_role, sizeof(coord_role), "pgr_tls_coord_%d", (int)getpid());
+    snprintf(owner_role, sizeof(owner_role), "pgr_tls_owner_%d", (int)getpid());
     fleet_setup(&F, 65536);
-    secure_config("agent1.ini", NULL);
-    secure_config("agent2.ini", NULL);
-    secure_config("coord.ini", NULL);
+    make_roles();
+    secure_config("agent1.ini", role, NULL);
+    secure_config("agent2.ini", role, NULL);
+    secure_config("coord.ini", coord_role, NULL);
     return 0;
 }
 
@@ -73,6 +110,15 @@ static void test_tls_only_role_refused_in_plaintext(void **state)
 {
     (void)state;
     char dsn[256];
+    /* no superuser among the roles the rollout below runs as */
+    PGconn *admin = itest_connect("postgres");
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_roles WHERE rolname IN ('%s', '%s') AND NOT rolsuper AND "
+             "NOT rolcreatedb AND NOT rolcreaterole AND NOT rolbypassrls",
+             role, coord_role);
+    assert_int_equal(itest_scalar(admin, sql), 2);
+    PQfinish(admin);
     snprintf(dsn, sizeof(dsn), "host=127.0.0.1 dbname=postgres user=%s sslmode=disable", role);
     PGconn *c = PQconnectdb(dsn);
     assert_int_not_equal(PQstatus(c), CONNECTION_OK);

@@ -2,10 +2,12 @@
 #include "pgr_test.h"
 
 #include "pgr/crypto.h"
+#include "pgr/keyring.h"
 #include "pgr/keys.h"
 
 #include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void test_keys_generate_writes_pair_with_modes(void **state)
 {
@@ -133,6 +135,116 @@ static void test_keys_rejects_malformed_public(void **state)
     assert_non_null(strstr(e.msg, "does not match"));
 }
 
+/* A keypair in a fresh directory, with a keyring "ring" trusting its public key (mode 0644). */
+static void make_key_and_ring(char *dir, size_t dirlen, char *key, char *ring, size_t len)
+{
+    pgr_keypair kp;
+    pgr_error e;
+    char line[256], text[300];
+    assert_non_null(pgr_test_tmpdir(dir, dirlen));
+    assert_int_equal(pgr_keys_generate(dir, "k", &kp, &e), PGR_OK);
+    snprintf(key, len, "%s/k.key", dir);
+    snprintf(ring, len, "%s/ring", dir);
+    pgr_keys_format_public(kp.pk, line, sizeof(line));
+    snprintf(text, sizeof(text), "%s name=test\n", line);
+    pgr_test_write(ring, text);
+    assert_int_equal(chmod(ring, 0644), 0);
+}
+
+static void expect_ring_refused(const char *ring, const char *fragment)
+{
+    pgr_keyring *kr = NULL;
+    pgr_error e;
+    assert_int_equal(pgr_keyring_load(ring, &kr, &e), PGR_ERR_PERM);
+    assert_null(kr);
+    if (strstr(e.msg, fragment) == NULL || strstr(e.msg, ring) == NULL)
+        fail_msg("error \"%s\" lacks \"%s\" or the file name", e.msg, fragment);
+}
+
+static void expect_key_refused(const char *key, const char *fragment)
+{
+    pgr_keypair kp;
+    pgr_error e;
+    assert_int_equal(pgr_keys_load_secret(key, &kp, &e), PGR_ERR_PERM);
+    if (strstr(e.msg, fragment) == NULL || strstr(e.msg, key) == NULL)
+        fail_msg("error \"%s\" lacks \"%s\" or the file name", e.msg, fragment);
+}
+
+static void test_keys_refuses_symlinked_key_and_keyring(void **state)
+{
+    char dir[64], key[128], ring[128], link_key[160], link_ring[160];
+    pgr_keyring *kr = NULL;
+    pgr_keypair kp;
+    pgr_error e;
+    (void)state;
+    make_key_and_ring(dir, sizeof(dir), key, ring, sizeof(key));
+    assert_int_equal(pgr_keyring_load(ring, &kr, &e), PGR_OK);
+    assert_int_equal(kr->count, 1);
+    pgr_keyring_free(kr);
+    assert_int_equal(pgr_keys_load_secret(key, &kp, &e), PGR_OK);
+    snprintf(link_key, sizeof(link_key), "%s/link.key", dir);
+    snprintf(link_ring, sizeof(link_ring), "%s/link.ring", dir);
+    assert_int_equal(symlink(key, link_key), 0);
+    assert_int_equal(symlink(ring, link_ring), 0);
+    expect_key_refused(link_key, "is a symbolic link");
+    expect_ring_refused(link_ring, "is a symbolic link");
+}
+
+static void test_keys_refuses_group_writable_keyring(void **state)
+{
+    char dir[64], key[128], ring[128];
+    pgr_keyring *kr = NULL;
+    pgr_error e;
+    (void)state;
+    make_key_and_ring(dir, sizeof(dir), key, ring, sizeof(key));
+    assert_int_equal(chmod(ring, 0664), 0);
+    expect_ring_refused(ring, "has mode 0664: it must not be writable by group or others");
+    assert_int_equal(chmod(ring, 0646), 0);
+    expect_ring_refused(ring, "has mode 0646");
+    /* readable by everybody is fine: a keyring holds public keys only */
+    assert_int_equal(chmod(ring, 0444), 0);
+    assert_int_equal(pgr_keyring_load(ring, &kr, &e), PGR_OK);
+    pgr_keyring_free(kr);
+}
+
+static void test_keys_refuses_world_readable_secret_key(void **state)
+{
+    char dir[64], key[128], ring[128];
+    (void)state;
+    make_key_and_ring(dir, sizeof(dir), key, ring, sizeof(key));
+    assert_int_equal(chmod(key, 0644), 0);
+    expect_key_refused(key, "has mode 0644: it must not be accessible by group or others");
+    assert_int_equal(chmod(key, 0610), 0);
+    expect_key_refused(key, "has mode 0610");
+}
+
+static void test_keys_refuses_directory(void **state)
+{
+    char dir[64], key[128], ring[128], sub[160];
+    (void)state;
+    make_key_and_ring(dir, sizeof(dir), key, ring, sizeof(key));
+    snprintf(sub, sizeof(sub), "%s/dir.ring", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    expect_ring_refused(sub, "is not a regular file (a directory)");
+    expect_key_refused(sub, "is not a regular file (a directory)");
+}
+
+/* Needs root (to give the files away); as another user the check is the same code path. */
+static void test_keys_refuses_file_of_another_owner(void **state)
+{
+    char dir[64], key[128], ring[128];
+    (void)state;
+    if (geteuid() != 0) {
+        skip();
+        return;
+    }
+    make_key_and_ring(dir, sizeof(dir), key, ring, sizeof(key));
+    assert_int_equal(chown(key, 65534, (gid_t)-1), 0);
+    assert_int_equal(chown(ring, 65534, (gid_t)-1), 0);
+    expect_key_refused(key, "is owned by uid 65534");
+    expect_ring_refused(ring, "is owned by uid 65534");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +254,11 @@ int main(void)
         cmocka_unit_test(test_keys_refuses_group_or_world_readable_secret),
         cmocka_unit_test(test_keys_rejects_malformed_secret),
         cmocka_unit_test(test_keys_rejects_malformed_public),
+        cmocka_unit_test(test_keys_refuses_symlinked_key_and_keyring),
+        cmocka_unit_test(test_keys_refuses_group_writable_keyring),
+        cmocka_unit_test(test_keys_refuses_world_readable_secret_key),
+        cmocka_unit_test(test_keys_refuses_directory),
+        cmocka_unit_test(test_keys_refuses_file_of_another_owner),
     };
     if (pgr_crypto_init(NULL) != PGR_OK)
         return 1;

@@ -171,6 +171,69 @@ static void test_migration_rejects_second_statement_in_object_step(void **state)
     pgr_migration_free(m);
 }
 
+/* PostgreSQL ends a "--" comment at CR as well as LF: a CR inside a body line (the parser only
+ * splits lines at LF) must not hide a second statement behind a comment. */
+static void test_migration_cr_ends_comment_in_object_step(void **state)
+{
+    (void)state;
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step index name=i table=t\n"
+                       "CREATE INDEX CONCURRENTLY i ON t (c); -- x\rDROP TABLE students;\n",
+                       FNAME ":2: step \"index\" must hold exactly one SQL statement, found 2");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step index name=i table=t\n"
+                       "CREATE INDEX CONCURRENTLY i ON t (c) -- x\r; DROP TABLE students\n",
+                       FNAME ":2: step \"index\" must hold exactly one SQL statement, found 2");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step drop_index name=i table=t\n"
+                       "DROP INDEX CONCURRENTLY IF EXISTS i; -- x\rDROP TABLE students;\n",
+                       FNAME ":2: step \"drop_index\" must hold exactly one SQL statement");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step extension name=pg_trgm\n"
+                       "CREATE EXTENSION IF NOT EXISTS pg_trgm; -- x\rDROP TABLE students;\n",
+                       FNAME ":2: step \"extension\" must hold exactly one SQL statement");
+    /* a foreign key body must be empty: a CR-hidden statement is not a comment */
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step foreign_key name=f table=a columns=b "
+                       "ref_table=c ref_columns=d orphans=abort\n-- x\rDROP TABLE students;\n",
+                       FNAME ":2: step \"foreign_key\" must have no SQL body");
+}
+
+/* What PostgreSQL reads as one statement stays one: nested block comments, quoted identifiers
+ * and E'' escapes may hold ';'. A body read differently with standard_conforming_strings off is
+ * refused, and an unterminated literal or comment is an error naming its line. */
+static void test_migration_one_statement_follows_postgres_lexer(void **state)
+{
+    static const char ok[] =
+        "-- pgrollout:up\n-- pgrollout:step index name=i table=t\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (\"c;\") /* /* nested */ ; */\n"
+        "  WHERE d <> E'\\';' AND e <> U&'x;' AND f <> $q$ $$; $q$;\n"
+        "-- pgrollout:down\n-- pgrollout:step drop_index name=i table=t\n"
+        "DROP INDEX CONCURRENTLY IF EXISTS i /* ; /* ; */ ; */;\n";
+    pgr_migration *m = NULL;
+    (void)state;
+    assert_int_equal(pgr_migration_parse(ok, strlen(ok), FNAME, &m, NULL), PGR_OK);
+    pgr_migration_free(m);
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step index name=i table=t\n"
+                       "CREATE INDEX CONCURRENTLY i ON t (c) /* /* nested */ */; DROP TABLE t;\n",
+                       ":2: step \"index\" must hold exactly one SQL statement, found 2");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step index name=i table=t\n"
+                       "CREATE INDEX CONCURRENTLY i ON t (c) WHERE d = 'a\\'';\n"
+                       "DROP TABLE t; --';\n",
+                       ":2: step \"index\" must hold exactly one SQL statement whether or not "
+                       "backslashes escape quotes");
+    expect_parse_error(FNAME,
+                       "-- pgrollout:up\n-- pgrollout:step index name=i table=t\n"
+                       "CREATE INDEX CONCURRENTLY i ON t (c) WHERE d = 'x\n"
+                       "-- pgrollout:step sql\n"
+                       "';\n",
+                       FNAME ":2: step \"index\": unterminated quoted string starting at line 3");
+    expect_parse_error(FNAME, "-- pgrollout:up\n-- pgrollout:step sql\nSELECT 1;\n/* open\n",
+                       FNAME ":2: step \"sql\": unterminated /* comment starting at line 4");
+}
+
 static void test_migration_nul_byte_in_buffer(void **state)
 {
     static const char text[] = "-- pgrollout:up\n-- pgrollout:step sql\nSELECT 1\0;\n";
@@ -302,6 +365,8 @@ int main(void)
         cmocka_unit_test(test_migration_parses_every_step_kind),
         cmocka_unit_test(test_migration_error_paths),
         cmocka_unit_test(test_migration_rejects_second_statement_in_object_step),
+        cmocka_unit_test(test_migration_cr_ends_comment_in_object_step),
+        cmocka_unit_test(test_migration_one_statement_follows_postgres_lexer),
         cmocka_unit_test(test_migration_nul_byte_in_buffer),
         cmocka_unit_test(test_migration_crlf_is_accepted),
         cmocka_unit_test(test_migration_checksum_ignores_whitespace_only),

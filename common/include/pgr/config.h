@@ -32,6 +32,7 @@ typedef struct pgr_config {
     char *secret_key;
     char *keyring;
     char *state_dir;
+    char *owner_role; /* NULL: tenant_owner when usable; "none": the agent's own role */
     int lock_timeout_ms;
     int statement_timeout_ms;
     int retries;

@@ -1,9 +1,10 @@
 /*
  * indexdef.h - compares an index step's CREATE INDEX statement with pg_get_indexdef() of an
  * existing index, to tell "our index, already built" from "another index of the same name"
- * (drift). Both are reduced to a canonical form: lower case outside literals; whitespace,
- * parentheses, double quotes, type casts (::type), schema "public.", CONCURRENTLY and
- * IF NOT EXISTS removed; a final ';' dropped.
+ * (drift). Both are read by the SQL lexer (sqllex.h) and reduced to a canonical form of their
+ * tokens: keywords and unquoted names in lower case, quoted names without their quotes, string
+ * constants verbatim (a dollar-quoted one as '...'); blanks, comments, parentheses, type casts
+ * (::type), schema "public.", CONCURRENTLY, IF NOT EXISTS, USING btree and final ';' removed.
  */
 #ifndef PGR_INDEXDEF_H
 #define PGR_INDEXDEF_H

@@ -52,6 +52,11 @@ void pgr_job_free(pgr_job *job);
  * every migration of set with version <= target (rollback: every migration). Caller frees. */
 char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set);
 
+/* The versions of the migrations pgr_job_build puts into the job, as a compact JSON array of
+ * strings (the coordinator binds the job's events to them). Caller frees; NULL when out of
+ * memory. */
+char *pgr_job_versions_json(const pgr_job *job, const pgr_migration_set *set);
+
 /* RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" <-> time_t. */
 pgr_code pgr_time_parse(const char *s, time_t *out) PGR_MUSTCHECK;
 void pgr_time_format(time_t t, char out[32]);

@@ -33,6 +33,35 @@ pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_
 pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
                         size_t len, pgr_error *err) PGR_MUSTCHECK;
 
+/* One attempt of pgr_kafka_send: a full local queue is an error at once (for a caller that holds
+ * a lock other threads wait for; the message is dropped). */
+pgr_code pgr_kafka_send_nowait(rd_kafka_t *rk, const char *topic, const char *key,
+                               const char *value, size_t len, pgr_error *err) PGR_MUSTCHECK;
+
+/* The delivery reports of a group of messages, for a sender that must know they were
+ * acknowledged (acks=all) before it goes on: the audit barrier before a migration step. Whichever
+ * thread serves the producer's callbacks updates it. Ownership: the caller's reference and one per
+ * message in flight, so a report that arrives after the caller gave up (pgr_kafka_tracker_free)
+ * still finds it. */
+typedef struct pgr_kafka_tracker pgr_kafka_tracker;
+
+/* A tracker with nothing sent; NULL when out of memory. */
+pgr_kafka_tracker *pgr_kafka_tracker_new(void);
+
+/* Releases the caller's reference (NULL is a no-op). */
+void pgr_kafka_tracker_free(pgr_kafka_tracker *tr);
+
+/* Like pgr_kafka_send, and the message's delivery report is counted in tr. */
+pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *key,
+                                const char *value, size_t len, pgr_kafka_tracker *tr,
+                                pgr_error *err) PGR_MUSTCHECK;
+
+/* Serves rk's callbacks until every message sent with tr has its delivery report, at most
+ * timeout_ms. PGR_OK when all were acknowledged; PGR_ERR_KAFKA (retriable) when one was refused
+ * or the time ran out. */
+pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeout_ms,
+                                pgr_error *err) PGR_MUSTCHECK;
+
 /* Number of partitions of topic (waits up to timeout_ms for metadata). */
 pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
                               pgr_error *err) PGR_MUSTCHECK;

@@ -28,6 +28,8 @@ typedef struct pgr_keyring {
 /* Parses a keyring buffer; errors name "<name>:<line>". */
 pgr_code pgr_keyring_parse(const char *buf, size_t len, const char *name, pgr_keyring **out,
                            pgr_error *err) PGR_MUSTCHECK;
+/* Loads a keyring file after the checks of keys.h (regular file owned by the effective user or
+ * root, not writable by group or others, not a symbolic link). */
 pgr_code pgr_keyring_load(const char *path, pgr_keyring **out, pgr_error *err) PGR_MUSTCHECK;
 void pgr_keyring_free(pgr_keyring *kr);
 

@@ -4,13 +4,18 @@
  * Public key line:  "ed25519 <base64 of 32 bytes> <kid>"
  * Secret key file:  "ed25519-secret <base64 of 64 bytes: seed || public key> <kid>" (mode 0600)
  * kid = lowercase hex of the first 8 bytes of SHA-256 of the 32 public key bytes.
- * Secret key files readable or writable by group or others are refused.
+ *
+ * Every key and keyring file is opened once, without following a symbolic link, and checked on
+ * the open descriptor: a regular file owned by the effective user or root; a secret key with no
+ * group or other permission at all (0600 or 0400); a public key or keyring not writable by group
+ * or others. Anything else is refused (PGR_ERR_PERM) with the file's name and the reason.
  */
 #ifndef PGR_KEYS_H
 #define PGR_KEYS_H
 
 #include "pgr/error.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define PGR_PK_LEN  32
@@ -28,6 +33,19 @@ typedef struct pgr_pubkey {
     char kid[PGR_KID_LEN];
 } pgr_pubkey;
 
+/* What a key file holds: it sets the permissions it must have (see above). */
+typedef enum pgr_keyfile_kind {
+    PGR_KEYFILE_SECRET,
+    PGR_KEYFILE_PUBLIC,
+    PGR_KEYFILE_KEYRING
+} pgr_keyfile_kind;
+
+/* Reads a key or keyring file of at most max bytes after the checks above into a new
+ * NUL-terminated buffer (*out, caller frees; *out_len when not NULL). PGR_ERR_NOTFOUND when it
+ * does not exist, PGR_ERR_PERM when a check fails, PGR_ERR_INVALID when it is too large. */
+pgr_code pgr_keys_file_read(const char *path, pgr_keyfile_kind kind, size_t max, char **out,
+                            size_t *out_len, pgr_error *err) PGR_MUSTCHECK;
+
 /* Computes the kid of a public key. */
 void pgr_key_kid(const uint8_t pk[PGR_PK_LEN], char kid[PGR_KID_LEN]);
 
@@ -36,7 +54,7 @@ void pgr_key_kid(const uint8_t pk[PGR_PK_LEN], char kid[PGR_KID_LEN]);
 pgr_code pgr_keys_generate(const char *dir, const char *name, pgr_keypair *out,
                            pgr_error *err) PGR_MUSTCHECK;
 
-/* Loads a secret key file; refuses group/other permission bits (PGR_ERR_PERM), malformed
+/* Loads a secret key file; refuses a file that fails the checks above (PGR_ERR_PERM), malformed
  * content, a kid that does not match, or a secret key whose public half does not match. */
 pgr_code pgr_keys_load_secret(const char *path, pgr_keypair *out, pgr_error *err) PGR_MUSTCHECK;
 

@@ -43,7 +43,7 @@ typedef struct pgr_step {
     bool phi;
     bool no_transaction;
     char *sql;      /* body without leading/trailing blank lines; "" when empty */
-    bool sql_empty; /* body holds only comments and whitespace */
+    bool sql_empty; /* body holds no statement: only comments, blanks and ';' (sqllex.h) */
 } pgr_step;
 
 typedef struct pgr_migration {

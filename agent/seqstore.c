@@ -1,0 +1,214 @@
+/*
+ * seqstore.c - the last accepted job seq of each tenant in the agent's state directory, so that
+ * replay protection does not rest only on rows of pgrollout.jobs, which a migration's SQL can
+ * delete. One small file per tenant, replaced atomically (write, fsync, rename, fsync of the
+ * directory). The intake is the only writer (the daemon's main thread).
+ */
+#include "seqstore.h"
+
+#include "pgr/config.h"
+#include "pgr/log.h"
+#include "pgr/parse.h"
+#include "pgr/pg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEQ_DIR "jobseq"
+
+/* The two numbers kept per tenant: the last accepted job's seq, and the last finished one's. */
+#define EXT_ACCEPTED ".seq"
+#define EXT_ENDED    ".ended"
+
+/* state_dir/jobseq/TENANT.EXT (or the directory, when tenant is NULL). */
+static pgr_code seq_path(const char *state_dir, const char *tenant, const char *ext, char *out,
+                         size_t len, pgr_error *err)
+{
+    if (tenant != NULL && !pgr_config_tenant_id_valid(tenant))
+        return pgr_error_set(err, PGR_ERR_INVALID, "invalid tenant id for the job seq file");
+    int n = tenant != NULL ? snprintf(out, len, "%s/" SEQ_DIR "/%s%s", state_dir, tenant, ext)
+                           : snprintf(out, len, "%s/" SEQ_DIR, state_dir);
+    if (n < 0 || (size_t)n >= len)
+        return pgr_error_set(err, PGR_ERR_CONFIG, "agent.state_dir \"%s\" is too long", state_dir);
+    return PGR_OK;
+}
+
+static pgr_code read_kind(const char *state_dir, const char *tenant, const char *ext,
+                          long long *seq, pgr_error *err)
+{
+    char path[4096], buf[32];
+    *seq = 0;
+    pgr_code rc = seq_path(state_dir, tenant, ext, path, sizeof(path), err);
+    if (rc != PGR_OK)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT)
+        return PGR_OK; /* no job accepted yet by an agent with this state directory */
+    if (fd < 0)
+        return pgr_error_set(err, PGR_ERR_IO, "could not open \"%s\": %s", path, strerror(errno));
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0)
+        return pgr_error_set(err, PGR_ERR_IO, "could not read \"%s\": %s", path, strerror(errno));
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    int64_t v = 0;
+    if (pgr_parse_int64(buf, 0, INT64_MAX, &v, NULL) != PGR_OK)
+        return pgr_error_set(err, PGR_ERR_INVALID, "\"%s\" does not hold a job seq", path);
+    *seq = (long long)v;
+    return PGR_OK;
+}
+
+static pgr_code fsync_dir(const char *dir, pgr_error *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return pgr_error_set(err, PGR_ERR_IO, "could not fsync \"%s\": %s", dir, strerror(e));
+    }
+    close(fd);
+    return PGR_OK;
+}
+
+/* Writes text into a new file at path (mode 0600) and fsyncs it. */
+static pgr_code write_synced(const char *path, const char *text, pgr_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return pgr_error_set(err, PGR_ERR_IO, "could not create \"%s\": %s", path, strerror(errno));
+    size_t len = strlen(text);
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    int e = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok) {
+        unlink(path);
+        return pgr_error_set(err, PGR_ERR_IO, "could not write \"%s\": %s", path, strerror(e));
+    }
+    return PGR_OK;
+}
+
+static pgr_code keep_kind(const char *state_dir, const char *tenant, const char *ext, long long seq,
+                          pgr_error *err)
+{
+    char dir[4096], path[4096], tmp[4096 + 8], text[32];
+    pgr_code rc = seq_path(state_dir, NULL, NULL, dir, sizeof(dir), err);
+    if (rc == PGR_OK)
+        rc = seq_path(state_dir, tenant, ext, path, sizeof(path), err);
+    if (rc != PGR_OK)
+        return rc;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return pgr_error_set(err, PGR_ERR_IO, "could not create \"%s\": %s", dir, strerror(errno));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(text, sizeof(text), "%lld\n", seq);
+    rc = write_synced(tmp, text, err);
+    if (rc != PGR_OK)
+        return rc;
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return pgr_error_set(err, PGR_ERR_IO, "could not rename \"%s\": %s", tmp, strerror(e));
+    }
+    return fsync_dir(dir, err);
+}
+
+pgr_code agent_seqstore_read(const char *state_dir, const char *tenant, long long *seq,
+                             pgr_error *err)
+{
+    return read_kind(state_dir, tenant, EXT_ACCEPTED, seq, err);
+}
+
+pgr_code agent_seqstore_keep(const char *state_dir, const char *tenant, long long seq,
+                             pgr_error *err)
+{
+    return keep_kind(state_dir, tenant, EXT_ACCEPTED, seq, err);
+}
+
+pgr_code agent_seqstore_read_ended(const char *state_dir, const char *tenant, long long *seq,
+                                   pgr_error *err)
+{
+    return read_kind(state_dir, tenant, EXT_ENDED, seq, err);
+}
+
+pgr_code agent_seqstore_keep_ended(const char *state_dir, const char *tenant, long long seq,
+                                   pgr_error *err)
+{
+    long long kept = 0;
+    pgr_code rc = read_kind(state_dir, tenant, EXT_ENDED, &kept, err);
+    if (rc != PGR_OK || seq <= kept)
+        return rc;
+    return keep_kind(state_dir, tenant, EXT_ENDED, seq, err);
+}
+
+/* The highest seq of pgrollout.jobs, in the intake's transaction (after its advisory lock). */
+static pgr_code db_seq(agent_exec *x, long long *seq, pgr_error *err)
+{
+    PGresult *r = NULL;
+    if (pgr_pg_exec(x->conn,
+                    "SELECT coalesce(max(seq), 0) FROM pgrollout.jobs WHERE seq IS NOT NULL", &r,
+                    err) != PGR_OK)
+        return PGR_ERR_DB;
+    *seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return PGR_OK;
+}
+
+/* A job above both numbers while they disagree: accepted, and the disagreement goes into the
+ * audit chain (published before the job's first step runs). */
+static pgr_code record_mismatch(agent_exec *x, long long seq, long long in_db, long long kept,
+                                pgr_error *err)
+{
+    pgr_log_ctx ctx = {"intake", x->tenant, x->job_id};
+    pgr_log_warn(&ctx,
+                 "pgrollout.jobs of tenant \"%s\" was rolled back: its highest job seq is %lld, "
+                 "the agent's state directory holds %lld (rows were deleted)",
+                 x->tenant, in_db, kept);
+    json_t *rec = agent_audit_new(x, "job_seq_mismatch");
+    json_object_set_new(rec, "job_seq", json_integer(seq));
+    json_object_set_new(rec, "db_seq", json_integer(in_db));
+    json_object_set_new(rec, "kept_seq", json_integer(kept));
+    return agent_audit_append(x, rec, err);
+}
+
+pgr_code agent_seqstore_check(agent_exec *x, long long seq, const char **why, pgr_error *err)
+{
+    long long in_db = 0, kept = 0;
+    pgr_error ferr;
+    x->refusal[0] = '\0';
+    x->seq_to_keep = 0;
+    if (x->o->state_dir == NULL || *why != NULL)
+        return PGR_OK;
+    pgr_code rc = db_seq(x, &in_db, err);
+    if (rc != PGR_OK)
+        return rc;
+    if (agent_seqstore_read(x->o->state_dir, x->tenant, &kept, &ferr) != PGR_OK) {
+        /* fail closed: without the kept seq a replay cannot be told from a new job */
+        *why = "stale_seq";
+        snprintf(x->refusal, sizeof(x->refusal), "the last accepted job seq is unknown: %s",
+                 ferr.msg);
+        return PGR_OK;
+    }
+    if (seq <= kept || seq <= in_db) {
+        *why = "stale_seq";
+        snprintf(x->refusal, sizeof(x->refusal),
+                 "seq %lld is not above the last accepted job's of tenant \"%s\" "
+                 "(pgrollout.jobs: %lld, agent state directory: %lld%s)",
+                 seq, x->tenant, in_db, kept,
+                 in_db < kept ? "; rows of pgrollout.jobs were deleted" : "");
+        return PGR_OK;
+    }
+    if (in_db < kept)
+        rc = record_mismatch(x, seq, in_db, kept, err);
+    if (rc == PGR_OK)
+        x->seq_to_keep = seq;
+    return rc;
+}

@@ -1,0 +1,42 @@
+/*
+ * seqstore.h - the last accepted job seq of each tenant, kept in the agent's state directory
+ * (agent.state_dir) beside pgrollout.jobs. Migration SQL runs in the tenant database and may
+ * delete rows of pgrollout.jobs; it cannot reach this file, so a replayed older job is still
+ * refused (docs/SECURITY.md, "Hostile migration author").
+ */
+#ifndef AGENT_SEQSTORE_H
+#define AGENT_SEQSTORE_H
+
+#include "executor_int.h"
+
+/* In the intake's open transaction, after its own replay checks passed (*why NULL): refuses a job
+ * whose seq is not above both the highest seq of pgrollout.jobs and the seq kept for x's tenant
+ * in x->o->state_dir (NULL: the database's only). A refusal sets *why to "stale_seq" and
+ * x->refusal to a message naming the tenant and both numbers. When the kept seq is above the
+ * database's (rows of pgrollout.jobs were deleted), the refusal says so; a job above both is
+ * accepted and a job_seq_mismatch audit record with both numbers goes into its transaction. On
+ * acceptance, the seq is kept once that transaction commits (agent_exec_commit). */
+pgr_code agent_seqstore_check(agent_exec *x, long long seq, const char **why,
+                              pgr_error *err) PGR_MUSTCHECK;
+
+/* The seq kept for tenant in state_dir into *seq (0 when none is kept yet). */
+pgr_code agent_seqstore_read(const char *state_dir, const char *tenant, long long *seq,
+                             pgr_error *err) PGR_MUSTCHECK;
+
+/* Keeps seq for tenant in state_dir/jobseq/TENANT.seq: a temporary file written and fsynced,
+ * renamed over the old one, then the directory fsynced; mode 0600 (directory 0700). */
+pgr_code agent_seqstore_keep(const char *state_dir, const char *tenant, long long seq,
+                             pgr_error *err) PGR_MUSTCHECK;
+
+/* The seq of the last job of tenant that ended for good (succeeded, failed, cancelled; not
+ * interrupted) in state_dir/jobseq/TENANT.ended, 0 when none. A tenant's jobs run one at a time
+ * in seq order, so a stored job at or below it has ended: a row of pgrollout.jobs set back to
+ * `accepted` (migration SQL can) is not resumed. */
+pgr_code agent_seqstore_read_ended(const char *state_dir, const char *tenant, long long *seq,
+                                   pgr_error *err) PGR_MUSTCHECK;
+
+/* Raises that number to seq (never lowers it); written as agent_seqstore_keep writes. */
+pgr_code agent_seqstore_keep_ended(const char *state_dir, const char *tenant, long long seq,
+                                   pgr_error *err) PGR_MUSTCHECK;
+
+#endif
