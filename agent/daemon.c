@@ -466,6 +466,11 @@ static int daemon_setup(agent_daemon *d, const char *path)
     pthread_mutex_init(&d->mu, NULL);
     if (agent_eventseq_start(&d->event_seq, d->cfg->state_dir, &err) != PGR_OK)
         return setup_error("agent.state_dir", &err);
+    if (d->cfg->state_dir == NULL) {
+        pgr_log_ctx ctx = {"agent", NULL, NULL};
+        pgr_log_warn(&ctx, "agent.state_dir is not set: replay protection rests on "
+                           "pgrollout.jobs alone, which migration SQL can change");
+    }
     return d->tenants != NULL ? 0 : AGENT_EXIT_FAIL;
 }
 

@@ -164,21 +164,6 @@ static pgr_code db_seq(agent_exec *x, long long *seq, pgr_error *err)
 
 /* A job above both numbers while they disagree: accepted, and the disagreement goes into the
  * audit chain (published before the job's first step runs). */
-static pgr_code record_mismatch(agent_exec *x, long long seq, long long in_db, long long kept,
-                                pgr_error *err)
-{
-    pgr_log_ctx ctx = {"intake", x->tenant, x->job_id};
-    pgr_log_warn(&ctx,
-                 "pgrollout.jobs of tenant \"%s\" was rolled back: its highest job seq is %lld, "
-                 "the agent's state directory holds %lld (rows were deleted)",
-                 x->tenant, in_db, kept);
-    json_t *rec = agent_audit_new(x, "job_seq_mismatch");
-    json_object_set_new(rec, "job_seq", json_integer(seq));
-    json_object_set_new(rec, "db_seq", json_integer(in_db));
-    json_object_set_new(rec, "kept_seq", json_integer(kept));
-    return agent_audit_append(x, rec, err);
-}
-
 pgr_code agent_seqstore_check(agent_exec *x, long long seq, const char **why, pgr_error *err)
 {
     long long in_db = 0, kept = 0;
@@ -197,18 +182,24 @@ pgr_code agent_seqstore_check(agent_exec *x, long long seq, const char **why, pg
                  ferr.msg);
         return PGR_OK;
     }
-    if (seq <= kept || seq <= in_db) {
+    /* Lower in the database than in the file: rows were deleted (migration SQL) or the database
+     * was restored from a backup; either way an older job could pass. Every job is refused until
+     * an operator has looked and reconciled (docs/OPERATIONS.md). Higher in the database: the
+     * file lags (a new state directory): the job is judged by both and the file catches up. */
+    if (seq <= kept || seq <= in_db || in_db < kept) {
         *why = "stale_seq";
         snprintf(x->refusal, sizeof(x->refusal),
-                 "seq %lld is not above the last accepted job's of tenant \"%s\" "
-                 "(pgrollout.jobs: %lld, agent state directory: %lld%s)",
-                 seq, x->tenant, in_db, kept,
-                 in_db < kept ? "; rows of pgrollout.jobs were deleted" : "");
+                 "seq %lld %s of tenant \"%s\" (pgrollout.jobs: %lld, agent state directory: "
+                 "%lld%s)",
+                 seq,
+                 in_db < kept ? "refused: the two last accepted job seqs disagree"
+                              : "is not above the last accepted job's",
+                 x->tenant, in_db, kept,
+                 in_db < kept ? "; rows of pgrollout.jobs were deleted or the database was "
+                                "restored: reconcile before any job runs"
+                              : "");
         return PGR_OK;
     }
-    if (in_db < kept)
-        rc = record_mismatch(x, seq, in_db, kept, err);
-    if (rc == PGR_OK)
-        x->seq_to_keep = seq;
+    x->seq_to_keep = seq;
     return rc;
 }

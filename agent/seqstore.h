@@ -11,10 +11,9 @@
 
 /* In the intake's open transaction, after its own replay checks passed (*why NULL): refuses a job
  * whose seq is not above both the highest seq of pgrollout.jobs and the seq kept for x's tenant
- * in x->o->state_dir (NULL: the database's only). A refusal sets *why to "stale_seq" and
- * x->refusal to a message naming the tenant and both numbers. When the kept seq is above the
- * database's (rows of pgrollout.jobs were deleted), the refusal says so; a job above both is
- * accepted and a job_seq_mismatch audit record with both numbers goes into its transaction. On
+ * in x->o->state_dir (NULL: the database's only), and every job while the database's is the lower
+ * of the two (rows were deleted, or the database restored: an operator reconciles). A refusal
+ * sets *why to "stale_seq" and x->refusal to a message naming the tenant and both numbers. On
  * acceptance, the seq is kept once that transaction commits (agent_exec_commit). */
 pgr_code agent_seqstore_check(agent_exec *x, long long seq, const char **why,
                               pgr_error *err) PGR_MUSTCHECK;
