@@ -257,7 +257,7 @@ static pgr_code dump_and_check(agent_exec *x, const char *path, pgr_error *err)
 pgr_code agent_backup_run(agent_exec *x, pgr_error *err)
 {
     char path[4096], stamp[32], sha[PGR_SHA256_HEX_LEN];
-    long long size = 0, t0 = agent_now_ms();
+    long long size = 0, t0 = pgr_clock_mono_ms();
     struct stat st;
     time_t now = time(NULL);
     struct tm tm;
@@ -284,6 +284,6 @@ pgr_code agent_backup_run(agent_exec *x, pgr_error *err)
     json_object_set_new(rec, "file", json_string(path));
     json_object_set_new(rec, "bytes", json_integer(size));
     json_object_set_new(rec, "sha256", json_string(sha));
-    json_object_set_new(rec, "duration_ms", json_integer(agent_now_ms() - t0));
+    json_object_set_new(rec, "duration_ms", json_integer(pgr_clock_mono_ms() - t0));
     return agent_audit_append(x, rec, err);
 }

@@ -50,7 +50,7 @@ void agent_connpool_give(agent_connpool *p, PGconn *c)
     pthread_mutex_lock(&p->mu);
     if (reusable && p->conn == NULL) {
         p->conn = c;
-        p->idle_since_ms = agent_now_ms();
+        p->idle_since_ms = pgr_clock_mono_ms();
         c = NULL;
     }
     pthread_mutex_unlock(&p->mu);
@@ -61,7 +61,7 @@ void agent_connpool_expire(agent_connpool *p, long long max_idle_ms)
 {
     PGconn *c = NULL;
     pthread_mutex_lock(&p->mu);
-    if (p->conn != NULL && agent_now_ms() - p->idle_since_ms >= max_idle_ms) {
+    if (p->conn != NULL && pgr_clock_mono_ms() - p->idle_since_ms >= max_idle_ms) {
         c = p->conn;
         p->conn = NULL;
     }

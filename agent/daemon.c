@@ -123,7 +123,7 @@ static void dispatch(agent_daemon *d)
         t->busy = true;
         t->cancel = 0;
         t->done = 0;
-        t->audit_visit_ms = agent_now_ms(); /* its records go out after it, or in 5 s */
+        t->audit_visit_ms = pgr_clock_mono_ms(); /* its records go out after it, or in 5 s */
         if (pthread_create(&t->thread, NULL, worker_main, w) != 0) {
             t->queue = w->j; /* try again on the next round */
             t->busy = false;
@@ -264,9 +264,7 @@ static void loop(agent_daemon *d)
             reload_requested = 0;
             reload_keyring(d);
         }
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        long long ms = pgr_clock_mono_ms();
         if (ms >= next_beat) {
             heartbeat(d);
             next_beat = ms + d->cfg->heartbeat_ms;
@@ -320,7 +318,7 @@ static void shutdown_workers(agent_daemon *d)
     }
     daemon_rejections_stop(d); /* what is still counted, recorded before agent_stop */
     daemon_audit_all(d, "agent_stop", NULL);
-    daemon_publish_audit(d, true, agent_now_ms()); /* the last steps' records, before we go */
+    daemon_publish_audit(d, true, pgr_clock_mono_ms()); /* the last steps' records, before we go */
     rd_kafka_flush(d->producer, 10000);
     pthread_mutex_lock(&d->mu);
     agent_eventseq_stop(&d->event_seq);
@@ -383,7 +381,7 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     if (strcmp(job->type, "apply") == 0 && job->options.verify_in_job)
         o.verified = &verified;
     pgr_error_clear(&err);
-    long long t0 = agent_now_ms();
+    long long t0 = pgr_clock_mono_ms();
     if (strcmp(job->type, "apply") == 0)
         rc = agent_exec_apply(job->migrations, &o, &err);
     else if (strcmp(job->type, "rollback") == 0)
@@ -399,7 +397,8 @@ void daemon_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
         rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
     daemon_step_events_flush(&c); /* the held `done`s come before the result */
     if (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0)
-        daemon_job_end(d, t, job, rc, rc == PGR_OK ? NULL : err.msg, checked, agent_now_ms() - t0);
+        daemon_job_end(d, t, job, rc, rc == PGR_OK ? NULL : err.msg, checked,
+                       pgr_clock_mono_ms() - t0);
     /* a job stopped by shutdown is not finished: it resumes at the next start */
     const char *outcome = rc == PGR_OK     ? "succeeded"
                           : t->cancel == 2 ? "cancelled"

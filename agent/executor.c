@@ -30,13 +30,6 @@ void agent_exec_opts_init(agent_exec_opts *o)
     o->retry_base_ms = 200;
 }
 
-long long agent_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void agent_failpoint(const char *name)
 {
     const char *fp = getenv("PGR_FAILPOINT");
@@ -424,7 +417,7 @@ static pgr_code run_part(agent_exec *x, const pgr_migration *m, bool down, pgr_e
 static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, bool resume,
                               pgr_error *err)
 {
-    long long t0 = agent_now_ms();
+    long long t0 = pgr_clock_mono_ms();
     agent_event ev = {.kind = AGENT_EV_MIGRATION_START,
                       .version = m->version,
                       .name = m->name,
@@ -448,15 +441,15 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
         if (!pgr_pg_conn_lost(x->conn))
             (void)migration_transition(x, m, down ? "rolling_back" : "failed", NULL,
                                        down ? "rollback_failed" : "migration_failed",
-                                       agent_now_ms() - t0, NULL);
+                                       pgr_clock_mono_ms() - t0, NULL);
         *err = keep;
         return rc;
     }
     rc = transition(x, m, down ? "rolled_back" : "applied", down ? "up" : "down",
-                    down ? "rollback_done" : "migration_applied", agent_now_ms() - t0, err);
+                    down ? "rollback_done" : "migration_applied", pgr_clock_mono_ms() - t0, err);
     ev.kind = AGENT_EV_MIGRATION_DONE;
     ev.message = down ? "rolled back" : "applied";
-    ev.duration_ms = agent_now_ms() - t0;
+    ev.duration_ms = pgr_clock_mono_ms() - t0;
     if (rc == PGR_OK)
         agent_exec_emit(x, &ev);
     return rc;
@@ -494,7 +487,7 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
         return;
     agent_exec_rollback_txn(x);
     if (agent_exec_begin(x, NULL) == PGR_OK) {
-        json_t *rec = agent_audit_job_end(x, type, rc, agent_now_ms() - t0);
+        json_t *rec = agent_audit_job_end(x, type, rc, pgr_clock_mono_ms() - t0);
         if (x->o->verified != NULL && *x->o->verified >= 0)
             json_object_set_new(rec, "verified", json_boolean(*x->o->verified));
         /* a job stopped by shutdown stays resumable: the daemon picks "interrupted" up again */
@@ -508,7 +501,7 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
         else
             agent_exec_rollback_txn(x);
     }
-    emit_job(x, AGENT_EV_JOB_DONE, msg, agent_now_ms() - t0);
+    emit_job(x, AGENT_EV_JOB_DONE, msg, pgr_clock_mono_ms() - t0);
 }
 
 /* --- apply and rollback --------------------------------------------------------------------- */
@@ -567,7 +560,7 @@ static pgr_code run_job(const pgr_migration_set *set, const agent_exec_opts *o,
     const char *type = to_version != NULL ? "rollback" : "apply";
     agent_exec x;
     history h = {NULL, 0};
-    long long t0 = agent_now_ms();
+    long long t0 = pgr_clock_mono_ms();
 
     pgr_code rc = agent_exec_open(&x, o, true, err);
     bool locked = rc == PGR_OK;

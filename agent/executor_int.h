@@ -6,6 +6,7 @@
 
 #include "executor.h"
 
+#include "pgr/clock.h"
 #include "pgr/parse.h"
 
 #include <jansson.h>
@@ -210,8 +211,5 @@ pgr_code agent_backup_run(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 /* Crash-test failpoint: when the environment variable PGR_FAILPOINT equals name, the process
  * kills itself with SIGKILL right here (tests of resumption; never set in production). */
 void agent_failpoint(const char *name);
-
-/* Milliseconds on a monotonic clock. */
-long long agent_now_ms(void);
 
 #endif

@@ -289,7 +289,7 @@ static pgr_code phase_not_valid(agent_exec *x, const pgr_migration *m, const pgr
         rc = pgr_pg_exec(x->conn, add.data, NULL, err);
     pgr_buf_free(&add);
     if (rc == PGR_OK)
-        rc = agent_state_record_step(x, m, s, "not_valid", agent_now_ms() - t0, err);
+        rc = agent_state_record_step(x, m, s, "not_valid", pgr_clock_mono_ms() - t0, err);
     if (rc == PGR_OK)
         rc = audit_orphans(x, m, s, "fk_added_not_valid", orphans, moved, err);
     return rc;
@@ -338,7 +338,7 @@ static pgr_code phase_add(agent_exec *x, const pgr_migration *m, const pgr_step 
     if (rc == PGR_OK)
         rc = audit_orphans(x, m, s, "fk_added", 0, 0, err);
     if (rc == PGR_OK)
-        rc = agent_step_record_done(x, m, s, agent_now_ms() - t0, "validated", err);
+        rc = agent_step_record_done(x, m, s, pgr_clock_mono_ms() - t0, "validated", err);
     return rc;
 }
 
@@ -351,7 +351,7 @@ static pgr_code phase_validate(agent_exec *x, const pgr_migration *m, const pgr_
     if (rc == PGR_OK)
         rc = pgr_pg_exec(x->conn, sql.data, NULL, err);
     pgr_buf_free(&sql);
-    long long dur = agent_now_ms() - t0;
+    long long dur = pgr_clock_mono_ms() - t0;
     if (rc == PGR_OK)
         rc = agent_step_record_done(x, m, s, dur, "validated", err);
     return rc;
@@ -426,7 +426,7 @@ static pgr_code check_same_fk(agent_exec *x, const pgr_step *s, pgr_error *err)
 pgr_code agent_fk_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, const char *phase,
                       pgr_error *err)
 {
-    long long t0 = agent_now_ms();
+    long long t0 = pgr_clock_mono_ms();
     int state = 0;
     pgr_code rc = agent_fk_state(x, s, &state, err);
     PGR_UNUSED(phase);

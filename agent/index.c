@@ -116,9 +116,9 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
     /* Progress is informational: the build goes on without it. A broken progress session is
      * dropped and reopened at most every 5 s, so it never stalls the build loop for long. */
     if (x->progress_conn == NULL) {
-        if (agent_now_ms() - ps->last_connect < 5000)
+        if (pgr_clock_mono_ms() - ps->last_connect < 5000)
             return;
-        ps->last_connect = agent_now_ms();
+        ps->last_connect = pgr_clock_mono_ms();
         if (pgr_pg_connect(x->o->dsn, "pgrollout-agent-progress", &x->progress_conn, NULL) !=
                 PGR_OK ||
             pgr_pg_exec(x->progress_conn, "SET lock_timeout = 1000; SET statement_timeout = 2000",
@@ -176,7 +176,7 @@ static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const
 {
     /* the first poll after one interval: a build that ends sooner has no progress to show,
      * and costs neither a second session nor a query */
-    progress_state ps = {0, agent_now_ms(), -10000};
+    progress_state ps = {0, pgr_clock_mono_ms(), -10000};
     bool cancel_sent = false;
     int pid = PQbackendPID(x->conn);
     int sock = PQsocket(x->conn);
@@ -202,8 +202,8 @@ static pgr_code build_with_progress(agent_exec *x, const pgr_migration *m, const
             cancel_sent = true;
         }
         if (select(sock + 1, &rd, NULL, NULL, &tv) == 0 ||
-            agent_now_ms() - ps.last_poll >= PROGRESS_INTERVAL_MS) {
-            ps.last_poll = agent_now_ms();
+            pgr_clock_mono_ms() - ps.last_poll >= PROGRESS_INTERVAL_MS) {
+            ps.last_poll = pgr_clock_mono_ms();
             poll_progress(x, m, s, count, pid, &ps);
             emit_tick(x, m, s, count);
         }
@@ -298,7 +298,7 @@ static pgr_code finish_index(agent_exec *x, const pgr_migration *m, const pgr_st
 pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                          const char *phase, pgr_error *err)
 {
-    long long t0 = agent_now_ms();
+    long long t0 = pgr_clock_mono_ms();
     bool done = false;
 
     pgr_code rc = index_precheck(x, m, s, phase, &done, err);
@@ -314,7 +314,7 @@ pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *
         return rc;
     }
     agent_failpoint("index_before_record");
-    return finish_index(x, m, s, agent_now_ms() - t0, err);
+    return finish_index(x, m, s, pgr_clock_mono_ms() - t0, err);
 }
 
 void agent_index_forget(agent_exec *x)

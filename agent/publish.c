@@ -115,9 +115,9 @@ static pgr_code barrier_once(daemon_step_events *s, PGconn *conn, const char *to
 {
     bool more = true;
     pgr_code rc = PGR_OK;
-    long long deadline = agent_now_ms() + AUDIT_BARRIER_MS;
+    long long deadline = pgr_clock_mono_ms() + AUDIT_BARRIER_MS;
     while (rc == PGR_OK && more) {
-        long long left = deadline - agent_now_ms();
+        long long left = deadline - pgr_clock_mono_ms();
         rc = left > 0 ? publish_batch(s->d, s->t, conn, topic, (int)left, &more, err)
                       : pgr_error_set(err, PGR_ERR_KAFKA, "no acknowledgement within %d ms",
                                       AUDIT_BARRIER_MS);
@@ -131,7 +131,7 @@ pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err)
     pgr_log_ctx ctx = {"audit", s->t->conf->id, s->job_id};
     char topic[256];
     pgr_kafka_topic_name(s->d->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
-    long long give_up = agent_now_ms() + AUDIT_BARRIER_WAIT_MS;
+    long long give_up = pgr_clock_mono_ms() + AUDIT_BARRIER_WAIT_MS;
     pgr_code rc = barrier_once(s, conn, topic, err);
     /* Kafka unreachable: the job pauses before the step (nothing of it runs) until the records
      * are out, the job is stopped, or AUDIT_BARRIER_WAIT_MS passed; a database error goes back
@@ -139,7 +139,7 @@ pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err)
     if (rc == PGR_ERR_KAFKA)
         pgr_log_error(&ctx, "audit records not delivered to Kafka, the next step waits: %s",
                       err != NULL ? err->msg : "");
-    while (rc == PGR_ERR_KAFKA && s->t->cancel == 0 && agent_now_ms() < give_up) {
+    while (rc == PGR_ERR_KAFKA && s->t->cancel == 0 && pgr_clock_mono_ms() < give_up) {
         struct timespec pause = {0, 200000000L};
         nanosleep(&pause, NULL);
         rc = barrier_once(s, conn, topic, err);

@@ -7,6 +7,7 @@
  */
 #include "daemon_int.h"
 
+#include "pgr/clock.h"
 #include "pgr/log.h"
 
 #include <string.h>
@@ -14,13 +15,6 @@
 
 static const char *const REASONS[DAEMON_REJECTION_REASONS] = {
     "malformed", "oversized", "unknown_key", "revoked_key", "bad_signature"};
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int reason_slot(const char *reason)
 {
@@ -84,7 +78,7 @@ static void put_back(agent_daemon *d, daemon_tenant *t, int slot, const daemon_r
 
 static void record_due(agent_daemon *d, bool all)
 {
-    long long now = mono_ms();
+    long long now = pgr_clock_mono_ms();
     for (size_t i = 0; i < d->tenant_count; i++) {
         daemon_tenant *t = &d->tenants[i];
         for (int slot = 0; slot < DAEMON_REJECTION_REASONS; slot++) {

@@ -77,10 +77,10 @@ static void hold_done(daemon_step_events *s, const agent_event *ev)
 {
     if (s->held == NULL) {
         s->held = json_array();
-        s->held_since_ms = agent_now_ms();
+        s->held_since_ms = pgr_clock_mono_ms();
     }
     json_array_append_new(s->held, step_body(ev));
-    if (agent_now_ms() - s->held_since_ms >= HOLD_MS)
+    if (pgr_clock_mono_ms() - s->held_since_ms >= HOLD_MS)
         daemon_step_events_flush(s);
 }
 
@@ -116,9 +116,9 @@ static void on_progress(daemon_step_events *s, const agent_event *ev)
 {
     bool first = s->start_pending; /* the first progress goes out with the held `started` */
     send_held_start(s, ev);
-    if (!first && agent_now_ms() - s->last_progress_ms < 500)
+    if (!first && pgr_clock_mono_ms() - s->last_progress_ms < 500)
         return; /* at most two progress events a second per job */
-    s->last_progress_ms = agent_now_ms();
+    s->last_progress_ms = pgr_clock_mono_ms();
     send_now(s, "progress", ev);
 }
 

@@ -136,7 +136,7 @@ static pgr_code run_transactional(agent_exec *x, const pgr_migration *m, const p
     if (rc == PGR_OK)
         rc = author ? run_author_sql(x, sql, err) : pgr_pg_exec(x->conn, sql, NULL, err);
     if (rc == PGR_OK)
-        rc = agent_step_record_done(x, m, s, agent_now_ms() - t0, "done", err);
+        rc = agent_step_record_done(x, m, s, pgr_clock_mono_ms() - t0, "done", err);
     if (rc == PGR_OK)
         return agent_exec_commit(x, err);
     agent_exec_rollback_txn(x);
@@ -150,7 +150,7 @@ static pgr_code run_outside(agent_exec *x, const pgr_migration *m, const pgr_ste
                             pgr_error *err)
 {
     pgr_code rc = run_author_sql(x, s->sql, err);
-    return rc == PGR_OK ? agent_step_finish(x, m, s, agent_now_ms() - t0, err) : rc;
+    return rc == PGR_OK ? agent_step_finish(x, m, s, pgr_clock_mono_ms() - t0, err) : rc;
 }
 
 static pgr_code run_drop_fk(agent_exec *x, const pgr_migration *m, const pgr_step *s, long long t0,
@@ -168,7 +168,7 @@ static pgr_code run_drop_fk(agent_exec *x, const pgr_migration *m, const pgr_ste
 static pgr_code run_once(agent_exec *x, const pgr_migration *m, const pgr_step *s, int count,
                          const char *phase, pgr_error *err)
 {
-    long long t0 = agent_now_ms();
+    long long t0 = pgr_clock_mono_ms();
     switch (s->kind) {
     case PGR_STEP_INDEX:
         return agent_index_run(x, m, s, count, phase, err);
@@ -295,7 +295,7 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
                         pgr_error *err)
 {
     char phase[32];
-    long long t0 = agent_now_ms();
+    long long t0 = pgr_clock_mono_ms();
     bool own_sql = generated_sql(s);
     pgr_code rc;
     int attempt;
@@ -337,7 +337,7 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
             agent_index_forget(x);
         }
         if (rc == PGR_OK) {
-            emit_step(x, AGENT_EV_STEP_DONE, m, s, count, NULL, attempt, agent_now_ms() - t0);
+            emit_step(x, AGENT_EV_STEP_DONE, m, s, count, NULL, attempt, pgr_clock_mono_ms() - t0);
             return PGR_OK;
         }
         agent_exec_rollback_txn(x);
@@ -347,7 +347,7 @@ pgr_code agent_step_run(agent_exec *x, const pgr_migration *m, const pgr_step *s
         if (!agent_step_backoff(x, attempt, err))
             break;
     }
-    emit_step(x, AGENT_EV_STEP_FAILED, m, s, count, err->msg, 0, agent_now_ms() - t0);
+    emit_step(x, AGENT_EV_STEP_FAILED, m, s, count, err->msg, 0, pgr_clock_mono_ms() - t0);
     audit_failure(x, m, s, err, attempt + 1);
     return rc;
 }

@@ -16,13 +16,6 @@
 #define BACKOFF_FIRST_MS 200
 #define BACKOFF_MAX_MS   5000
 
-long long coord_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void coord_ctldb_init(coord_ctldb *g, const char *rollout)
 {
     memset(g, 0, sizeof(*g));
@@ -85,7 +78,7 @@ bool coord_ctldb_ready(coord *c, coord_ctldb *g)
         return false;
     if (!pgr_pg_conn_lost(c->db))
         return true;
-    long long now = coord_mono_ms();
+    long long now = pgr_clock_mono_ms();
     if (g->backoff_ms == 0) {
         g->lost_at = now;
         g->backoff_ms = BACKOFF_FIRST_MS;
@@ -96,12 +89,12 @@ bool coord_ctldb_ready(coord *c, coord_ctldb *g)
     }
     if (reconnect(c, g)) {
         pgr_log_warn(&ctx, "control database reconnected after %lld ms",
-                     coord_mono_ms() - g->lost_at);
+                     pgr_clock_mono_ms() - g->lost_at);
         g->backoff_ms = 0;
         g->reconnects++;
         return true;
     }
-    g->retry_at = coord_mono_ms() + g->backoff_ms;
+    g->retry_at = pgr_clock_mono_ms() + g->backoff_ms;
     g->backoff_ms = g->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : g->backoff_ms * 2;
     return false;
 }
@@ -113,7 +106,7 @@ static void send_pending(coord_ctldb *g, int async)
     if (g->pending != NULL)
         rd_kafka_topic_partition_list_destroy(g->pending);
     g->pending = NULL;
-    g->flushed_at = coord_mono_ms();
+    g->flushed_at = pgr_clock_mono_ms();
 }
 
 void coord_offsets_note(rd_kafka_topic_partition_list_t *l, const rd_kafka_message_t *m)
@@ -133,7 +126,7 @@ static void gather_commit(coord_ctldb *g, rd_kafka_t *rk, const rd_kafka_message
         g->pending = rd_kafka_topic_partition_list_new(4);
     g->pending_rk = rk;
     coord_offsets_note(g->pending, m);
-    if (coord_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+    if (pgr_clock_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
         send_pending(g, 1);
 }
 
@@ -146,7 +139,7 @@ coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
                                    rd_kafka_message_t **held, int timeout_ms, bool async,
                                    coord_store_fn fn, void *user)
 {
-    if (g->pending != NULL && coord_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+    if (g->pending != NULL && pgr_clock_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
         send_pending(g, 1); /* what an idle loop still owes */
     if (*held == NULL) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout_ms);

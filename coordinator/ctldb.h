@@ -9,6 +9,7 @@
 #define COORD_CTLDB_H
 
 #include "coord.h"
+#include "pgr/clock.h"
 
 #include <stdbool.h>
 
@@ -66,9 +67,6 @@ typedef enum coord_consumed {
 coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
                                    rd_kafka_message_t **held, int timeout_ms, bool async,
                                    coord_store_fn fn, void *user);
-
-/* Milliseconds of the monotonic clock. */
-long long coord_mono_ms(void);
 
 /* Adds the offset after m to l (one entry per partition, the highest): what a commit of every
  * message up to m names. */

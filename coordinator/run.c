@@ -765,7 +765,7 @@ static int engine_loop(engine *e, int timeout_s)
     if (coord_ctldb_ready(e->c, &e->ctldb)) {
         res = advance_now(e, &err);
         show(e);
-        last = last_advance = coord_mono_ms();
+        last = last_advance = pgr_clock_mono_ms();
     }
     while (!run_stop && res == ADV_CONTINUE && time(NULL) < deadline) {
         PGR_IGNORE(coord_reload_keyring(e->c)); /* SIGHUP: between two messages */
@@ -780,7 +780,7 @@ static int engine_loop(engine *e, int timeout_s)
         coord_consumed got = consume(e, &held_ev, &e->held_audit);
         if (pgr_pg_conn_lost(e->c->db))
             continue;
-        long long now = coord_mono_ms();
+        long long now = pgr_clock_mono_ms();
         if (now - last >= 250 || got != COORD_CONSUMED_STORED) {
             res = advance_now(e, &err);
             show(e);

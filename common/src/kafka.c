@@ -1,5 +1,7 @@
 /* kafka.c - librdkafka producer/consumer set-up with configuration pass-through. */
 #include "pgr/kafka.h"
+
+#include "pgr/clock.h"
 #include "pgr/log.h"
 
 #include <stdatomic.h>
@@ -268,19 +270,12 @@ pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *k
     return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": queue full", topic);
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeout_ms,
                                 pgr_error *err)
 {
-    long long deadline = mono_ms() + timeout_ms;
+    long long deadline = pgr_clock_mono_ms() + timeout_ms;
     /* a short poll: the report may be served by another thread, which this one then sees */
-    while (atomic_load(&tr->pending) > 0 && mono_ms() < deadline)
+    while (atomic_load(&tr->pending) > 0 && pgr_clock_mono_ms() < deadline)
         rd_kafka_poll(rk, 1);
     pgr_code rc = PGR_OK;
     if (atomic_load(&tr->failed) > 0)
