@@ -5,6 +5,7 @@
 #include "executor_int.h"
 
 #include "pgr/crypto.h"
+#include "pgr/log.h"
 #include "pgr/parse.h"
 
 #include <ctype.h>
@@ -22,21 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* libpq's reading of a tenant DSN (expand_dbname): a postgresql:// URI or key=value pairs are
- * a connection string; anything else is a database name. */
-static bool dsn_is_conninfo(const char *dsn)
-{
-    return strncmp(dsn, "postgresql://", 13) == 0 || strncmp(dsn, "postgres://", 11) == 0 ||
-           strchr(dsn, '=') != NULL;
-}
-
 /* In the child only: the connection parameters of a connection-string dsn as PG* environment
  * variables, so that no password appears on a command line (readable by every local user in
  * /proc). A bare database name has none: dbname_option names it. */
 static void export_dsn(const char *dsn)
 {
     PQconninfoOption *opts =
-        dsn != NULL && dsn_is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
+        dsn != NULL && pgr_log_dsn_is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
     for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
         if (o->val != NULL && o->envvar != NULL)
             setenv(o->envvar, o->val, 1);
@@ -50,7 +43,7 @@ static char *dsn_dbname(const char *dsn)
 {
     if (dsn == NULL || *dsn == '\0')
         return NULL;
-    if (!dsn_is_conninfo(dsn))
+    if (!pgr_log_dsn_is_conninfo(dsn))
         return strdup(dsn);
     char *name = NULL;
     PQconninfoOption *opts = PQconninfoParse(dsn, NULL);

@@ -227,9 +227,7 @@ static void print_json_event(const agent_event *ev)
 /* An error of a command: the message may quote the database or a file, so it is escaped. */
 static void cli_error(const char *cmd, const char *msg)
 {
-    char line[1024];
-    pgr_term_format(line, sizeof(line), "pgrollout-agent %s: %s", cmd, msg);
-    fprintf(stderr, "%s\n", line);
+    pgr_term_printf(stderr, "pgrollout-agent %s: %s", cmd, msg);
 }
 
 static void print_text_event(const agent_event *ev, cli_opts *o)
@@ -240,9 +238,8 @@ static void print_text_event(const agent_event *ev, cli_opts *o)
     const char *clear = o->tty ? "\r\033[K" : "";
     switch (ev->kind) {
     case AGENT_EV_MIGRATION_START:
-        pgr_term_format(line, sizeof(line), "migration %s %s (%d steps)", ev->version, ev->name,
+        pgr_term_printf(stdout, "migration %s %s (%d steps)", ev->version, ev->name,
                         ev->step_count);
-        printf("%s\n", line);
         o->last_pct_shown = -1;
         break;
     case AGENT_EV_STEP_PROGRESS:
@@ -253,9 +250,8 @@ static void print_text_event(const agent_event *ev, cli_opts *o)
             printf("\r%s", line);
         } else if ((int)(ev->percent / 10) > o->last_pct_shown) {
             o->last_pct_shown = (int)(ev->percent / 10);
-            pgr_term_format(line, sizeof(line), "  [%d/%d] %s %.0f%% (%s)", ev->step,
-                            ev->step_count, ev->object, ev->percent, ev->phase);
-            printf("%s\n", line);
+            pgr_term_printf(stdout, "  [%d/%d] %s %.0f%% (%s)", ev->step, ev->step_count,
+                            ev->object, ev->percent, ev->phase);
         }
         break;
     case AGENT_EV_STEP_DONE:
@@ -267,9 +263,8 @@ static void print_text_event(const agent_event *ev, cli_opts *o)
         o->last_pct_shown = -1;
         break;
     case AGENT_EV_STEP_RETRY:
-        pgr_term_format(line, sizeof(line), "  [%d/%d] %s: retry %d after: %s", ev->step,
-                        ev->step_count, ev->object, ev->attempt, ev->message);
-        printf("%s\n", line);
+        pgr_term_printf(stdout, "  [%d/%d] %s: retry %d after: %s", ev->step, ev->step_count,
+                        ev->object, ev->attempt, ev->message);
         break;
     case AGENT_EV_STEP_FAILED:
         pgr_term_format(line, sizeof(line), "  [%d/%d] %s: FAILED: %s", ev->step, ev->step_count,
@@ -277,9 +272,8 @@ static void print_text_event(const agent_event *ev, cli_opts *o)
         printf("%s%s\n", clear, line);
         break;
     case AGENT_EV_MIGRATION_DONE:
-        pgr_term_format(line, sizeof(line), "migration %s %s in %lld ms", ev->version, ev->message,
+        pgr_term_printf(stdout, "migration %s %s in %lld ms", ev->version, ev->message,
                         ev->duration_ms);
-        printf("%s\n", line);
         break;
     default:
         break;
@@ -368,11 +362,9 @@ static void print_status(const agent_status *st, bool json)
         printf("%-14s %-40s %-12s %-20s %s\n", "VERSION", "NAME", "STATE", "APPLIED AT", "BY");
         for (size_t i = 0; i < st->count; i++) {
             const agent_status_row *r = &st->rows[i];
-            char line[2048];
-            pgr_term_format(line, sizeof(line), "%-14s %-40s %-12s %-20s %s", r->version, r->name,
-                            r->state, r->applied_at != NULL ? r->applied_at : "",
+            pgr_term_printf(stdout, "%-14s %-40s %-12s %-20s %s", r->version, r->name, r->state,
+                            r->applied_at != NULL ? r->applied_at : "",
                             r->operator_name != NULL ? r->operator_name : "");
-            printf("%s\n", line);
         }
         if (st->drift)
             printf("DRIFT: an applied migration differs from its file (or the file is gone)\n");
@@ -432,9 +424,7 @@ static void report_problem(const char *version, const char *object, const char *
         free(s);
         json_decref(j);
     } else {
-        char line[2048];
-        pgr_term_format(line, sizeof(line), "%s %s: %s", version, object, problem);
-        printf("%s\n", line);
+        pgr_term_printf(stdout, "%s %s: %s", version, object, problem);
     }
 }
 

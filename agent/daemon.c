@@ -451,9 +451,10 @@ static int daemon_setup(agent_daemon *d, const char *path)
         return setup_error("keyring", &err);
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_JOBS, d->topic_jobs, sizeof(d->topic_jobs));
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_EVENTS, d->topic_events, sizeof(d->topic_events));
+    pgr_kafka_topic_name(d->cfg, PGR_TOPIC_AUDIT, d->topic_audit, sizeof(d->topic_audit));
     char group[256];
     snprintf(group, sizeof(group), "pgrollout-agent-%s", d->cfg->agent_id);
-    if (pgr_kafka_producer_new(d->cfg, &d->producer, &d->delivery_errors, &err) != PGR_OK ||
+    if (pgr_kafka_producer_new(d->cfg, &d->producer, NULL, &err) != PGR_OK ||
         pgr_kafka_consumer_new(d->cfg, group, &d->consumer, &err) != PGR_OK)
         return setup_error("kafka", &err);
     d->tenant_count = d->cfg->tenant_count;

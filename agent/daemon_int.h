@@ -47,13 +47,13 @@ typedef struct agent_daemon {
     rd_kafka_t *consumer;
     char topic_jobs[256];
     char topic_events[256];
+    char topic_audit[256];
     daemon_tenant *tenants;
     size_t tenant_count;
     int active;
     pthread_mutex_t mu; /* event sequence numbers, and their order on the topic */
     agent_eventseq event_seq;
-    volatile int cancel; /* set on SIGTERM: executors stop before their next step */
-    int delivery_errors; /* messages the broker finally refused (librdkafka delivery reports) */
+    volatile int cancel;           /* set on SIGTERM: executors stop before their next step */
     pthread_mutex_t rejections_mu; /* rejected[] of every tenant (rejections.c) */
     pthread_t rejections_thread;
     bool rejections_running;

@@ -95,9 +95,10 @@ typedef struct agent_exec_opts {
     pgr_code (*audit_barrier)(struct pg_conn *conn, void *user, pgr_error *err);
     void *audit_barrier_user;
     /* The role the author's SQL runs as (SET ROLE, RESET ROLE after): NULL for tenant_owner when
-     * that role exists and the agent's role, not a superuser, is a member of it; "none" (or "") for
-     * the agent's own role. A
-     * role named here must exist and have the agent's role as a member, or the job fails. */
+     * that role exists and the agent's role, not a superuser, is a member of it; "none" (or "")
+     * for the agent's own role. A role named here must exist and have the agent's role as a
+     * member, or the job fails. It keeps ordinary statements off the agent's state; SQL that
+     * runs RESET ROLE itself gets past it (the audit barrier is the guarantee). */
     const char *owner_role;
     /* Intake only: the directory where the last accepted job seq of each tenant is kept beside
      * pgrollout.jobs (seqstore.h); NULL keeps it only in the tenant database. */

@@ -149,21 +149,23 @@ static pgr_code record_job(agent_exec *x, const pgr_job *job, const char *kid, c
         rc = pgr_pg_execp(x->conn,
                           "SELECT (SELECT count(*) FROM pgrollout.jobs WHERE job_id = $1), "
                           "(SELECT coalesce(max(seq), 0) FROM pgrollout.jobs WHERE seq IS NOT "
-                          "NULL) >= $2::bigint, (SELECT count(*) FROM pgrollout.jobs WHERE "
-                          "job_id = $1 AND envelope = $3)",
-                          3, (const char *[]){job->job_id, seq, envelope}, &r, err);
+                          "NULL), (SELECT count(*) FROM pgrollout.jobs WHERE job_id = $1 AND "
+                          "envelope = $2)",
+                          2, (const char *[]){job->job_id, envelope}, &r, err);
+    long long in_db = 0;
     if (rc == PGR_OK) {
         /* the byte-identical envelope of a known job is Kafka delivering again what we
          * recorded (a crash or a failed offset commit), finished or not: absorbed without an
          * alarm, it can run nothing twice. Another envelope reusing a known id is a replay. */
+        in_db = strtoll(PQgetvalue(r, 0, 1), NULL, 10); /* a bigint the server wrote */
         *why = strcmp(PQgetvalue(r, 0, 2), "0") != 0   ? "duplicate"
                : strcmp(PQgetvalue(r, 0, 0), "0") != 0 ? "replay"
-               : strcmp(PQgetvalue(r, 0, 1), "t") == 0 ? "stale_seq"
+               : in_db >= job->seq                     ? "stale_seq"
                                                        : NULL;
         PQclear(r);
     }
     if (rc == PGR_OK && *why == NULL) /* the seq kept outside the database too */
-        rc = agent_seqstore_check(x, job->seq, why, err);
+        agent_seqstore_check(x, job->seq, in_db, why);
     if (rc == PGR_OK && *why == NULL)
         rc = pgr_pg_execp(x->conn,
                           "INSERT INTO pgrollout.jobs (job_id, seq, type, state, rollout_id, "

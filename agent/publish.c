@@ -129,8 +129,7 @@ pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err)
 {
     daemon_step_events *s = user;
     pgr_log_ctx ctx = {"audit", s->t->conf->id, s->job_id};
-    char topic[256];
-    pgr_kafka_topic_name(s->d->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
+    const char *topic = s->d->topic_audit;
     long long give_up = pgr_clock_mono_ms() + AUDIT_BARRIER_WAIT_MS;
     pgr_code rc = barrier_once(s, conn, topic, err);
     /* Kafka unreachable: the job pauses before the step (nothing of it runs) until the records
@@ -146,9 +145,7 @@ pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err)
         if (rc == PGR_OK)
             pgr_log_info(&ctx, "audit records delivered, the job goes on");
     }
-    if (rc != PGR_OK && err != NULL)
-        err->retriable = true;
-    return rc;
+    return rc; /* whether to retry the step is the executor's to say (steps.c) */
 }
 
 /* A connection per tenant and second cost the tenants' servers a backend start each (100
@@ -157,15 +154,13 @@ pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err)
  * left by a failure). */
 void daemon_publish_audit(agent_daemon *d, bool all, long long now_ms)
 {
-    char topic[256];
-    pgr_kafka_topic_name(d->cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
     for (size_t i = 0; i < d->tenant_count; i++) {
         daemon_tenant *t = &d->tenants[i];
         if ((!all && !t->audit_dirty) || (t->busy && now_ms - t->audit_visit_ms < AUDIT_BUSY_MS))
             continue;
         t->audit_dirty = 0; /* a record written meanwhile sets it again */
         t->audit_visit_ms = now_ms;
-        if (!publish_tenant(d, t, topic))
+        if (!publish_tenant(d, t, d->topic_audit))
             t->audit_dirty = 1;
     }
 }

@@ -38,17 +38,13 @@ static pgr_code seq_path(const char *state_dir, const char *tenant, const char *
     return PGR_OK;
 }
 
-static pgr_code read_kind(const char *state_dir, const char *tenant, const char *ext,
-                          long long *seq, pgr_error *err)
+pgr_code agent_statefile_read(const char *path, long long max, long long *v, pgr_error *err)
 {
-    char path[4096], buf[32];
-    *seq = 0;
-    pgr_code rc = seq_path(state_dir, tenant, ext, path, sizeof(path), err);
-    if (rc != PGR_OK)
-        return rc;
+    char buf[32];
+    *v = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ENOENT)
-        return PGR_OK; /* no job accepted yet by an agent with this state directory */
+        return PGR_OK; /* nothing kept yet by an agent with this state directory */
     if (fd < 0)
         return pgr_error_set(err, PGR_ERR_IO, "could not open \"%s\": %s", path, strerror(errno));
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -57,11 +53,21 @@ static pgr_code read_kind(const char *state_dir, const char *tenant, const char 
         return pgr_error_set(err, PGR_ERR_IO, "could not read \"%s\": %s", path, strerror(errno));
     buf[n] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
-    int64_t v = 0;
-    if (pgr_parse_int64(buf, 0, INT64_MAX, &v, NULL) != PGR_OK)
-        return pgr_error_set(err, PGR_ERR_INVALID, "\"%s\" does not hold a job seq", path);
-    *seq = (long long)v;
+    int64_t got = 0;
+    if (pgr_parse_int64(buf, 0, max, &got, NULL) != PGR_OK)
+        return pgr_error_set(err, PGR_ERR_INVALID, "\"%s\" does not hold a number from 0 to %lld",
+                             path, max);
+    *v = (long long)got;
     return PGR_OK;
+}
+
+static pgr_code read_kind(const char *state_dir, const char *tenant, const char *ext,
+                          long long *seq, pgr_error *err)
+{
+    char path[4096];
+    *seq = 0;
+    pgr_code rc = seq_path(state_dir, tenant, ext, path, sizeof(path), err);
+    return rc == PGR_OK ? agent_statefile_read(path, INT64_MAX, seq, err) : rc;
 }
 
 static pgr_code fsync_dir(const char *dir, pgr_error *err)
@@ -97,20 +103,13 @@ static pgr_code write_synced(const char *path, const char *text, pgr_error *err)
     return PGR_OK;
 }
 
-static pgr_code keep_kind(const char *state_dir, const char *tenant, const char *ext, long long seq,
-                          pgr_error *err)
+pgr_code agent_statefile_write(const char *dir, const char *path, long long v, pgr_error *err)
 {
-    char dir[4096], path[4096], tmp[4096 + 8], text[32];
-    pgr_code rc = seq_path(state_dir, NULL, NULL, dir, sizeof(dir), err);
-    if (rc == PGR_OK)
-        rc = seq_path(state_dir, tenant, ext, path, sizeof(path), err);
-    if (rc != PGR_OK)
-        return rc;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return pgr_error_set(err, PGR_ERR_IO, "could not create \"%s\": %s", dir, strerror(errno));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    snprintf(text, sizeof(text), "%lld\n", seq);
-    rc = write_synced(tmp, text, err);
+    char tmp[4096 + 32], text[32];
+    /* one temporary file per process: agents may share a state directory */
+    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+    snprintf(text, sizeof(text), "%lld\n", v);
+    pgr_code rc = write_synced(tmp, text, err);
     if (rc != PGR_OK)
         return rc;
     if (rename(tmp, path) != 0) {
@@ -119,6 +118,20 @@ static pgr_code keep_kind(const char *state_dir, const char *tenant, const char 
         return pgr_error_set(err, PGR_ERR_IO, "could not rename \"%s\": %s", tmp, strerror(e));
     }
     return fsync_dir(dir, err);
+}
+
+static pgr_code keep_kind(const char *state_dir, const char *tenant, const char *ext, long long seq,
+                          pgr_error *err)
+{
+    char dir[4096], path[4096];
+    pgr_code rc = seq_path(state_dir, NULL, NULL, dir, sizeof(dir), err);
+    if (rc == PGR_OK)
+        rc = seq_path(state_dir, tenant, ext, path, sizeof(path), err);
+    if (rc != PGR_OK)
+        return rc;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return pgr_error_set(err, PGR_ERR_IO, "could not create \"%s\": %s", dir, strerror(errno));
+    return agent_statefile_write(dir, path, seq, err);
 }
 
 pgr_code agent_seqstore_read(const char *state_dir, const char *tenant, long long *seq,
@@ -150,37 +163,23 @@ pgr_code agent_seqstore_keep_ended(const char *state_dir, const char *tenant, lo
 }
 
 /* The highest seq of pgrollout.jobs, in the intake's transaction (after its advisory lock). */
-static pgr_code db_seq(agent_exec *x, long long *seq, pgr_error *err)
-{
-    PGresult *r = NULL;
-    if (pgr_pg_exec(x->conn,
-                    "SELECT coalesce(max(seq), 0) FROM pgrollout.jobs WHERE seq IS NOT NULL", &r,
-                    err) != PGR_OK)
-        return PGR_ERR_DB;
-    *seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return PGR_OK;
-}
 
 /* A job above both numbers while they disagree: accepted, and the disagreement goes into the
  * audit chain (published before the job's first step runs). */
-pgr_code agent_seqstore_check(agent_exec *x, long long seq, const char **why, pgr_error *err)
+void agent_seqstore_check(agent_exec *x, long long seq, long long in_db, const char **why)
 {
-    long long in_db = 0, kept = 0;
+    long long kept = 0;
     pgr_error ferr;
     x->refusal[0] = '\0';
     x->seq_to_keep = 0;
     if (x->o->state_dir == NULL || *why != NULL)
-        return PGR_OK;
-    pgr_code rc = db_seq(x, &in_db, err);
-    if (rc != PGR_OK)
-        return rc;
+        return;
     if (agent_seqstore_read(x->o->state_dir, x->tenant, &kept, &ferr) != PGR_OK) {
         /* fail closed: without the kept seq a replay cannot be told from a new job */
         *why = "stale_seq";
         snprintf(x->refusal, sizeof(x->refusal), "the last accepted job seq is unknown: %s",
                  ferr.msg);
-        return PGR_OK;
+        return;
     }
     /* Lower in the database than in the file: rows were deleted (migration SQL) or the database
      * was restored from a backup; either way an older job could pass. Every job is refused until
@@ -198,8 +197,7 @@ pgr_code agent_seqstore_check(agent_exec *x, long long seq, const char **why, pg
                  in_db < kept ? "; rows of pgrollout.jobs were deleted or the database was "
                                 "restored: reconcile before any job runs"
                               : "");
-        return PGR_OK;
+        return;
     }
     x->seq_to_keep = seq;
-    return rc;
 }

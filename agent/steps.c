@@ -84,7 +84,8 @@ pgr_code agent_step_owner_resolve(agent_exec *x, pgr_error *err)
     if (want[0] == '\0' || strcmp(want, "none") == 0)
         return PGR_OK;
     if (strlen(want) >= sizeof(x->owner_role))
-        return pgr_error_set(err, PGR_ERR_CONFIG, "owner role \"%.63s...\" is too long", want);
+        return pgr_error_set(err, PGR_ERR_CONFIG,
+                             "agent.owner_role \"%.63s...\" is too long (at most 63 bytes)", want);
     const char *params[] = {want};
     if (pgr_pg_execp(x->conn, OWNER_ROLE_SQL, 1, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;

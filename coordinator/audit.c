@@ -148,9 +148,7 @@ static void print_broken(const char *tenant, const char *seq, const char *proble
         json_decref(o);
         return;
     }
-    char line[1024];
-    pgr_term_format(line, sizeof(line), "BROKEN tenant %s at seq %s: %s", tenant, seq, problem);
-    printf("%s\n", line);
+    pgr_term_printf(stdout, "BROKEN tenant %s at seq %s: %s", tenant, seq, problem);
 }
 
 /* The chain alerts the collector raised: a record that reached it but was not stored (a second
@@ -306,10 +304,8 @@ static int anchor(coord *c)
            at);
     for (int i = 0; i < PQntuples(r); i++) {
         /* the tenant id came from an agent's message: escaped, it cannot break the line */
-        char line[1024];
-        pgr_term_format(line, sizeof(line), "%s %s %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+        pgr_term_printf(stdout, "%s %s %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
                         PQgetvalue(r, i, 2));
-        printf("%s\n", line);
     }
     PQclear(r);
     return COORD_EXIT_OK;

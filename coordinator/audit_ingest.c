@@ -38,10 +38,7 @@ static const char ALERT_SQL[] = "INSERT INTO pgrollout_control.audit_alerts (ten
  * from a Kafka message (its key or its payload), which may hold escape sequences. */
 static void print_alert(const char *kind, const char *tenant, long long seq, const char *detail)
 {
-    char line[1024];
-    pgr_term_format(line, sizeof(line), "AUDIT ALERT %s: tenant %s seq %lld: %s", kind, tenant, seq,
-                    detail);
-    fprintf(stderr, "%s\n", line);
+    pgr_term_printf(stderr, "AUDIT ALERT %s: tenant %s seq %lld: %s", kind, tenant, seq, detail);
 }
 
 static void alert(coord *c, const char *tenant, long long seq, const char *kind, const char *detail)

@@ -371,7 +371,8 @@ static pgr_code exec_event_stmt(coord *c, const char *const *params, PGresult **
 }
 
 /* Records a signed event that was refused: the key that signed it is named, so that an
- * operator can revoke it (docs/SECURITY.md). Printed without the event's own strings. */
+ * operator can revoke it (docs/SECURITY.md). Printed without the event's own strings; ev may be
+ * NULL (an event that did not parse: its columns stay NULL). */
 static void security_alert(coord *c, json_t *ev, const char *kid, const char *reason,
                            const char *digest)
 {
@@ -523,11 +524,9 @@ json_t *coord_ingest_event(coord *c, const rd_kafka_message_t *m)
     free(payload);
     if (ev == NULL) {
         /* signed by a key we trust, yet breaking the protocol: that key is misused */
-        json_t *none = json_object();
         char reason[96];
         snprintf(reason, sizeof(reason), "rule: %s", broken);
-        security_alert(c, none, e->key.kid, reason, digest);
-        json_decref(none);
+        security_alert(c, NULL, e->key.kid, reason, digest); /* no member of it is trusted */
         return NULL;
     }
     const char *type = str(ev, "type");

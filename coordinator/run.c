@@ -61,13 +61,10 @@ static int atoi_safe(const char *s)
 static void say(const char *fmt, ...) PGR_PRINTF(1, 2);
 static void say(const char *fmt, ...)
 {
-    char text[2048], line[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    pgr_term_vprintf(stderr, fmt, ap);
     va_end(ap);
-    pgr_term_escape(text, line, sizeof(line));
-    fprintf(stderr, "%s\n", line);
 }
 
 typedef struct engine {
@@ -1172,13 +1169,11 @@ static int control_main(int argc, char **argv, const char *cmd)
         rc = COORD_EXIT_FAIL;
     } else if (rc == 0) {
         PGR_IGNORE(coord_operator_log(&c, a.rollout, cmd, a.wave, a.op, NULL));
-        char line[1024];
-        pgr_term_format(line, sizeof(line), "rollout %s: %s by %s", a.rollout,
+        pgr_term_printf(stdout, "rollout %s: %s by %s", a.rollout,
                         strcmp(cmd, "approve") == 0 ? "approved"
                         : strcmp(cmd, "pause") == 0 ? "paused"
                                                     : "aborted",
                         a.op);
-        printf("%s\n", line);
     } else if (r == NULL && rc == COORD_EXIT_FAIL) {
         say("pgrollout %s: %s", cmd, err.msg);
     }

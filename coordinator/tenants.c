@@ -99,9 +99,7 @@ static int query_main(int argc, char **argv, const char *usage, const char *sql,
         rc = COORD_EXIT_FAIL;
     }
     if (rc == 0 && rollout && PQntuples(r) == 0) {
-        char line[512];
-        pgr_term_format(line, sizeof(line), "pgrollout status: no rollout \"%s\"", argv[optind]);
-        fprintf(stderr, "%s\n", line);
+        pgr_term_printf(stderr, "pgrollout status: no rollout \"%s\"", argv[optind]);
         rc = COORD_EXIT_FAIL;
     } else if (rc == 0) {
         print_result(r, json);

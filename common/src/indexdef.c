@@ -138,8 +138,11 @@ static pgr_code collect(canon *c, const char *sql)
     pgr_sqllex lx;
     pgr_sqllex_token tok;
 
-    pgr_sqllex_init(&lx, sql, strlen(sql), 1, 0);
-    c->t = malloc((strlen(sql) + 1) * sizeof(*c->t));
+    size_t len = strlen(sql);
+    pgr_sqllex_init(&lx, sql, len, 1, 0);
+    /* every token kept is at least one byte: one slot per byte is a bound (the statements are
+     * short) */
+    c->t = malloc((len + 1) * sizeof(*c->t));
     if (c->t == NULL)
         return PGR_ERR_NOMEM;
     while (pgr_sqllex_next(&lx, &tok, NULL) != PGR_ERR_NOTFOUND) {
@@ -151,7 +154,7 @@ static pgr_code collect(canon *c, const char *sql)
 
 char *pgr_indexdef_canonical(const char *sql)
 {
-    canon c = {sql, NULL, 0, {NULL, 0, 0}};
+    canon c = {sql, NULL, 0, {0}};
     pgr_code rc = collect(&c, sql);
 
     pgr_buf_init(&c.out);

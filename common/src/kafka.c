@@ -210,30 +210,22 @@ pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_
     return rc;
 }
 
+/* opaque: a tracker (its delivery report is counted there), or NULL */
 static rd_kafka_resp_err_t produce_once(rd_kafka_t *rk, const char *topic, const char *key,
-                                        const char *value, size_t len)
+                                        const char *value, size_t len, void *opaque)
 {
-    return rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                             RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
-                             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    return rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 }
 
-pgr_code pgr_kafka_send_nowait(rd_kafka_t *rk, const char *topic, const char *key,
-                               const char *value, size_t len, pgr_error *err)
-{
-    rd_kafka_resp_err_t e = produce_once(rk, topic, key, value, len);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return PGR_OK;
-    return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": %s", topic,
-                         rd_kafka_err2str(e));
-}
-
-pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
-                        size_t len, pgr_error *err)
+/* Produces, waiting while librdkafka's local queue is full (up to 100 tries of 100 ms). */
+static pgr_code produce(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
+                        size_t len, void *opaque, pgr_error *err)
 {
     for (int tries = 0; tries < 100; tries++) {
-        rd_kafka_resp_err_t e = produce_once(rk, topic, key, value, len);
+        rd_kafka_resp_err_t e = produce_once(rk, topic, key, value, len, opaque);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return PGR_OK;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -244,30 +236,34 @@ pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, cons
     return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": queue full", topic);
 }
 
+pgr_code pgr_kafka_send_nowait(rd_kafka_t *rk, const char *topic, const char *key,
+                               const char *value, size_t len, pgr_error *err)
+{
+    rd_kafka_resp_err_t e = produce_once(rk, topic, key, value, len, NULL);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return PGR_OK;
+    return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": %s", topic,
+                         rd_kafka_err2str(e));
+}
+
+pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
+                        size_t len, pgr_error *err)
+{
+    return produce(rk, topic, key, value, len, NULL, err);
+}
+
 pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *key,
                                 const char *value, size_t len, pgr_kafka_tracker *tr,
                                 pgr_error *err)
 {
     atomic_fetch_add(&tr->refs, 1);
     atomic_fetch_add(&tr->pending, 1);
-    for (int tries = 0; tries < 100; tries++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)(uintptr_t)key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(tr), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-            return PGR_OK;
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            atomic_fetch_sub(&tr->pending, 1);
-            atomic_fetch_sub(&tr->refs, 1); /* the caller still holds one */
-            return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": %s", topic,
-                                 rd_kafka_err2str(e));
-        }
-        rd_kafka_poll(rk, 100); /* local queue full: let deliveries drain */
+    pgr_code rc = produce(rk, topic, key, value, len, tr, err);
+    if (rc != PGR_OK) { /* no delivery report will come: the caller still holds its own ref */
+        atomic_fetch_sub(&tr->pending, 1);
+        atomic_fetch_sub(&tr->refs, 1);
     }
-    atomic_fetch_sub(&tr->pending, 1);
-    atomic_fetch_sub(&tr->refs, 1);
-    return pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": queue full", topic);
+    return rc;
 }
 
 pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeout_ms,

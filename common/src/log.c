@@ -79,7 +79,7 @@ static void log_write_json(FILE *out, const char *ts, pgr_log_level level, const
 static void log_write_text(FILE *out, const char *ts, pgr_log_level level, const pgr_log_ctx *ctx,
                            const char *msg)
 {
-    char head[512], line[4096];
+    char head[512];
     size_t n = (size_t)snprintf(head, sizeof(head), "%s %-5s", ts, level_names[level]);
     if (ctx != NULL && ctx->component != NULL && n < sizeof(head))
         n += (size_t)snprintf(head + n, sizeof(head) - n, " [%s]", ctx->component);
@@ -87,8 +87,7 @@ static void log_write_text(FILE *out, const char *ts, pgr_log_level level, const
         n += (size_t)snprintf(head + n, sizeof(head) - n, " tenant=%s", ctx->tenant);
     if (ctx != NULL && ctx->job_id != NULL && n < sizeof(head))
         snprintf(head + n, sizeof(head) - n, " job=%s", ctx->job_id);
-    pgr_term_format(line, sizeof(line), "%s %s", head, msg);
-    fprintf(out, "%s\n", line);
+    pgr_term_printf(out, "%s %s", head, msg);
 }
 
 void pgr_log(pgr_log_level level, const pgr_log_ctx *ctx, const char *fmt, ...)
@@ -184,8 +183,7 @@ static void redact_text(const char *dsn, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-/* libpq takes a string without '=' that is not a URI as a plain database name. */
-static bool is_conninfo(const char *dsn)
+bool pgr_log_dsn_is_conninfo(const char *dsn)
 {
     return strchr(dsn, '=') != NULL || strncmp(dsn, "postgresql://", 13) == 0 ||
            strncmp(dsn, "postgres://", 11) == 0;
@@ -193,7 +191,7 @@ static bool is_conninfo(const char *dsn)
 
 bool pgr_log_dsn_valid(const char *dsn)
 {
-    if (!is_conninfo(dsn))
+    if (!pgr_log_dsn_is_conninfo(dsn))
         return true;
     PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
     PQconninfoFree(opts);
@@ -202,7 +200,7 @@ bool pgr_log_dsn_valid(const char *dsn)
 
 bool pgr_log_dsn_secret_in(const char *dsn, const char *text)
 {
-    PQconninfoOption *opts = is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
+    PQconninfoOption *opts = pgr_log_dsn_is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
     bool found = false;
     /* libpq marks the options that hold secrets (password, sslpassword) with dispchar "*" */
     for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL && !found; o++) {
@@ -233,7 +231,7 @@ void pgr_log_redact_dsn(const char *dsn, char *out, size_t outlen)
 {
     if (outlen == 0)
         return;
-    if (!is_conninfo(dsn)) {
+    if (!pgr_log_dsn_is_conninfo(dsn)) {
         snprintf(out, outlen, "%s", dsn);
         return;
     }

@@ -111,11 +111,17 @@ static pgr_code check_one_statement(parse_ctx *c, const pgr_step *s, size_t coun
                                    PGR_SQLLEX_BACKSLASH_STRINGS, &other, &lerr);
     if (rc == PGR_ERR_NOMEM)
         return pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
-    if (rc != PGR_OK || other != 1)
+    if (rc != PGR_OK)
         return perr(c, s->line,
                     "step \"%s\" must hold exactly one SQL statement whether or not backslashes "
-                    "escape quotes in strings (standard_conforming_strings)",
-                    pgr_step_kind_name(s->kind));
+                    "escape quotes in strings (standard_conforming_strings): when they do, %s",
+                    pgr_step_kind_name(s->kind), lerr.msg);
+    if (other != 1)
+        return perr(c, s->line,
+                    "step \"%s\" must hold exactly one SQL statement whether or not backslashes "
+                    "escape quotes in strings (standard_conforming_strings): when they do, it "
+                    "holds %zu",
+                    pgr_step_kind_name(s->kind), other);
     return PGR_OK;
 }
 

@@ -122,27 +122,47 @@ char *pgr_term_escape_dup(const char *s)
     return out;
 }
 
-void pgr_term_format(char *out, size_t outlen, const char *fmt, ...)
+void pgr_term_vformat(char *out, size_t outlen, const char *fmt, va_list ap)
 {
     char small[1024];
-    va_list ap;
-    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap);
     int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
     char *text = small;
     if (n >= (int)sizeof(small)) {
         text = malloc((size_t)n + 1);
-        if (text != NULL) {
-            va_start(ap, fmt);
-            vsnprintf(text, (size_t)n + 1, fmt, ap);
-            va_end(ap);
-        } else {
+        if (text != NULL)
+            vsnprintf(text, (size_t)n + 1, fmt, again);
+        else
             text = small; /* out of memory: the truncated line is still escaped */
-        }
     }
+    va_end(again);
     pgr_term_escape(n >= 0 ? text : "", out, outlen);
     if (text != small)
         free(text);
+}
+
+void pgr_term_format(char *out, size_t outlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pgr_term_vformat(out, outlen, fmt, ap);
+    va_end(ap);
+}
+
+void pgr_term_vprintf(FILE *f, const char *fmt, va_list ap)
+{
+    char line[4096];
+    pgr_term_vformat(line, sizeof(line), fmt, ap);
+    fprintf(f, "%s\n", line);
+}
+
+void pgr_term_printf(FILE *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pgr_term_vprintf(f, fmt, ap);
+    va_end(ap);
 }
 
 json_t *pgr_term_json_string(const char *s)

@@ -21,7 +21,9 @@
 --   - CREATE on schema public (PostgreSQL checks it for every new index);
 --   - no right of owner_role on the schemas pgrollout and pgrollout_quarantine: the author's SQL
 --     of `sql`, `extension` and `drop_index` steps runs as owner_role (SET ROLE,
---     agent.owner_role), so it cannot touch the agent's state or audit outbox;
+--     agent.owner_role), so its ordinary statements cannot touch the agent's state or audit
+--     outbox (SQL that runs RESET ROLE itself can: the audit barrier, not the role, is the
+--     guarantee; docs/SECURITY.md 5.1);
 --   - ownership of the schemas pgrollout (its state) and pgrollout_quarantine (orphan rows
 --     moved aside), created here, so it needs no CREATE on the database;
 --   - CONNECT on this database only: CONNECT and TEMPORARY are revoked from PUBLIC, so an agent
@@ -83,7 +85,8 @@ SELECT format('ALTER TABLE %I.%I OWNER TO %I', schemaname, tablename, :'agent_ro
   FROM pg_tables WHERE schemaname IN ('pgrollout', 'pgrollout_quarantine') \gexec
 REVOKE ALL ON SCHEMA pgrollout, pgrollout_quarantine FROM PUBLIC;
 -- owner_role has no right there: migration SQL running as it cannot read or change the
--- agent's state, its jobs or its audit outbox (docs/SECURITY.md, "Hostile migration author").
+-- agent's state, its jobs or its audit outbox unless it runs RESET ROLE itself
+-- (docs/SECURITY.md 5.1 says what stops that).
 REVOKE ALL ON SCHEMA pgrollout, pgrollout_quarantine FROM :"owner_role";
 REVOKE ALL ON ALL TABLES IN SCHEMA pgrollout, pgrollout_quarantine FROM :"owner_role";
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgrollout, pgrollout_quarantine FROM :"owner_role";

@@ -126,6 +126,16 @@ static void fleet_remove_dirs(void)
     }
 }
 
+/* Writes the keyring file name of the fleet's directory (mode 0644: keyrings writable by group
+ * or others are refused). */
+static inline void fleet_write_ring(const fleet *f, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    itest_write_file(path, text);
+    assert_int_equal(chmod(path, 0644), 0);
+}
+
 /* A fleet of n tenants served by `agents` agents (2 to MAXAGENTS), its control database on
  * ctl_server (NULL: the tenants' server). Tests may declare the fleet on the stack: every field
  * is set here. */
@@ -156,9 +166,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
     snprintf(old_pub, sizeof(old_pub), "%s", fleet_read_line(path));
     snprintf(text, sizeof(text), "# trusted coordinators\n%s name=current\n%s revoked\n", coord_pub,
              old_pub);
-    snprintf(path, sizeof(path), "%s/coordinators.ring", f->dir);
-    itest_write_file(path, text);
-    assert_int_equal(chmod(path, 0644), 0); /* keyrings writable by group or others are refused */
+    fleet_write_ring(f, "coordinators.ring", text);
     /* each agent key may speak only for the tenants its agent serves */
     text[0] = '\0';
     for (int a = 0; a < fleet_agents(f); a++) {
@@ -174,9 +182,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
         snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s tenants=%s\n",
                  fleet_read_line(path), list);
     }
-    snprintf(path, sizeof(path), "%s/agents.ring", f->dir);
-    itest_write_file(path, text);
-    assert_int_equal(chmod(path, 0644), 0);
+    fleet_write_ring(f, "agents.ring", text);
     fleet_create_ctl_db(f, ctl_server);
     /* large fleets copy one loaded template (CREATE DATABASE ... TEMPLATE): seconds, not minutes */
     if (f->n > MAXTENANTS / 8) {
@@ -309,6 +315,30 @@ static inline int fleet_run(fleet *f, const char *plan_json, char *out, size_t o
     snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout %d",
              f->dir, path, f->timeout_s > 0 ? f->timeout_s : 240);
     return run_cmd(cmd, out, outlen);
+}
+
+/* `pgrollout run` of plan_json in the background, its stdout and stderr through the returned
+ * pipe, for a test that acts while the rollout runs; fleet_run_finish collects it. */
+static inline FILE *fleet_run_start(fleet *f, const char *plan_json, int timeout_s)
+{
+    char path[256], cmd[1024];
+    snprintf(path, sizeof(path), "%s/plan.json", f->dir);
+    itest_write_file(path, plan_json);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout %d 2>&1",
+             f->dir, path, timeout_s);
+    FILE *run = popen(cmd, "r");
+    assert_non_null(run);
+    return run;
+}
+
+/* Reads the rest of a background run's output into out; returns its exit code (128 + the
+ * signal when it was killed). */
+static inline int fleet_run_finish(FILE *run, char *out, size_t outlen)
+{
+    size_t n = fread(out, 1, outlen - 1, run);
+    out[n] = '\0';
+    int st = pclose(run);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* Rows of tenant t's audit outbox (only those published to Kafka when published_only). */

@@ -51,13 +51,7 @@ static void test_rollout_agent_killed_mid_job_resumes_once(void **state)
     fleet_start_agent(&f, 0);
     unsetenv("PGR_FAILPOINT");
     snprintf(plan, sizeof(plan), plan_json, "resume-agent");
-    char path[256], cmd[1024];
-    snprintf(path, sizeof(path), "%s/plan.json", f.dir);
-    itest_write_file(path, plan);
-    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 240",
-             f.dir, path);
-    FILE *run = popen(cmd, "r");
-    assert_non_null(run);
+    FILE *run = fleet_run_start(&f, plan, 240);
     int st = 0;
     waitpid(f.agent_pid[0], &st, 0);
     for (int i = 0; i < fleet_agent_count; i++) {
@@ -67,10 +61,7 @@ static void test_rollout_agent_killed_mid_job_resumes_once(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     f.agent_pid[0] = 0;
     fleet_start_agent(&f, 0); /* restart: the unfinished job resumes from the tenant DB */
-    size_t n = fread(out, 1, sizeof(out) - 1, run);
-    out[n] = '\0';
-    int rc = pclose(run);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+    if (fleet_run_finish(run, out, sizeof(out)) != 0)
         fail_msg("run failed:\n%s", out);
     check_tenants_done_once(&f);
     assert_int_equal(fleet_stop_agent(&f, 0, SIGTERM), 0);
@@ -116,18 +107,13 @@ static void services(const char *what)
 static void test_rollout_survives_broker_outage(void **state)
 {
     fleet f;
-    char plan[1024], path[256], cmd[1024], line[4096];
+    char plan[1024], cmd[1024], line[4096];
     (void)state;
     fleet_setup(&f, 4 * 1024 * 1024);
     fleet_start_agent(&f, 0);
     fleet_start_agent(&f, 1);
     snprintf(plan, sizeof(plan), plan_json, "outage");
-    snprintf(path, sizeof(path), "%s/plan.json", f.dir);
-    itest_write_file(path, plan);
-    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 300 2>&1",
-             f.dir, path);
-    FILE *run = popen(cmd, "r");
-    assert_non_null(run);
+    FILE *run = fleet_run_start(&f, plan, 300);
     /* as soon as the jobs are out, the broker goes away for 20 s */
     bool published = false;
     while (!published && fgets(line, sizeof(line), run) != NULL)
@@ -137,10 +123,7 @@ static void test_rollout_survives_broker_outage(void **state)
     struct timespec t = {20, 0};
     nanosleep(&t, NULL);
     services("kafka-start");
-    size_t n = fread(out, 1, sizeof(out) - 1, run);
-    out[n] = '\0';
-    int rc = pclose(run);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+    if (fleet_run_finish(run, out, sizeof(out)) != 0)
         fail_msg("run failed after the outage:\n%s", out);
     check_tenants_done_once(&f);
     /* no event lost: every step of every tenant and every result reached the control DB */

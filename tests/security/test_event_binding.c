@@ -239,19 +239,14 @@ static void forge_final_run(PGconn *ctl)
 static void test_event_binding_stolen_agent_key(void **state)
 {
     (void)state;
-    char plan[1024], path[256], cmd[1024], job3[64];
+    char plan[1024], job3[64];
     pgr_error err;
     int derr = 0;
     pgr_config *cfg = fleet_kafka_config(&F);
     assert_int_equal(pgr_kafka_producer_new(cfg, &producer, &derr, &err), PGR_OK);
     fleet_start_agent(&F, 0); /* agent 2 stays down: district-003's run waits for it */
     snprintf(plan, sizeof(plan), PLAN, "bind-1");
-    snprintf(path, sizeof(path), "%s/plan.json", F.dir);
-    itest_write_file(path, plan);
-    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 300 2>&1",
-             F.dir, path);
-    FILE *run = popen(cmd, "r");
-    assert_non_null(run);
+    FILE *run = fleet_run_start(&F, plan, 300);
     PGconn *ctl = itest_connect(F.ctl_db);
     wait_for_two_done(ctl);
     job_of(ctl, "district-003", job3, sizeof(job3));
@@ -266,10 +261,8 @@ static void test_event_binding_stolen_agent_key(void **state)
     PQfinish(t3);
     /* the coordinator kept running; agent 2 comes and the rollout finishes */
     fleet_start_agent(&F, 1);
-    size_t n = fread(out, 1, sizeof(out) - 1, run);
-    out[n] = '\0';
-    int rc = pclose(run);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+    int rc = fleet_run_finish(run, out, sizeof(out));
+    if (rc != 0)
         fail_msg("rollout did not finish after the forged events:\n%s", out);
     for (int t = 0; t < F.n; t++) {
         PGconn *c = itest_connect(F.db[t]);

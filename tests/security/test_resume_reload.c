@@ -73,9 +73,7 @@ static void write_coordinators_ring(bool revoke_current)
     snprintf(old, sizeof(old), "%s", fleet_read_line(path));
     snprintf(text, sizeof(text), "%s %s\n%s revoked\n", cur,
              revoke_current ? "revoked" : "name=current", old);
-    snprintf(path, sizeof(path), "%s/coordinators.ring", F.dir);
-    itest_write_file(path, text);
-    assert_int_equal(chmod(path, 0644), 0);
+    fleet_write_ring(&F, "coordinators.ring", text);
 }
 
 /* district-002's finished job set back to `accepted` (as migration SQL could): not run again
@@ -181,17 +179,12 @@ static void set_max_parallel_one(int a)
 static void test_sighup_rechecks_queued_jobs(void **state)
 {
     (void)state;
-    char plan[1024], path[256], cmd[1024];
+    char plan[1024];
     set_max_parallel_one(0);
     PGconn *l1 = hold_lock(0), *l2 = hold_lock(1);
     fleet_start_all(&F);
     plan_for(plan, sizeof(plan), "queued", "\"district-001\", \"district-002\"");
-    snprintf(path, sizeof(path), "%s/plan.json", F.dir);
-    itest_write_file(path, plan);
-    snprintf(cmd, sizeof(cmd), COORD_BIN " run --config %s/coord.ini --plan %s --timeout 60 2>&1",
-             F.dir, path);
-    FILE *run = popen(cmd, "r");
-    assert_non_null(run);
+    FILE *run = fleet_run_start(&F, plan, 60);
     /* both recorded: one running (waiting for its lock), one accepted and queued */
     long both = 0;
     for (int i = 0; i < 150 && both != 2; i++) {
@@ -231,10 +224,7 @@ static void test_sighup_rechecks_queued_jobs(void **state)
                 1);
     PQfinish(l1);
     PQfinish(l2);
-    size_t n = fread(out, 1, sizeof(out) - 1, run);
-    out[n] = '\0';
-    int rc = pclose(run);
-    assert_false(WIFEXITED(rc) && WEXITSTATUS(rc) == 0); /* one tenant was refused */
+    assert_int_not_equal(fleet_run_finish(run, out, sizeof(out)), 0); /* one tenant refused */
     assert_int_equal(idx_count(queued_t), 0);
     assert_int_equal(idx_count(1 - queued_t), 34);
     /* trusted again: a normal rollout reaches the refused tenant */
@@ -256,9 +246,7 @@ static void revoke_agent2(bool revoked)
     snprintf(text, sizeof(text),
              "%s tenants=district-001,district-002\n%s tenants=district-003%s\n", a1, a2,
              revoked ? " revoked" : "");
-    snprintf(path, sizeof(path), "%s/agents.ring", F.dir);
-    itest_write_file(path, text);
-    assert_int_equal(chmod(path, 0644), 0);
+    fleet_write_ring(&F, "agents.ring", text);
 }
 
 /* The coordinator (events) and its audit collector (--collect-audit) stop trusting agent 2's

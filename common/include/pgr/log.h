@@ -46,6 +46,10 @@ void pgr_log(pgr_log_level level, const pgr_log_ctx *ctx, const char *fmt, ...) 
  * shown)". */
 void pgr_log_redact_dsn(const char *dsn, char *out, size_t outlen);
 
+/* Whether libpq reads dsn as a connection string (a postgresql:// or postgres:// URI, or
+ * key=value pairs: it holds '='); anything else is a plain database name (expand_dbname). */
+bool pgr_log_dsn_is_conninfo(const char *dsn);
+
 /* False when libpq cannot parse dsn (a plain database name is valid). */
 bool pgr_log_dsn_valid(const char *dsn);
 

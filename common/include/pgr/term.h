@@ -15,7 +15,9 @@
 #include "pgr/error.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Writes the escaped form of s into out (outlen > 0: always NUL-terminated; an escape or a UTF-8
  * character is never cut in half). Returns the length of the whole escaped form, as snprintf
@@ -28,6 +30,11 @@ char *pgr_term_escape_dup(const char *s);
 /* Formats like snprintf, then escapes the whole result into out (outlen > 0): one line for a
  * terminal, without its final newline (an embedded newline shows as "\n"). */
 void pgr_term_format(char *out, size_t outlen, const char *fmt, ...) PGR_PRINTF(3, 4);
+void pgr_term_vformat(char *out, size_t outlen, const char *fmt, va_list ap) PGR_PRINTF(3, 0);
+
+/* pgr_term_format of one line (up to 4 KB escaped), written to f with its newline. */
+void pgr_term_printf(FILE *f, const char *fmt, ...) PGR_PRINTF(2, 3);
+void pgr_term_vprintf(FILE *f, const char *fmt, va_list ap) PGR_PRINTF(2, 0);
 
 /* A JSON string (new reference) of untrusted text for a JSON output built with jansson: s itself
  * when it is valid UTF-8, else its escaped form (jansson refuses invalid UTF-8, and the value
