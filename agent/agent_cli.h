@@ -1,11 +1,9 @@
-/* agent_cli.h - commands of pgrollout-agent; each returns a process exit code. */
+/* agent_cli.h - commands of pgrollout-agent; each returns a process exit code (pgr/exitcode.h):
+ * with daemon_main.c and main.c, the only code of the agent that maps results to exit codes. */
 #ifndef AGENT_CLI_H
 #define AGENT_CLI_H
 
-#define AGENT_EXIT_OK       0
-#define AGENT_EXIT_FAIL     1
-#define AGENT_EXIT_USAGE    2
-#define AGENT_EXIT_CONFLICT 3
+#include "pgr/exitcode.h"
 
 int agent_cli_apply(int argc, char **argv);
 int agent_cli_rollback(int argc, char **argv);

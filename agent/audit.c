@@ -5,7 +5,7 @@
  * are written to pgrollout.audit_outbox in the transaction of the change they describe.
  * They carry object names, counts, hashes, durations and operators: never row values (PHI).
  */
-#include "executor_int.h"
+#include "audit.h"
 
 #include "pgr/crypto.h"
 #include "pgr/pg.h"
@@ -42,7 +42,7 @@ json_t *agent_audit_job_end(agent_exec *x, const char *type, pgr_code rc, long l
     json_t *rec = agent_audit_new(x, "job_end");
     json_object_set_new(rec, "type", json_string(type));
     json_object_set_new(rec, "outcome", json_string(rc == PGR_OK ? "succeeded" : "failed"));
-    json_object_set_new(rec, "code", json_string(pgr_code_name(rc)));
+    json_object_set_new(rec, "code", json_string(pgr_error_code_name(rc)));
     json_object_set_new(rec, "duration_ms", json_integer(duration_ms));
     return rec;
 }
@@ -50,16 +50,16 @@ json_t *agent_audit_job_end(agent_exec *x, const char *type, pgr_code rc, long l
 void agent_audit_step_fields(json_t *rec, const pgr_migration *m, const pgr_step *s)
 {
     char obj[512], sha[PGR_SHA256_HEX_LEN];
-    pgr_step_describe(s, obj, sizeof(obj));
+    pgr_migration_step_describe(s, obj, sizeof(obj));
     json_object_set_new(rec, "version", json_string(m->version));
     json_object_set_new(rec, "migration", json_string(m->name));
     json_object_set_new(rec, "part", json_string(s->down ? "down" : "up"));
     json_object_set_new(rec, "step", json_integer(s->index + 1));
-    json_object_set_new(rec, "kind", json_string(pgr_step_kind_name(s->kind)));
+    json_object_set_new(rec, "kind", json_string(pgr_migration_step_kind_name(s->kind)));
     json_object_set_new(rec, "object", json_string(obj));
     json_object_set_new(rec, "phi", json_boolean(s->phi));
     /* The SQL itself is identified by its hash; for generated steps, the annotation's. */
-    pgr_sha256_hex(s->sql, strlen(s->sql), sha);
+    pgr_crypto_sha256_hex(s->sql, strlen(s->sql), sha);
     json_object_set_new(rec, "sql_sha256", json_string(sha));
 }
 
@@ -89,7 +89,7 @@ static pgr_code audit_link(const agent_exec *x, json_t *rec, char **canon, char 
                            char hash[PGR_SHA256_HEX_LEN], pgr_error *err)
 {
     uint8_t prev[PGR_SHA256_LEN], d[PGR_SHA256_LEN];
-    if (pgr_hex_decode(x->head_hash, prev, sizeof(prev)) != PGR_OK)
+    if (pgr_crypto_hex_decode(x->head_hash, prev, sizeof(prev)) != PGR_OK)
         return pgr_error_set(err, PGR_ERR_INTERNAL, "audit chain head is corrupt");
     long long seq = x->head_seq + 1;
     json_object_set_new(rec, "seq", json_integer(seq));
@@ -102,7 +102,7 @@ static pgr_code audit_link(const agent_exec *x, json_t *rec, char **canon, char 
     crypto_hash_sha256_update(&st, prev, sizeof(prev));
     crypto_hash_sha256_update(&st, (const unsigned char *)*canon, strlen(*canon));
     crypto_hash_sha256_final(&st, d);
-    pgr_hex_encode(d, sizeof(d), hash);
+    pgr_crypto_hex_encode(d, sizeof(d), hash);
     snprintf(seqbuf, 32, "%lld", seq);
     return PGR_OK;
 }
@@ -136,10 +136,10 @@ static pgr_code link_and_store(agent_exec *x, json_t *rec, char **canonical_out,
     if (rc != PGR_OK)
         return rc;
     const char *params[] = {seqbuf, x->tenant, x->head_hash, hash, canon};
-    rc =
-        agent_exec_stmt(x, AGENT_STMT_AUDIT_APPEND,
-                        "WITH " HEAD_MOVE " RETURNING 1), " RECORD_INSERT " SELECT count(*) FROM o",
-                        5, params, &r, err);
+    rc = agent_session_stmt(x, AGENT_STMT_AUDIT_APPEND,
+                            "WITH " HEAD_MOVE " RETURNING 1), " RECORD_INSERT
+                            " SELECT count(*) FROM o",
+                            5, params, &r, err);
     if (rc == PGR_OK) {
         *stale = strcmp(PQgetvalue(r, 0, 0), "1") != 0;
         PQclear(r);
@@ -169,7 +169,7 @@ static pgr_code index_done_once(agent_exec *x, json_t *rec, const agent_step_row
                             row->v[5], row->v[6], name,         table};
     /* the look-up is agent_index_lookup's (by name, in the schema of the step's table); the
      * step row, the chain head and the record are written together or not at all */
-    rc = agent_exec_stmt(
+    rc = agent_session_stmt(
         x, AGENT_STMT_INDEX_DONE,
         "WITH v AS (SELECT 1 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid WHERE "
         "c.relname = $13::text AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid "
@@ -188,7 +188,7 @@ static pgr_code index_done_once(agent_exec *x, json_t *rec, const agent_step_row
     if (rc == PGR_OK && *stored) {
         head_moved(x, seqbuf, hash);
         agent_event ev = {.kind = AGENT_EV_AUDIT, .audit_json = canon};
-        agent_exec_emit(x, &ev);
+        agent_session_emit(x, &ev);
     }
     free(canon);
     return rc;
@@ -245,7 +245,7 @@ pgr_code agent_audit_append(agent_exec *x, json_t *rec, pgr_error *err)
     pgr_code rc = PGR_OK;
 
     if (own)
-        rc = agent_exec_begin(x, err);
+        rc = agent_session_begin(x, err);
     if (rc == PGR_OK)
         rc = audit_insert(x, rec, &canon, err);
     json_decref(rec);
@@ -260,8 +260,8 @@ pgr_code agent_audit_append(agent_exec *x, json_t *rec, pgr_error *err)
         }
     }
     if (own && rc == PGR_OK)
-        return agent_exec_commit(x, err);
+        return agent_session_commit(x, err);
     if (own)
-        agent_exec_rollback_txn(x);
+        agent_session_rollback(x);
     return rc;
 }

@@ -2,11 +2,13 @@
  * backup.c - optional pre-migration backup: pg_dump -Fc of the tenant database into a new
  * file of mode 0600, verified with pg_restore --list, its size and SHA-256 in the audit trail.
  */
-#include "executor_int.h"
+#include "audit.h"
+#include "backup.h"
 
 #include "pgr/crypto.h"
 #include "pgr/log.h"
-#include "pgr/parse.h"
+#include "pgr/buf.h"
+#include "pgr/dsn.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -29,7 +31,7 @@
 static void export_dsn(const char *dsn)
 {
     PQconninfoOption *opts =
-        dsn != NULL && pgr_log_dsn_is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
+        dsn != NULL && pgr_dsn_is_conninfo(dsn) ? PQconninfoParse(dsn, NULL) : NULL;
     for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
         if (o->val != NULL && o->envvar != NULL)
             setenv(o->envvar, o->val, 1);
@@ -43,7 +45,7 @@ static char *dsn_dbname(const char *dsn)
 {
     if (dsn == NULL || *dsn == '\0')
         return NULL;
-    if (!pgr_log_dsn_is_conninfo(dsn))
+    if (!pgr_dsn_is_conninfo(dsn))
         return strdup(dsn);
     char *name = NULL;
     PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
@@ -196,7 +198,7 @@ static pgr_code file_sha256(const char *path, char hex[PGR_SHA256_HEX_LEN], long
     }
     fclose(f);
     crypto_hash_sha256_final(&st, d);
-    pgr_hex_encode(d, sizeof(d), hex);
+    pgr_crypto_hex_encode(d, sizeof(d), hex);
     return PGR_OK;
 }
 

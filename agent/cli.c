@@ -28,26 +28,32 @@ typedef struct cli_opts {
     int verified; /* apply --verify: -1 not checked, 1 nothing found, 0 problems */
 } cli_opts;
 
-static const char *const usage_text =
-    " --dsn DSN --migrations DIR [options]\n\n"
-    "  --dsn DSN               libpq connection string of the tenant database (default: the\n"
-    "                          PG* environment variables)\n"
-    "  --migrations DIR        migration files (default: migrations)\n"
-    "  --target VERSION        apply: stop at this version (default: all)\n"
-    "  --to VERSION            rollback: roll back every migration above VERSION (0 = all)\n"
-    "  --orphans abort|quarantine  orphan policy for foreign keys (default: the file's)\n"
-    "  --lock-timeout MS       lock_timeout of the session (default 5000)\n"
-    "  --statement-timeout MS  statement_timeout of the session (default 0 = none)\n"
-    "  --retries N             retries after lock timeout, deadlock, lost connection (default 5)\n"
-    "  --backup DIR            pg_dump -Fc the database into DIR first (mode 0600, verified)\n"
-    "  --verify                apply: run the checks of verify after the last step, before the\n"
-    "                          job's end is recorded (problems: exit 3)\n"
-    "  --operator NAME         who runs this, for the audit trail (default: $USER)\n"
-    "  --tenant ID             tenant id for records (default: the database name)\n"
-    "  --json                  one JSON object per event on stdout\n"
-    "  -h, --help              show this help\n\n"
-    "exit codes: 0 applied or nothing to do, 1 a step failed (database left consistent),\n"
-    "            2 usage or configuration error, 3 drift or lock held\n";
+/* The options of apply, rollback, status and verify, then the exit-code table. */
+static void print_usage(const char *cmd)
+{
+    printf(
+        "usage: pgrollout-agent %s --dsn DSN --migrations DIR [options]\n\n"
+        "  --dsn DSN               libpq connection string of the tenant database (default: the\n"
+        "                          PG* environment variables)\n"
+        "  --migrations DIR        migration files (default: migrations)\n"
+        "  --target VERSION        apply: stop at this version (default: all)\n"
+        "  --to VERSION            rollback: roll back every migration above VERSION (0 = all)\n"
+        "  --orphans abort|quarantine  orphan policy for foreign keys (default: the file's)\n"
+        "  --lock-timeout MS       lock_timeout of the session (default %d)\n"
+        "  --statement-timeout MS  statement_timeout of the session (default %d = none)\n"
+        "  --retries N             retries after lock timeout, deadlock, lost connection "
+        "(default %d)\n"
+        "  --backup DIR            pg_dump -Fc the database into DIR first (mode 0600, verified)\n"
+        "  --verify                apply: run the checks of verify after the last step, before "
+        "the\n"
+        "                          job's end is recorded (problems: exit 3)\n"
+        "  --operator NAME         who runs this, for the audit trail (default: $USER)\n"
+        "  --tenant ID             tenant id for records (default: the database name)\n"
+        "  --json                  one JSON object per event on stdout\n"
+        "  -h, --help              show this help\n\n",
+        cmd, PGR_DEFAULT_LOCK_TIMEOUT_MS, PGR_DEFAULT_STATEMENT_TIMEOUT_MS, PGR_DEFAULT_RETRIES);
+    pgr_exitcode_print_table(stdout);
+}
 
 static int usage_error(const char *cmd, const char *fmt, ...) PGR_PRINTF(2, 3);
 
@@ -59,7 +65,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry \"pgrollout-agent %s --help\".\n", cmd);
-    return AGENT_EXIT_USAGE;
+    return PGR_EXIT_USAGE;
 }
 
 static int parse_int_opt(const char *cmd, const char *name, const char *v, int min, int max,
@@ -69,7 +75,7 @@ static int parse_int_opt(const char *cmd, const char *name, const char *v, int m
     pgr_error e;
     if (pgr_parse_int64(v, min, max, &n, &e) != PGR_OK) {
         fprintf(stderr, "pgrollout-agent %s: --%s: %s\n", cmd, name, e.msg);
-        return AGENT_EXIT_USAGE;
+        return PGR_EXIT_USAGE;
     }
     *out = (int)n;
     return 0;
@@ -86,7 +92,7 @@ static int apply_option(const char *cmd, int c, cli_opts *o)
         return 0;
     case 'T':
     case 't':
-        if (!pgr_version_valid(optarg))
+        if (!pgr_migration_version_valid(optarg))
             return usage_error(cmd, "invalid version \"%s\": expected 14 digits (or 0)", optarg);
         if (c == 'T')
             o->exec.target = optarg;
@@ -118,7 +124,7 @@ static int apply_option(const char *cmd, int c, cli_opts *o)
                     "pgrollout-agent %s: --tenant: invalid tenant id: use 1 to 128 letters, "
                     "digits, '_', '-' or '.'\n",
                     cmd);
-            return AGENT_EXIT_USAGE;
+            return PGR_EXIT_USAGE;
         }
         o->exec.tenant_id = optarg;
         return 0;
@@ -164,14 +170,13 @@ static int parse_opts(const char *cmd, int argc, char **argv, cli_opts *o)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h') {
-            printf("usage: pgrollout-agent %s", cmd);
-            fputs(usage_text, stdout);
+            print_usage(cmd);
             return -1;
         }
         if (c == '?') {
             fprintf(stderr, "pgrollout-agent %s: unknown or incomplete option \"%s\"\n", cmd,
                     argv[optind - 1]);
-            return AGENT_EXIT_USAGE;
+            return PGR_EXIT_USAGE;
         }
         int rc = apply_option(cmd, c, o);
         if (rc != 0)
@@ -292,22 +297,13 @@ static void on_event(const agent_event *ev, void *user)
         print_text_event(ev, o);
 }
 
-static int exit_code(pgr_code rc)
-{
-    if (rc == PGR_OK)
-        return AGENT_EXIT_OK;
-    if (rc == PGR_ERR_DRIFT || rc == PGR_ERR_LOCKED)
-        return AGENT_EXIT_CONFLICT;
-    return AGENT_EXIT_FAIL;
-}
-
 static int load_set(const char *cmd, const char *dir, pgr_migration_set **set)
 {
     pgr_error e;
     pgr_error_clear(&e);
     if (pgr_migration_dir_load(dir, set, &e) != PGR_OK) {
         cli_error(cmd, e.msg);
-        return AGENT_EXIT_USAGE;
+        return PGR_EXIT_USAGE;
     }
     return 0;
 }
@@ -320,7 +316,7 @@ static int run_apply_or_rollback(const char *cmd, int argc, char **argv, bool ro
     int rc = parse_opts(cmd, argc, argv, &o);
 
     if (rc != 0)
-        return rc < 0 ? AGENT_EXIT_OK : rc;
+        return rc < 0 ? PGR_EXIT_OK : rc;
     if (rollback && o.to == NULL)
         return usage_error(cmd, "--to VERSION is required");
     rc = load_set(cmd, o.migrations, &set);
@@ -343,7 +339,7 @@ static int run_apply_or_rollback(const char *cmd, int argc, char **argv, bool ro
     else if (!o.json)
         printf("%s: done%s\n", cmd, o.verified == 1 ? " (checked: 0 problems)" : "");
     pgr_migration_set_free(set);
-    return exit_code(r);
+    return (int)pgr_exitcode_from(r);
 }
 
 int agent_cli_apply(int argc, char **argv)
@@ -395,12 +391,12 @@ int agent_cli_status(int argc, char **argv)
     int rc = parse_opts("status", argc, argv, &o);
 
     if (rc != 0)
-        return rc < 0 ? AGENT_EXIT_OK : rc;
+        return rc < 0 ? PGR_EXIT_OK : rc;
     rc = load_set("status", o.migrations, &set);
     if (rc != 0)
         return rc;
     pgr_error_clear(&e);
-    pgr_code r = agent_exec_status(set, &o.exec, &st, &e);
+    pgr_code r = agent_status_read(set, &o.exec, &st, &e);
     if (r != PGR_OK) {
         cli_error("status", e.msg);
     } else {
@@ -410,7 +406,7 @@ int agent_cli_status(int argc, char **argv)
     }
     agent_status_free(st);
     pgr_migration_set_free(set);
-    return exit_code(r);
+    return (int)pgr_exitcode_from(r);
 }
 
 static void report_problem(const char *version, const char *object, const char *problem, void *user)
@@ -437,18 +433,18 @@ int agent_cli_verify(int argc, char **argv)
     int rc = parse_opts("verify", argc, argv, &o);
 
     if (rc != 0)
-        return rc < 0 ? AGENT_EXIT_OK : rc;
+        return rc < 0 ? PGR_EXIT_OK : rc;
     rc = load_set("verify", o.migrations, &set);
     if (rc != 0)
         return rc;
     pgr_error_clear(&e);
-    pgr_code r = agent_exec_verify(set, &o.exec, report_problem, &o, &problems, &e);
+    pgr_code r = agent_verify_run(set, &o.exec, report_problem, &o, &problems, &e);
     pgr_migration_set_free(set);
     if (r != PGR_OK) {
         cli_error("verify", e.msg);
-        return exit_code(r);
+        return (int)pgr_exitcode_from(r);
     }
     if (!o.json)
         printf("verify: %d problem(s)\n", problems);
-    return problems == 0 ? AGENT_EXIT_OK : AGENT_EXIT_FAIL;
+    return problems == 0 ? PGR_EXIT_OK : PGR_EXIT_FAIL;
 }

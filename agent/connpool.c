@@ -6,7 +6,7 @@
  */
 #include "connpool.h"
 
-#include "executor_int.h"
+#include "pgr/clock.h"
 
 void agent_connpool_init(agent_connpool *p)
 {

@@ -2,248 +2,30 @@
  * executor.c - orchestration of apply and rollback on one tenant database: connect, lock,
  * check drift, back up, run each migration's steps in order, keep history and audit records.
  */
-#include "connpool.h"
-#include "executor_int.h"
-#include "seqstore.h"
+#include "audit.h"
+#include "backup.h"
+#include "index.h"
+#include "session.h"
+#include "state.h"
+#include "stepexec.h"
+#include "verify.h"
 
-#include "pgr/crypto.h"
+#include "pgr/config.h"
 #include "pgr/log.h"
 #include "pgr/pg.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ctype.h>
-#include <pwd.h>
-#include <signal.h>
-#include <time.h>
-#include <unistd.h>
 
 void agent_exec_opts_init(agent_exec_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->dsn = "";
-    o->lock_timeout_ms = 5000;
-    o->statement_timeout_ms = 0;
-    o->retries = 5;
-    o->retry_base_ms = 200;
-}
-
-void agent_failpoint(const char *name)
-{
-    const char *fp = getenv("PGR_FAILPOINT");
-    if (fp != NULL && strcmp(fp, name) == 0)
-        raise(SIGKILL);
-}
-
-void agent_exec_emit(agent_exec *x, agent_event *ev)
-{
-    ev->tenant_id = x->tenant;
-    ev->job_id = x->job_id;
-    if (x->o->cb != NULL)
-        x->o->cb(ev, x->o->cb_user);
-}
-
-/* Random (version 4) UUID for jobs started from the command line. */
-static void uuid4(char out[AGENT_UUID_LEN])
-{
-    uint8_t b[16];
-    randombytes_buf(b, sizeof(b));
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, AGENT_UUID_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
-
-static void flush_audit(agent_exec *x, bool emit)
-{
-    for (size_t i = 0; i < x->pending_count; i++) {
-        if (emit) {
-            agent_event ev = {.kind = AGENT_EV_AUDIT, .audit_json = x->pending_audit[i]};
-            agent_exec_emit(x, &ev);
-        }
-        free(x->pending_audit[i]);
-    }
-    x->pending_count = 0;
-}
-
-pgr_code agent_exec_stmt(agent_exec *x, agent_stmt id, const char *sql, int nparams,
-                         const char *const *params, PGresult **out, pgr_error *err)
-{
-    char name[32];
-    if (!x->session_checked)
-        return pgr_pg_execp(x->conn, sql, nparams, params, out, err);
-    snprintf(name, sizeof(name), "pgr_%u_%d", x->stmt_gen, (int)id);
-    return pgr_pg_execp_prepared(x->conn, name, sql, &x->stmt_ready[id], nparams, params, out, err);
-}
-
-pgr_code agent_exec_begin(agent_exec *x, pgr_error *err)
-{
-    return pgr_pg_exec(x->conn, "BEGIN", NULL, err);
-}
-
-/* The intake's accepted job seq goes to the state directory after its COMMIT: written before,
- * a failed commit would leave a seq there that the job's redelivery could not pass. */
-static void keep_seq(agent_exec *x, bool committed)
-{
-    pgr_error err;
-    long long seq = x->seq_to_keep;
-    x->seq_to_keep = 0;
-    if (!committed || seq <= 0 || x->o->state_dir == NULL)
-        return;
-    if (agent_seqstore_keep(x->o->state_dir, x->tenant, seq, &err) != PGR_OK) {
-        pgr_log_ctx ctx = {"intake", x->tenant, x->job_id};
-        pgr_log_error(&ctx, "could not keep the accepted job seq %lld: %s", seq, err.msg);
-    }
-}
-
-pgr_code agent_exec_commit(agent_exec *x, pgr_error *err)
-{
-    pgr_code rc = pgr_pg_exec(x->conn, "COMMIT", NULL, err);
-    /* Audit records become real (and are announced) only once their transaction committed. */
-    flush_audit(x, rc == PGR_OK);
-    keep_seq(x, rc == PGR_OK);
-    return rc;
-}
-
-void agent_exec_rollback_txn(agent_exec *x)
-{
-    if (!pgr_pg_conn_lost(x->conn) && PQtransactionStatus(x->conn) != PQTRANS_IDLE)
-        PGR_IGNORE(pgr_pg_exec(x->conn, "ROLLBACK", NULL, NULL));
-    flush_audit(x, false);
-    keep_seq(x, false);
-    x->head_known = false; /* records of the transaction, if any, are gone: read the head again */
-}
-
-/* A role named "pgrollout" puts our state schema first in search_path ("$user"), and unqualified
- * names in migrations (CREATE EXTENSION, CREATE TABLE) would land there. Keep it out. Run again
- * once the state schema exists. */
-#define PIN_SEARCH_PATH                                                                            \
-    "SELECT set_config('search_path', coalesce((SELECT string_agg(quote_ident(s), ',') FROM "      \
-    "unnest(current_schemas(false)) s WHERE s <> 'pgrollout'), ''), false) WHERE "                 \
-    "current_schema() = 'pgrollout'"
-
-static pgr_code pin_search_path(agent_exec *x, pgr_error *err)
-{
-    return pgr_pg_exec(x->conn, PIN_SEARCH_PATH, NULL, err);
-}
-
-/* Session settings every migration session carries (DESIGN.md 6): bounded lock waits. */
-pgr_code agent_exec_session_setup(agent_exec *x, pgr_error *err)
-{
-    char sql[640];
-    /* one round trip: the settings, then the search_path pin */
-    snprintf(sql, sizeof(sql),
-             "SET lock_timeout = %d; SET statement_timeout = %d; "
-             "SET idle_in_transaction_session_timeout = 0; SET client_min_messages = warning; "
-             /* a killed agent's backend notices within a second and releases its locks */
-             "SET client_connection_check_interval = 1000; "
-             /* our prepared bookkeeping statements are planned once per session, not five
-              * times first (the catalog look-ups' planning cost more than their execution);
-              * RESET before the author's SQL runs (steps.c) */
-             "SET plan_cache_mode = force_generic_plan; " PIN_SEARCH_PATH,
-             x->o->lock_timeout_ms, x->o->statement_timeout_ms);
-    pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);
-    x->generic_plans = rc == PGR_OK;
-    return rc;
-}
-
-static pgr_code exec_connect(agent_exec *x, pgr_error *err)
-{
-    x->conn = x->o->pool != NULL ? agent_connpool_take(x->o->pool) : NULL;
-    pgr_code rc =
-        x->conn != NULL ? PGR_OK : pgr_pg_connect(x->o->dsn, "pgrollout-agent", &x->conn, err);
-    if (rc == PGR_OK)
-        rc = agent_exec_session_setup(x, err);
-    return rc;
-}
-
-pgr_code agent_exec_reconnect(agent_exec *x, pgr_error *err)
-{
-    PQfinish(x->conn);
-    x->conn = NULL;
-    x->session_checked = false;
-    agent_index_forget(x);
-    PQfinish(x->progress_conn);
-    x->progress_conn = NULL;
-    flush_audit(x, false);
-    pgr_code rc = exec_connect(x, err);
-    /* The session-level advisory lock died with the old session: take it again. If another
-     * runner took it meanwhile, this runner must not write anything more: drop the session. */
-    if (rc == PGR_OK)
-        rc = agent_state_lock(x, err);
-    if (rc != PGR_OK) {
-        PQfinish(x->conn);
-        x->conn = NULL;
-    }
-    return rc;
-}
-
-static void exec_init(agent_exec *x, const agent_exec_opts *o)
-{
-    memset(x, 0, sizeof(*x));
-    x->o = o;
-    if (o->job_id != NULL)
-        snprintf(x->job_id, sizeof(x->job_id), "%s", o->job_id);
-    else
-        uuid4(x->job_id);
-    const char *op = o->operator_name != NULL ? o->operator_name : getenv("USER");
-    struct passwd *pw = op == NULL ? getpwuid(geteuid()) : NULL;
-    if (pw != NULL)
-        op = pw->pw_name;
-    snprintf(x->operator_name, sizeof(x->operator_name), "%s", op != NULL ? op : "unknown");
-}
-
-/* Connects, takes the lock, installs tenant state. */
-static bool uuid_shaped(const char *s)
-{
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return n == 36;
-}
-
-pgr_code agent_exec_open(agent_exec *x, const agent_exec_opts *o, bool lock, pgr_error *err)
-{
-    exec_init(x, o);
-    if (!uuid_shaped(x->job_id))
-        return pgr_error_set(err, PGR_ERR_INVALID, "job id \"%s\" is not a UUID", x->job_id);
-    if (pgr_crypto_init(err) != PGR_OK)
-        return PGR_ERR_CRYPTO;
-    pgr_code rc = exec_connect(x, err);
-    if (rc != PGR_OK)
-        return rc;
-    snprintf(x->tenant, sizeof(x->tenant), "%s",
-             o->tenant_id != NULL ? o->tenant_id : PQdb(x->conn));
-    if (lock)
-        rc = agent_state_lock(x, err);
-    if (rc == PGR_OK && lock)
-        rc = agent_state_ensure(x, err);
-    if (rc == PGR_OK && lock)
-        rc = pin_search_path(x, err); /* again: the schema may have just appeared */
-    if (rc == PGR_OK && lock)
-        rc = agent_step_owner_resolve(x, err);
-    return rc;
-}
-
-void agent_exec_close(agent_exec *x, bool locked)
-{
-    if (locked)
-        agent_state_unlock(x);
-    flush_audit(x, false);
-    free(x->pending_audit);
-    agent_index_forget(x);
-    PQfinish(x->progress_conn);
-    if (x->o != NULL && x->o->pool != NULL)
-        agent_connpool_give(x->o->pool, x->conn); /* reset first: nothing of ours stays */
-    else
-        PQfinish(x->conn);
+    o->lock_timeout_ms = PGR_DEFAULT_LOCK_TIMEOUT_MS;
+    o->statement_timeout_ms = PGR_DEFAULT_STATEMENT_TIMEOUT_MS;
+    o->retries = PGR_DEFAULT_RETRIES;
+    o->retry_base_ms = PGR_DEFAULT_RETRY_BASE_MS;
 }
 
 /* --- history -------------------------------------------------------------------------------- */
@@ -352,7 +134,7 @@ static pgr_code migration_transition(agent_exec *x, const pgr_migration *m, cons
                                      const char *clear_part, const char *action,
                                      long long duration_ms, pgr_error *err)
 {
-    pgr_code rc = agent_exec_begin(x, err);
+    pgr_code rc = agent_session_begin(x, err);
     if (rc == PGR_OK && clear_part != NULL) {
         const char *params[] = {m->version, clear_part};
         rc = pgr_pg_execp(x->conn, "DELETE FROM pgrollout.steps WHERE version = $1 AND part = $2",
@@ -369,8 +151,8 @@ static pgr_code migration_transition(agent_exec *x, const pgr_migration *m, cons
         rc = agent_audit_append(x, rec, err);
     }
     if (rc == PGR_OK)
-        return agent_exec_commit(x, err);
-    agent_exec_rollback_txn(x);
+        return agent_session_commit(x, err);
+    agent_session_rollback(x);
     return rc;
 }
 
@@ -384,7 +166,7 @@ static pgr_code transition(agent_exec *x, const pgr_migration *m, const char *st
     for (int attempt = 0;; attempt++) {
         pgr_code rc = migration_transition(x, m, status, clear_part, action, duration_ms, err);
         if (rc == PGR_OK || !err->retriable || attempt >= x->o->retries ||
-            !agent_step_backoff(x, attempt, err))
+            !agent_stepexec_backoff(x, attempt, err))
             return rc;
     }
 }
@@ -408,9 +190,9 @@ static pgr_code run_part(agent_exec *x, const pgr_migration *m, bool down, pgr_e
             rc = pgr_error_set(err, PGR_ERR_INVALID, "cancelled before step %zu of migration %s",
                                k + 1, m->version);
         else
-            rc = agent_step_run(x, m, &steps[k], (int)n, err);
+            rc = agent_stepexec_run(x, m, &steps[k], (int)n, err);
     }
-    agent_index_forget(x);
+    agent_session_forget_prefetch(x);
     return rc;
 }
 
@@ -423,7 +205,7 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
                       .name = m->name,
                       .step_count = (int)(down ? m->down_count : m->up_count),
                       .percent = -1};
-    agent_exec_emit(x, &ev);
+    agent_session_emit(x, &ev);
     /* A fresh attempt forgets the step records of the other direction; a resumed one keeps its
      * own so that finished steps are not run twice. */
     pgr_code rc =
@@ -436,8 +218,8 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
     if (rc != PGR_OK) {
         pgr_error keep = *err;
         if (pgr_pg_conn_lost(x->conn))
-            PGR_IGNORE(agent_exec_reconnect(x, NULL));
-        agent_exec_rollback_txn(x);
+            PGR_IGNORE(agent_session_reconnect(x, NULL));
+        agent_session_rollback(x);
         if (!pgr_pg_conn_lost(x->conn))
             (void)migration_transition(x, m, down ? "rolling_back" : "failed", NULL,
                                        down ? "rollback_failed" : "migration_failed",
@@ -451,21 +233,21 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
     ev.message = down ? "rolled back" : "applied";
     ev.duration_ms = pgr_clock_mono_ms() - t0;
     if (rc == PGR_OK)
-        agent_exec_emit(x, &ev);
+        agent_session_emit(x, &ev);
     return rc;
 }
 
 static void emit_job(agent_exec *x, agent_event_kind kind, const char *msg, long long dur)
 {
     agent_event ev = {.kind = kind, .message = msg, .duration_ms = dur, .percent = -1};
-    agent_exec_emit(x, &ev);
+    agent_session_emit(x, &ev);
 }
 
 /* Job bookkeeping around a run: jobs row and audit records for start and end. */
 static pgr_code job_start(agent_exec *x, const char *type, pgr_error *err)
 {
     emit_job(x, AGENT_EV_JOB_START, type, 0);
-    pgr_code rc = agent_exec_begin(x, err);
+    pgr_code rc = agent_session_begin(x, err);
     if (rc == PGR_OK)
         rc = agent_state_job(x, type, "running", NULL, err);
     if (rc == PGR_OK) {
@@ -474,8 +256,8 @@ static pgr_code job_start(agent_exec *x, const char *type, pgr_error *err)
         rc = agent_audit_append(x, rec, err);
     }
     if (rc == PGR_OK)
-        return agent_exec_commit(x, err);
-    agent_exec_rollback_txn(x);
+        return agent_session_commit(x, err);
+    agent_session_rollback(x);
     return rc;
 }
 
@@ -483,10 +265,10 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
                     long long t0)
 {
     const char *msg = rc == PGR_OK ? NULL : err->msg;
-    if (pgr_pg_conn_lost(x->conn) && agent_exec_reconnect(x, NULL) != PGR_OK)
+    if (pgr_pg_conn_lost(x->conn) && agent_session_reconnect(x, NULL) != PGR_OK)
         return;
-    agent_exec_rollback_txn(x);
-    if (agent_exec_begin(x, NULL) == PGR_OK) {
+    agent_session_rollback(x);
+    if (agent_session_begin(x, NULL) == PGR_OK) {
         json_t *rec = agent_audit_job_end(x, type, rc, pgr_clock_mono_ms() - t0);
         if (x->o->verified != NULL && *x->o->verified >= 0)
             json_object_set_new(rec, "verified", json_boolean(*x->o->verified));
@@ -497,9 +279,9 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
                                                                  : "failed";
         if (agent_state_job(x, type, state, msg, NULL) == PGR_OK &&
             agent_audit_append(x, rec, NULL) == PGR_OK)
-            PGR_IGNORE(agent_exec_commit(x, NULL));
+            PGR_IGNORE(agent_session_commit(x, NULL));
         else
-            agent_exec_rollback_txn(x);
+            agent_session_rollback(x);
     }
     emit_job(x, AGENT_EV_JOB_DONE, msg, pgr_clock_mono_ms() - t0);
 }
@@ -554,6 +336,19 @@ static pgr_code rollback_applied(agent_exec *x, const pgr_migration_set *set, co
 
 /* One job on the tenant: lock, drift check, job records, optional backup, then the migrations
  * in the direction asked (rollback when to_version is not NULL). */
+/* Connects and takes the runner lock, then installs the tenant state under it. */
+static pgr_code job_open(agent_exec *x, const agent_exec_opts *o, pgr_error *err)
+{
+    pgr_code rc = agent_session_open(x, o, true, err);
+    if (rc == PGR_OK)
+        rc = agent_state_ensure(x, err);
+    if (rc == PGR_OK)
+        rc = agent_session_pin_search_path(x, err); /* again: the schema may have just appeared */
+    if (rc == PGR_OK)
+        rc = agent_stepexec_owner_resolve(x, err);
+    return rc;
+}
+
 static pgr_code run_job(const pgr_migration_set *set, const agent_exec_opts *o,
                         const char *to_version, pgr_error *err)
 {
@@ -562,7 +357,7 @@ static pgr_code run_job(const pgr_migration_set *set, const agent_exec_opts *o,
     history h = {NULL, 0};
     long long t0 = pgr_clock_mono_ms();
 
-    pgr_code rc = agent_exec_open(&x, o, true, err);
+    pgr_code rc = job_open(&x, o, err);
     bool locked = rc == PGR_OK;
     if (rc == PGR_OK)
         rc = history_load(&x, &h, err);
@@ -583,11 +378,11 @@ static pgr_code run_job(const pgr_migration_set *set, const agent_exec_opts *o,
     /* before the job's end is recorded: a crash during the check leaves the job running, and
      * its resumption (nothing left to apply) checks again and reports */
     if (rc == PGR_OK && to_version == NULL && o->verified != NULL)
-        rc = agent_exec_check_applied(&x, set, o->verified, err);
+        rc = agent_verify_check_applied(&x, set, o->verified, err);
     if (started)
         job_end(&x, type, rc, err, t0);
     free(h.rows);
-    agent_exec_close(&x, locked);
+    agent_session_close(&x, locked);
     return rc;
 }
 

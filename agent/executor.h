@@ -13,8 +13,12 @@
 #define AGENT_EXECUTOR_H
 
 #include "pgr/error.h"
+#include "pgr/job.h"
 #include "pgr/migration.h"
 
+#include <jansson.h>
+
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct pg_conn; /* libpq's PGconn */
@@ -79,9 +83,9 @@ typedef struct agent_exec_opts {
     agent_orphans orphans; /* overrides the file's orphan policy when not FILE */
     agent_event_cb cb;
     void *cb_user;
-    volatile int *cancel; /* set non-zero to stop before the next step (may be NULL) */
-    char *from_version;   /* out (may be NULL, 15 bytes): highest applied version before the
-                             job ran ("0" when none), so a rollback can return there */
+    const atomic_int *cancel; /* set non-zero to stop before the next step (may be NULL) */
+    char *from_version;       /* out (may be NULL, 15 bytes): highest applied version before the
+                                 job ran ("0" when none), so a rollback can return there */
     int *verified; /* apply, in/out (may be NULL): when set, the checks of verify run after the
                       last step, under the job's lock and before its end is recorded; *verified
                       becomes 1 (nothing found), 0 (problems: the job fails with PGR_ERR_DRIFT)
@@ -135,16 +139,56 @@ typedef struct agent_status {
 } agent_status;
 
 /* Reads schema_migrations (set may be NULL: no drift/pending information). */
-pgr_code agent_exec_status(const pgr_migration_set *set, const agent_exec_opts *o,
+pgr_code agent_status_read(const pgr_migration_set *set, const agent_exec_opts *o,
                            agent_status **out, pgr_error *err) PGR_MUSTCHECK;
 void agent_status_free(agent_status *s);
 
 /* Checks every object the applied migrations create: indexes exist, are valid and match their
  * definition; foreign keys validated; extensions present. Each mismatch is reported through
  * `report` and counted in *problems. */
-pgr_code agent_exec_verify(const pgr_migration_set *set, const agent_exec_opts *o,
-                           void (*report)(const char *version, const char *object,
-                                          const char *problem, void *user),
-                           void *user, int *problems, pgr_error *err) PGR_MUSTCHECK;
+pgr_code agent_verify_run(const pgr_migration_set *set, const agent_exec_opts *o,
+                          void (*report)(const char *version, const char *object,
+                                         const char *problem, void *user),
+                          void *user, int *problems, pgr_error *err) PGR_MUSTCHECK;
+
+/* --- the daemon's records of the jobs it receives (jobrec.c) ---------------------------------
+ * Each call opens a session on the tenant of o (no runner lock: the intake only appends records,
+ * and a job may be running), installs the tenant state when missing, writes, and closes. o names
+ * the tenant, the job (job_id, operator_name) and agent.state_dir. */
+
+#define AGENT_REFUSAL_LEN 256 /* the text of a refusal the tenant's records explain */
+
+/* Appends an audit record with action and the members of fields (consumed; may be NULL). */
+pgr_code agent_jobrec_audit(const agent_exec_opts *o, const char *action, json_t *fields,
+                            pgr_error *err) PGR_MUSTCHECK;
+
+/* In one transaction under the intake lock: the replay and sequence checks (the database's and
+ * agent.state_dir's last accepted seq), the pgrollout.jobs row and the job_accepted record. A
+ * refusal sets *why ("duplicate", "replay", "stale_seq") and, when the records explain it, the
+ * text in refusal (else ""); nothing is written then. PGR_OK also for a refusal. */
+pgr_code agent_jobrec_accept(const agent_exec_opts *o, const pgr_job *job, const char *kid,
+                             const char *envelope, const char **why,
+                             char refusal[AGENT_REFUSAL_LEN], pgr_error *err) PGR_MUSTCHECK;
+
+/* Marks an unfinished job (accepted, running, interrupted) failed with error: it is not tried
+ * again. */
+pgr_code agent_jobrec_fail(const agent_exec_opts *o, const char *job_id, const char *error,
+                           pgr_error *err) PGR_MUSTCHECK;
+
+/* The unfinished jobs of the tenant (job id and envelope, seq order), terminated by a row with
+ * job_id NULL; free with agent_jobrec_rows_free. */
+typedef struct agent_jobrec_row {
+    char *job_id, *envelope;
+} agent_jobrec_row;
+pgr_code agent_jobrec_unfinished(const agent_exec_opts *o, agent_jobrec_row **out, int *n,
+                                 pgr_error *err) PGR_MUSTCHECK;
+void agent_jobrec_rows_free(agent_jobrec_row *rows);
+
+/* In one transaction: the job's row becomes succeeded (rc PGR_OK) or failed with error, and its
+ * job_end record (with problems when >= 0, a verify job's count). For jobs that ran no executor
+ * (verify, cancel, refused before they ran). */
+pgr_code agent_jobrec_end(const agent_exec_opts *o, const pgr_job *job, pgr_code rc,
+                          const char *error, int problems, long long duration_ms,
+                          pgr_error *err) PGR_MUSTCHECK;
 
 #endif

@@ -13,11 +13,14 @@
  * while writes are blocked, so a validating ADD blocks them no longer, and a second full scan
  * (VALIDATE) is saved: 64 ms of 1.2 s at benchmark scale 50 (docs/BENCHMARKS.md).
  */
-#include "executor_int.h"
+#include "failpoint.h"
+#include "fk.h"
+#include "step.h"
 
 #include "pgr/indexdef.h"
 #include "pgr/pg.h"
 #include "pgr/sqlgen.h"
+#include "pgr/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,7 +272,7 @@ static pgr_code phase_not_valid(agent_exec *x, const pgr_migration *m, const pgr
     pgr_code rc = count_orphans(x, s, &orphans, err);
     if (rc == PGR_OK && orphans > 0 && strcmp(policy(x, s), "abort") == 0) {
         orphan_ids(x, s, ids, sizeof(ids));
-        agent_exec_rollback_txn(x);
+        agent_session_rollback(x);
         (void)audit_orphans(x, m, s, "orphans_found", orphans, 0, NULL);
         return pgr_error_set(err, PGR_ERR_INVALID,
                              "%lld orphan row(s) in \"%s\" reference no row of \"%s\" "
@@ -363,12 +366,12 @@ static pgr_code in_txn(agent_exec *x, const pgr_migration *m, const pgr_step *s,
                                       long long, pgr_error *),
                        pgr_error *err)
 {
-    pgr_code rc = agent_exec_begin(x, err);
+    pgr_code rc = agent_session_begin(x, err);
     if (rc == PGR_OK)
         rc = fn(x, m, s, t0, err);
     if (rc == PGR_OK)
-        return agent_exec_commit(x, err);
-    agent_exec_rollback_txn(x);
+        return agent_session_commit(x, err);
+    agent_session_rollback(x);
     return rc;
 }
 

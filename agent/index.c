@@ -6,11 +6,14 @@
  * pg_stat_progress_create_index for the builder's pid and reports phase and percentage. After
  * the build the index must be valid, or it is dropped again and the step fails.
  */
-#include "executor_int.h"
+#include "failpoint.h"
+#include "index.h"
+#include "step.h"
 
 #include "pgr/indexdef.h"
 #include "pgr/pg.h"
 #include "pgr/sqlgen.h"
+#include "pgr/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,7 +160,7 @@ static void poll_progress(agent_exec *x, const pgr_migration *m, const pgr_step 
         ev.tuples_done = td;
         ev.tuples_total = tt;
         ev.percent = pct;
-        agent_exec_emit(x, &ev);
+        agent_session_emit(x, &ev);
     }
     PQclear(r);
 }
@@ -167,7 +170,7 @@ static void emit_tick(agent_exec *x, const pgr_migration *m, const pgr_step *s, 
     char obj[AGENT_OBJECT_LEN];
     agent_event ev;
     agent_step_event(&ev, AGENT_EV_STEP_TICK, m, s, count, obj);
-    agent_exec_emit(x, &ev);
+    agent_session_emit(x, &ev);
 }
 
 /* Sends the build and waits for it, polling progress every PROGRESS_INTERVAL_MS. */
@@ -317,15 +320,6 @@ pgr_code agent_index_run(agent_exec *x, const pgr_migration *m, const pgr_step *
     return finish_index(x, m, s, pgr_clock_mono_ms() - t0, err);
 }
 
-void agent_index_forget(agent_exec *x)
-{
-    for (size_t i = 0; i < x->index_info_count; i++)
-        free(x->index_info[i].def);
-    free(x->index_info);
-    x->index_info = NULL;
-    x->index_info_count = 0;
-}
-
 /* [[name, qualified table], ...] of the index and drop_index steps, entries in x->index_info. */
 static char *prefetch_list(agent_exec *x, const pgr_step *steps, size_t n, bool with_drops)
 {
@@ -350,7 +344,7 @@ static char *prefetch_list(agent_exec *x, const pgr_step *steps, size_t n, bool 
 void agent_index_prefetch(agent_exec *x, const pgr_step *steps, size_t n, bool with_drops)
 {
     PGresult *r = NULL;
-    agent_index_forget(x);
+    agent_session_forget_prefetch(x);
     char *list = prefetch_list(x, steps, n, with_drops);
     const char *params[] = {list};
     bool ok = list != NULL &&
@@ -374,7 +368,7 @@ void agent_index_prefetch(agent_exec *x, const pgr_step *steps, size_t n, bool w
     PQclear(r);
     free(list);
     if (!ok)
-        agent_index_forget(x);
+        agent_session_forget_prefetch(x);
 }
 
 pgr_code agent_index_lookup_first(agent_exec *x, const pgr_step *s, bool *found, bool *valid,

@@ -3,7 +3,7 @@
  * databases, standalone or as a daemon fed by signed Kafka jobs. Only main() exits.
  */
 #include "agent_cli.h"
-#include "daemon.h"
+#include "daemon_main.h"
 
 #include "pgr/log.h"
 
@@ -21,7 +21,7 @@ static const agent_command commands[] = {
     {"rollback", agent_cli_rollback, "roll applied migrations back to a version"},
     {"status", agent_cli_status, "show applied, pending and drifted migrations"},
     {"verify", agent_cli_verify, "check every object the applied migrations created"},
-    {"run", agent_cli_run, "serve tenants: signed jobs from Kafka, events back (daemon)"},
+    {"run", daemon_main_run, "serve tenants: signed jobs from Kafka, events back (daemon)"},
     {NULL, NULL, NULL},
 };
 
@@ -34,9 +34,8 @@ static void usage(FILE *out)
     for (const agent_command *c = commands; c->name != NULL; c++)
         fprintf(out, "  %-10s %s\n", c->name, c->summary);
     fprintf(out, "\n  pgrollout-agent COMMAND --help   shows the options of a command\n"
-                 "  pgrollout-agent --version        prints the version\n\n"
-                 "exit codes: 0 applied or nothing to do, 1 a step failed, 2 usage or\n"
-                 "            configuration error, 3 drift or lock held\n");
+                 "  pgrollout-agent --version        prints the version\n\n");
+    pgr_exitcode_print_table(out);
 }
 
 int main(int argc, char **argv)
@@ -44,16 +43,16 @@ int main(int argc, char **argv)
     pgr_log_setup(PGR_LOG_INFO, PGR_LOG_TEXT, stderr);
     if (argc < 2) {
         usage(stderr);
-        return AGENT_EXIT_USAGE;
+        return PGR_EXIT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);
-        return AGENT_EXIT_OK;
+        return PGR_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("pgrollout-agent %s\n", PGR_VERSION);
-        return AGENT_EXIT_OK;
+        return PGR_EXIT_OK;
     }
     for (const agent_command *c = commands; c->name != NULL; c++) {
         if (strcmp(argv[1], c->name) == 0)
@@ -61,5 +60,5 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "pgrollout-agent: unknown %s \"%s\"\nTry \"pgrollout-agent --help\".\n",
             argv[1][0] == '-' ? "option" : "command", argv[1]);
-    return AGENT_EXIT_USAGE;
+    return PGR_EXIT_USAGE;
 }

@@ -10,6 +10,7 @@
 #include "pgr/log.h"
 #include "pgr/parse.h"
 #include "pgr/pg.h"
+#include "pgr/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,7 @@ static pgr_code seq_path(const char *state_dir, const char *tenant, const char *
     return PGR_OK;
 }
 
-pgr_code agent_statefile_read(const char *path, long long max, long long *v, pgr_error *err)
+pgr_code agent_seqstore_file_read(const char *path, long long max, long long *v, pgr_error *err)
 {
     char buf[32];
     *v = 0;
@@ -67,7 +68,7 @@ static pgr_code read_kind(const char *state_dir, const char *tenant, const char 
     char path[4096];
     *seq = 0;
     pgr_code rc = seq_path(state_dir, tenant, ext, path, sizeof(path), err);
-    return rc == PGR_OK ? agent_statefile_read(path, INT64_MAX, seq, err) : rc;
+    return rc == PGR_OK ? agent_seqstore_file_read(path, INT64_MAX, seq, err) : rc;
 }
 
 static pgr_code fsync_dir(const char *dir, pgr_error *err)
@@ -103,7 +104,7 @@ static pgr_code write_synced(const char *path, const char *text, pgr_error *err)
     return PGR_OK;
 }
 
-pgr_code agent_statefile_write(const char *dir, const char *path, long long v, pgr_error *err)
+pgr_code agent_seqstore_file_write(const char *dir, const char *path, long long v, pgr_error *err)
 {
     char tmp[4096 + 32], text[32];
     /* one temporary file per process: agents may share a state directory */
@@ -131,7 +132,7 @@ static pgr_code keep_kind(const char *state_dir, const char *tenant, const char 
         return rc;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return pgr_error_set(err, PGR_ERR_IO, "could not create \"%s\": %s", dir, strerror(errno));
-    return agent_statefile_write(dir, path, seq, err);
+    return agent_seqstore_file_write(dir, path, seq, err);
 }
 
 pgr_code agent_seqstore_read(const char *state_dir, const char *tenant, long long *seq,
@@ -166,19 +167,20 @@ pgr_code agent_seqstore_keep_ended(const char *state_dir, const char *tenant, lo
 
 /* A job above both numbers while they disagree: accepted, and the disagreement goes into the
  * audit chain (published before the job's first step runs). */
-void agent_seqstore_check(agent_exec *x, long long seq, long long in_db, const char **why)
+void agent_seqstore_check(const char *state_dir, const char *tenant, long long seq, long long in_db,
+                          const char **why, char refusal[AGENT_REFUSAL_LEN], long long *keep)
 {
     long long kept = 0;
     pgr_error ferr;
-    x->refusal[0] = '\0';
-    x->seq_to_keep = 0;
-    if (x->o->state_dir == NULL || *why != NULL)
+    refusal[0] = '\0';
+    *keep = 0;
+    if (state_dir == NULL || *why != NULL)
         return;
-    if (agent_seqstore_read(x->o->state_dir, x->tenant, &kept, &ferr) != PGR_OK) {
+    if (agent_seqstore_read(state_dir, tenant, &kept, &ferr) != PGR_OK) {
         /* fail closed: without the kept seq a replay cannot be told from a new job */
         *why = "stale_seq";
-        snprintf(x->refusal, sizeof(x->refusal), "the last accepted job seq is unknown: %s",
-                 ferr.msg);
+        pgr_str_cut(refusal, AGENT_REFUSAL_LEN, "the last accepted job seq is unknown: %s",
+                    ferr.msg);
         return;
     }
     /* Lower in the database than in the file: rows were deleted (migration SQL) or the database
@@ -187,17 +189,17 @@ void agent_seqstore_check(agent_exec *x, long long seq, long long in_db, const c
      * file lags (a new state directory): the job is judged by both and the file catches up. */
     if (seq <= kept || seq <= in_db || in_db < kept) {
         *why = "stale_seq";
-        snprintf(x->refusal, sizeof(x->refusal),
+        snprintf(refusal, AGENT_REFUSAL_LEN,
                  "seq %lld %s of tenant \"%s\" (pgrollout.jobs: %lld, agent state directory: "
                  "%lld%s)",
                  seq,
                  in_db < kept ? "refused: the two last accepted job seqs disagree"
                               : "is not above the last accepted job's",
-                 x->tenant, in_db, kept,
+                 tenant, in_db, kept,
                  in_db < kept ? "; rows of pgrollout.jobs were deleted or the database was "
                                 "restored: reconcile before any job runs"
                               : "");
         return;
     }
-    x->seq_to_keep = seq;
+    *keep = seq;
 }

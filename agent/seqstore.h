@@ -7,16 +7,17 @@
 #ifndef AGENT_SEQSTORE_H
 #define AGENT_SEQSTORE_H
 
-#include "executor_int.h"
+#include "executor.h"
 
 /* In the intake's open transaction, after its own replay checks passed (*why NULL): refuses a job
  * whose seq is not above both in_db (the highest seq of pgrollout.jobs, which the intake read
- * under its lock) and the seq kept for x's tenant
- * in x->o->state_dir (NULL: the database's only), and every job while the database's is the lower
- * of the two (rows were deleted, or the database restored: an operator reconciles). A refusal
- * sets *why to "stale_seq" and x->refusal to a message naming the tenant and both numbers. On
- * acceptance, the seq is kept once that transaction commits (agent_exec_commit). */
-void agent_seqstore_check(agent_exec *x, long long seq, long long in_db, const char **why);
+ * under its lock) and the seq kept for tenant in state_dir (NULL: the database's only), and
+ * every job while the database's is the lower of the two (rows were deleted, or the database
+ * restored: an operator reconciles). A refusal sets *why to "stale_seq" and refusal to a message
+ * naming the tenant and both numbers. On acceptance *keep is seq, to be kept once that
+ * transaction commits (agent_session_commit); else 0. */
+void agent_seqstore_check(const char *state_dir, const char *tenant, long long seq, long long in_db,
+                          const char **why, char refusal[AGENT_REFUSAL_LEN], long long *keep);
 
 /* The seq kept for tenant in state_dir into *seq (0 when none is kept yet). */
 pgr_code agent_seqstore_read(const char *state_dir, const char *tenant, long long *seq,
@@ -41,12 +42,12 @@ pgr_code agent_seqstore_keep_ended(const char *state_dir, const char *tenant, lo
 /* The files of agent.state_dir hold one decimal number each. Reads the number of the file at
  * path (0 to max) into *v: 0 when the file does not exist; an error naming the file when it
  * cannot be read or holds anything else. */
-pgr_code agent_statefile_read(const char *path, long long max, long long *v,
-                              pgr_error *err) PGR_MUSTCHECK;
+pgr_code agent_seqstore_file_read(const char *path, long long max, long long *v,
+                                  pgr_error *err) PGR_MUSTCHECK;
 
 /* Replaces the file at path, in directory dir, by one holding v: a temporary file of this
  * process written and fsynced (mode 0600), renamed over it, then dir fsynced. */
-pgr_code agent_statefile_write(const char *dir, const char *path, long long v,
-                               pgr_error *err) PGR_MUSTCHECK;
+pgr_code agent_seqstore_file_write(const char *dir, const char *path, long long v,
+                                   pgr_error *err) PGR_MUSTCHECK;
 
 #endif

@@ -3,18 +3,16 @@
  * schema_migrations (history), steps (what finished, for resuming), jobs, and the audit outbox
  * with its chain head. Created on first use under the runner's advisory lock.
  */
-#include "executor_int.h"
+#include "state.h"
 
 #include "pgr/pg.h"
 #include "pgr/sqlgen.h"
+#include "pgr/buf.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define STATE_VERSION_TEXT "3" /* the highest row of pgrollout.state_version */
-/* Advisory lock key pair: "pgro" and 1. Advisory locks are per database, so this is one lock
- * per tenant database. */
-#define LOCK_KEY "1886545775, 1"
 
 static const char *const state_ddl =
     "CREATE TABLE IF NOT EXISTS pgrollout.state_version ("
@@ -89,36 +87,15 @@ pgr_code agent_state_ensure(agent_exec *x, pgr_error *err)
         if (current)
             return PGR_OK;
     }
-    if (agent_exec_begin(x, err) != PGR_OK)
+    if (agent_session_begin(x, err) != PGR_OK)
         return PGR_ERR_DB;
     if (agent_state_create_schema(x, "pgrollout", err) != PGR_OK ||
         pgr_pg_exec(x->conn, state_ddl, NULL, err) != PGR_OK) {
-        agent_exec_rollback_txn(x);
+        agent_session_rollback(x);
         pgr_error_prefix(err, "could not create schema \"pgrollout\"");
         return PGR_ERR_DB;
     }
-    return agent_exec_commit(x, err);
-}
-
-pgr_code agent_state_lock(agent_exec *x, pgr_error *err)
-{
-    PGresult *r = NULL;
-    if (pgr_pg_exec(x->conn, "SELECT pg_try_advisory_lock(" LOCK_KEY ")", &r, err) != PGR_OK)
-        return PGR_ERR_DB;
-    bool got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!got)
-        return pgr_error_set(err, PGR_ERR_LOCKED,
-                             "another migration is running on tenant \"%s\" (database \"%s\"): "
-                             "its advisory lock is held",
-                             x->tenant, PQdb(x->conn));
-    return PGR_OK;
-}
-
-void agent_state_unlock(agent_exec *x)
-{
-    if (!pgr_pg_conn_lost(x->conn))
-        PGR_IGNORE(pgr_pg_exec(x->conn, "SELECT pg_advisory_unlock(" LOCK_KEY ")", NULL, NULL));
+    return agent_session_commit(x, err);
 }
 
 /* The step's recorded phase only: the session was checked and nothing could change it since. */
@@ -129,10 +106,10 @@ static pgr_code step_phase(agent_exec *x, const char *version, const char *part,
     PGresult *r = NULL;
     snprintf(stepbuf, sizeof(stepbuf), "%d", step);
     const char *params[] = {version, part, stepbuf};
-    if (agent_exec_stmt(x, AGENT_STMT_STEP_PHASE,
-                        "SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
-                        "step = $3::int",
-                        3, params, &r, err) != PGR_OK)
+    if (agent_session_stmt(x, AGENT_STMT_STEP_PHASE,
+                           "SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
+                           "step = $3::int",
+                           3, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
     snprintf(phase, 32, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
@@ -140,7 +117,7 @@ static pgr_code step_phase(agent_exec *x, const char *version, const char *part,
 }
 
 /* Before each attempt of a step, in one round trip (it used to take four): restore the session
- * settings (migration SQL may have changed them; same values as agent_exec_session_setup, so
+ * settings (migration SQL may have changed them; same values as agent_session_setup, so
  * the bookkeeping statements after an author's step plan once again: steps.c RESETs
  * plan_cache_mode before each author's step), keep
  * the state schema out of search_path, check that this runner still holds the tenant's lock,
@@ -173,8 +150,10 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
             "current_schema() = 'pgrollout' THEN set_config('search_path', coalesce((SELECT "
             "string_agg(quote_ident(s), ',') FROM unnest(current_schemas(false)) s WHERE s <> "
             "'pgrollout'), ''), false) END, EXISTS (SELECT 1 FROM pg_locks WHERE locktype = "
-            "'advisory' AND pid = pg_backend_pid() AND classid = 1886545775 AND objid = 1 AND "
-            "granted), (SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
+            "'advisory' AND pid = pg_backend_pid() AND classid = " AGENT_LOCK_CLASS
+            " AND objid = " AGENT_LOCK_RUNNER_OBJID
+            " AND granted), (SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 "
+            "AND "
             "step = $3::int)",
             5, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
@@ -198,9 +177,9 @@ void agent_state_step_row(const agent_exec *x, const pgr_migration *m, const pgr
 {
     snprintf(row->step, sizeof(row->step), "%d", s->index + 1);
     snprintf(row->duration, sizeof(row->duration), "%lld", duration_ms);
-    pgr_step_describe(s, row->object, sizeof(row->object));
+    pgr_migration_step_describe(s, row->object, sizeof(row->object));
     const char *v[7] = {m->version,   s->down ? "down" : "up",
-                        row->step,    pgr_step_kind_name(s->kind),
+                        row->step,    pgr_migration_step_kind_name(s->kind),
                         row->object,  x->job_id,
                         row->duration};
     memcpy(row->v, v, sizeof(v));
@@ -213,7 +192,7 @@ pgr_code agent_state_record_step(agent_exec *x, const pgr_migration *m, const pg
     agent_state_step_row(x, m, s, duration_ms, &row);
     const char *params[] = {row.v[0], row.v[1], row.v[2], row.v[3],
                             row.v[4], row.v[5], row.v[6], phase};
-    return agent_exec_stmt(
+    return agent_session_stmt(
         x, AGENT_STMT_STEP_RECORD,
         "INSERT INTO pgrollout.steps (version, part, step, kind, object, job_id, "
         "duration_ms, phase) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) " AGENT_STEPS_UPSERT,

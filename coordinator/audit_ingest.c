@@ -9,16 +9,19 @@
 #include "audit_ingest.h"
 #include "ctldb.h"
 
+#include "pgr/clock.h"
 #include "pgr/crypto.h"
 #include "pgr/pg.h"
 #include "pgr/term.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Inserts a record unless its (tenant, seq) is stored, and returns in the same round trip
@@ -52,19 +55,19 @@ static void alert(coord *c, const char *tenant, long long seq, const char *kind,
 
 /* hash == SHA-256(prev_hash bytes || record bytes), and the record names the same chain
  * position. Returns NULL when consistent, else what is wrong. */
-const char *coord_audit_check_link(const char *tenant, long long seq, const char *prev,
-                                   const char *hash, const char *record)
+const char *coord_audit_ingest_check_link(const char *tenant, long long seq, const char *prev,
+                                          const char *hash, const char *record)
 {
     uint8_t p[32], d[32];
     char hex[65];
-    if (pgr_hex_decode(prev, p, 32) != PGR_OK)
+    if (pgr_crypto_hex_decode(prev, p, 32) != PGR_OK)
         return "prev_hash is not 64 hex digits";
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, p, 32);
     crypto_hash_sha256_update(&st, (const unsigned char *)record, strlen(record));
     crypto_hash_sha256_final(&st, d);
-    pgr_hex_encode(d, 32, hex);
+    pgr_crypto_hex_encode(d, 32, hex);
     if (strcmp(hex, hash) != 0)
         return "hash does not match SHA-256(prev_hash || record)";
     json_t *r = json_loads(record, 0, NULL);
@@ -117,8 +120,9 @@ static void store(coord *c, const char *tenant, long long seq, const char *prev,
     PQclear(r);
 }
 
-const char *coord_audit_check(const char *payload, size_t len, const char *tenant,
-                              const pgr_keyring_entry *e, coord_audit_msg *msg, const char **detail)
+const char *coord_audit_ingest_check(const char *payload, size_t len, const char *tenant,
+                                     const pgr_keyring_entry *e, coord_audit_ingest_msg *msg,
+                                     const char **detail)
 {
     memset(msg, 0, sizeof(*msg));
     json_t *o = json_loadb(payload, len, 0, NULL);
@@ -138,7 +142,7 @@ const char *coord_audit_check(const char *payload, size_t len, const char *tenan
         *detail = "the signing agent key is not trusted for this tenant";
         return "untrusted_key";
     }
-    *detail = coord_audit_check_link(t, msg->seq, msg->prev_hash, msg->hash, msg->record);
+    *detail = coord_audit_ingest_check_link(t, msg->seq, msg->prev_hash, msg->hash, msg->record);
     return *detail != NULL ? "broken_hash" : NULL;
 }
 
@@ -149,7 +153,7 @@ typedef struct audit_item {
     char kid[PGR_KID_LEN];
     char *payload;  /* the verified payload; a.* point into a.doc */
     char *envelope; /* NUL-terminated copy of the message, stored with the record */
-    coord_audit_msg a;
+    coord_audit_ingest_msg a;
     const char *kind, *detail;           /* refused (an alert) when kind != NULL */
     const char *link_kind, *link_detail; /* chain problem the store found */
     char seq[24], prevseq[24];
@@ -172,7 +176,7 @@ static void verify_item(const pgr_keyring *kr, const rd_kafka_message_t *m, audi
         it->detail = it->err.msg;
         return;
     }
-    it->kind = coord_audit_check(it->payload, plen, it->tenant, e, &it->a, &it->detail);
+    it->kind = coord_audit_ingest_check(it->payload, plen, it->tenant, e, &it->a, &it->detail);
     if (it->kind != NULL)
         return;
     it->envelope = strndup(m->payload, m->len);
@@ -216,15 +220,15 @@ void coord_audit_ingest(coord *c, const rd_kafka_message_t *m)
 #define VERIFY_MIN_SPLIT   64 /* fewer messages are verified on the calling thread */
 #define VERIFY_GRAIN       8  /* messages a thread takes at a time */
 
-struct coord_audit_batch {
+struct coord_audit_ingest_batch {
     audit_item *items;
     int n, cap;
     int prepared_pid; /* the backend whose session has STORE_STMT prepared */
 };
 
-coord_audit_batch *coord_audit_batch_new(int capacity)
+coord_audit_ingest_batch *coord_audit_ingest_batch_new(int capacity)
 {
-    coord_audit_batch *b = calloc(1, sizeof(*b));
+    coord_audit_ingest_batch *b = calloc(1, sizeof(*b));
     if (b != NULL)
         b->items = calloc((size_t)capacity, sizeof(audit_item));
     if (b == NULL || b->items == NULL) {
@@ -235,7 +239,7 @@ coord_audit_batch *coord_audit_batch_new(int capacity)
     return b;
 }
 
-static void batch_clear(coord_audit_batch *b)
+static void batch_clear(coord_audit_ingest_batch *b)
 {
     for (int i = 0; i < b->n; i++) {
         rd_kafka_message_destroy(b->items[i].m);
@@ -244,7 +248,7 @@ static void batch_clear(coord_audit_batch *b)
     b->n = 0;
 }
 
-void coord_audit_batch_free(coord_audit_batch *b)
+void coord_audit_ingest_batch_free(coord_audit_ingest_batch *b)
 {
     if (b == NULL)
         return;
@@ -253,12 +257,12 @@ void coord_audit_batch_free(coord_audit_batch *b)
     free(b);
 }
 
-int coord_audit_batch_count(const coord_audit_batch *b)
+int coord_audit_ingest_batch_count(const coord_audit_ingest_batch *b)
 {
     return b->n;
 }
 
-int coord_audit_batch_fill(coord_audit_batch *b, rd_kafka_t *rk, int timeout_ms)
+int coord_audit_ingest_batch_fill(coord_audit_ingest_batch *b, rd_kafka_t *rk, int timeout_ms)
 {
     if (b->n > 0)
         return b->n;
@@ -303,7 +307,7 @@ static void *verify_work_run(void *arg)
 
 /* Ed25519 verification is most of a record's cost (about 50 us): spread items [from, to) over
  * the cores. */
-static void verify_items(coord *c, coord_audit_batch *b, int from, int to)
+static void verify_items(coord *c, coord_audit_ingest_batch *b, int from, int to)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int n = to - from, nt = n < VERIFY_MIN_SPLIT ? 1 : (int)(cores < 1 ? 1 : cores);
@@ -329,7 +333,7 @@ static bool send_item(PGconn *db, const audit_item *it)
         const char *p[] = {it->tenant, it->a.seq > 0 ? seq : NULL, it->kind, it->detail};
         return PQsendQueryParams(db, ALERT_SQL, 4, NULL, p, NULL, NULL, 0) == 1;
     }
-    const coord_audit_msg *a = &it->a;
+    const coord_audit_ingest_msg *a = &it->a;
     const char *p[] = {a->tenant_id, it->seq, a->prev_hash, a->hash,
                        a->record,    it->kid, it->envelope, it->prevseq};
     return PQsendQueryPrepared(db, STORE_STMT, 8, p, NULL, NULL, 0) == 1;
@@ -353,7 +357,7 @@ static bool read_item(PGconn *db, audit_item *it)
 
 /* Sends items [from, to) and a sync. The sync goes out even after a failed send, so that the
  * server answers what was sent and pipeline_leave can read it. */
-static bool send_chunk(PGconn *db, const coord_audit_batch *b, int from, int to)
+static bool send_chunk(PGconn *db, const coord_audit_ingest_batch *b, int from, int to)
 {
     bool sent = true;
     for (int i = from; i < to && sent; i++)
@@ -362,7 +366,7 @@ static bool send_chunk(PGconn *db, const coord_audit_batch *b, int from, int to)
 }
 
 /* Reads the results of items [from, to) and of the sync after them. */
-static bool read_chunk(PGconn *db, coord_audit_batch *b, int from, int to)
+static bool read_chunk(PGconn *db, coord_audit_ingest_batch *b, int from, int to)
 {
     bool ok = true;
     for (int i = from; i < to; i++)
@@ -388,14 +392,14 @@ static bool pipeline_leave(PGconn *db)
     return PQpipelineStatus(db) == PQ_PIPELINE_OFF;
 }
 
-static int chunk_end(const coord_audit_batch *b, int from)
+static int chunk_end(const coord_audit_ingest_batch *b, int from)
 {
     return from + PIPELINE_CHUNK > b->n ? b->n : from + PIPELINE_CHUNK;
 }
 
 /* BEGIN, then every item through the pipeline, chunk by chunk: while the server stores one
  * chunk, this process verifies the next. The transaction is left open (or failed). */
-static bool pipeline_batch(coord *c, coord_audit_batch *b)
+static bool pipeline_batch(coord *c, coord_audit_ingest_batch *b)
 {
     PGconn *db = c->db;
     verify_items(c, b, 0, chunk_end(b, 0));
@@ -411,7 +415,7 @@ static bool pipeline_batch(coord *c, coord_audit_batch *b)
     return pipeline_leave(db) && ok;
 }
 
-static bool prepare(PGconn *db, coord_audit_batch *b)
+static bool prepare(PGconn *db, coord_audit_ingest_batch *b)
 {
     if (PQbackendPID(db) == b->prepared_pid)
         return true;
@@ -424,7 +428,7 @@ static bool prepare(PGconn *db, coord_audit_batch *b)
 }
 
 /* Chain alerts (found by the stores) in the batch's transaction, then COMMIT. */
-static bool finish_batch(coord *c, coord_audit_batch *b)
+static bool finish_batch(coord *c, coord_audit_ingest_batch *b)
 {
     bool ok = true;
     for (int i = 0; i < b->n && ok; i++) {
@@ -437,7 +441,7 @@ static bool finish_batch(coord *c, coord_audit_batch *b)
     return ok && pgr_pg_exec(c->db, "COMMIT", NULL, NULL) == PGR_OK;
 }
 
-static void print_alerts(const coord_audit_batch *b)
+static void print_alerts(const coord_audit_ingest_batch *b)
 {
     for (int i = 0; i < b->n; i++) {
         const audit_item *it = &b->items[i];
@@ -450,13 +454,13 @@ static void print_alerts(const coord_audit_batch *b)
 
 /* The batch transaction failed for another reason than the connection (a deadlock with another
  * collector, a constraint): each record is stored on its own, as coord_audit_ingest does. */
-static void store_one_by_one(coord *c, coord_audit_batch *b)
+static void store_one_by_one(coord *c, coord_audit_ingest_batch *b)
 {
     for (int i = 0; i < b->n && !pgr_pg_conn_lost(c->db); i++)
         store_item(c, &b->items[i]);
 }
 
-bool coord_audit_batch_store(coord *c, coord_audit_batch *b)
+bool coord_audit_ingest_batch_store(coord *c, coord_audit_ingest_batch *b)
 {
     for (int i = 0; i < b->n; i++)
         b->items[i].link_kind = b->items[i].link_detail = NULL;
@@ -479,13 +483,55 @@ bool coord_audit_batch_store(coord *c, coord_audit_batch *b)
     return !pgr_pg_conn_lost(c->db);
 }
 
-void coord_audit_batch_commit(coord_audit_batch *b, rd_kafka_t *rk)
+void coord_audit_ingest_batch_commit(coord_audit_ingest_batch *b, rd_kafka_t *rk)
 {
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(4);
     for (int i = 0; i < b->n; i++)
-        coord_offsets_note(offs, b->items[i].m);
+        coord_ctldb_offsets_note(offs, b->items[i].m);
     if (offs->cnt > 0)
         rd_kafka_commit(rk, offs, 1);
     rd_kafka_topic_partition_list_destroy(offs);
     batch_clear(b);
+}
+
+/* ---- the collector ---------------------------------------------------------------- */
+
+#define COLLECT_BATCH 1000
+
+/* Reads a batch, verifies and stores it in one transaction, then commits its offsets: a crash
+ * re-reads, never skips (each (tenant, seq) is stored once); a lost control database holds the
+ * batch until it is back. Offsets are committed asynchronously (a broker round trip per record
+ * capped ingest at about 2,000 a second). */
+pgr_code coord_audit_ingest_collect(coord *c, int idle_exit_s, const volatile sig_atomic_t *stop,
+                                    long *stored, pgr_error *err)
+{
+    const char *fp = getenv("PGR_FAILPOINT");
+    bool failpoint = fp != NULL && strcmp(fp, "collector_after_store") == 0;
+    coord_ctldb g;
+    time_t last = time(NULL);
+    coord_audit_ingest_batch *b = coord_audit_ingest_batch_new(COLLECT_BATCH);
+    *stored = 0;
+    if (b == NULL)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    coord_ctldb_init(&g, NULL);
+    while (!*stop && (idle_exit_s <= 0 || time(NULL) - last < idle_exit_s)) {
+        if (coord_audit_ingest_batch_count(b) == 0) /* SIGHUP: no message held */
+            PGR_IGNORE(coord_reload_keyring(c));
+        if (coord_audit_ingest_batch_count(b) == 0 &&
+            coord_audit_ingest_batch_fill(b, c->consumer, 200) == 0)
+            continue;
+        last = time(NULL);
+        if (!coord_ctldb_ready(c, &g) || !coord_audit_ingest_batch_store(c, b)) {
+            pgr_clock_sleep_ms(100);
+            continue;
+        }
+        *stored += coord_audit_ingest_batch_count(b);
+        /* crash test: past the 20th message, stored but its offset not committed (a restart
+         * must absorb the replay) */
+        if (failpoint && *stored > 20)
+            raise(SIGKILL);
+        coord_audit_ingest_batch_commit(b, c->consumer);
+    }
+    coord_audit_ingest_batch_free(b); /* what is still held is not committed: read again later */
+    return PGR_OK;
 }

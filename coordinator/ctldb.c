@@ -7,8 +7,10 @@
 #include "ctldb.h"
 
 #include "pgr/log.h"
+#include "pgr/parse.h"
 #include "pgr/pg.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -45,13 +47,19 @@ static bool try_rollout_lock(coord *c, const char *name, bool *failed)
     return got;
 }
 
-bool coord_ctldb_lock_rollout(coord *c, const char *name)
+pgr_code coord_ctldb_lock_rollout(coord *c, const char *name, pgr_error *err)
 {
     bool failed = false;
-    bool got = try_rollout_lock(c, name, &failed);
-    if (!got)
-        fprintf(stderr, "pgrollout: another coordinator is running rollout \"%s\"\n", name);
-    return got;
+    if (try_rollout_lock(c, name, &failed))
+        return PGR_OK;
+    return pgr_error_set(err, PGR_ERR_LOCKED, "another coordinator is running rollout \"%s\"",
+                         name);
+}
+
+int coord_ctldb_int(const PGresult *r, int row, int col)
+{
+    int64_t v = 0;
+    return pgr_parse_int64(PQgetvalue(r, row, col), 0, INT32_MAX, &v, NULL) == PGR_OK ? (int)v : 0;
 }
 
 /* One reconnect attempt: new session, its settings, the rollout lock. */
@@ -109,7 +117,7 @@ static void send_pending(coord_ctldb *g, int async)
     g->flushed_at = pgr_clock_mono_ms();
 }
 
-void coord_offsets_note(rd_kafka_topic_partition_list_t *l, const rd_kafka_message_t *m)
+void coord_ctldb_offsets_note(rd_kafka_topic_partition_list_t *l, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, m->partition);
@@ -125,8 +133,8 @@ static void gather_commit(coord_ctldb *g, rd_kafka_t *rk, const rd_kafka_message
     if (g->pending == NULL)
         g->pending = rd_kafka_topic_partition_list_new(4);
     g->pending_rk = rk;
-    coord_offsets_note(g->pending, m);
-    if (pgr_clock_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+    coord_ctldb_offsets_note(g->pending, m);
+    if (pgr_clock_mono_ms() - g->flushed_at >= COORD_CTLDB_COMMIT_EVERY_MS)
         send_pending(g, 1);
 }
 
@@ -135,33 +143,33 @@ void coord_ctldb_flush(coord_ctldb *g)
     send_pending(g, 0);
 }
 
-coord_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
-                                   rd_kafka_message_t **held, int timeout_ms, bool async,
-                                   coord_store_fn fn, void *user)
+coord_ctldb_consumed coord_ctldb_consume(coord *c, coord_ctldb *g, rd_kafka_t *rk,
+                                         rd_kafka_message_t **held, int timeout_ms, bool async,
+                                         coord_ctldb_store_fn fn, void *user)
 {
-    if (g->pending != NULL && pgr_clock_mono_ms() - g->flushed_at >= COORD_COMMIT_EVERY_MS)
+    if (g->pending != NULL && pgr_clock_mono_ms() - g->flushed_at >= COORD_CTLDB_COMMIT_EVERY_MS)
         send_pending(g, 1); /* what an idle loop still owes */
     if (*held == NULL) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, timeout_ms);
         if (m == NULL)
-            return COORD_CONSUMED_NONE;
+            return COORD_CTLDB_CONSUMED_NONE;
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_message_destroy(m);
-            return COORD_CONSUMED_NONE;
+            return COORD_CTLDB_CONSUMED_NONE;
         }
         *held = m;
     }
     if (!coord_ctldb_ready(c, g))
-        return COORD_CONSUMED_HELD;
+        return COORD_CTLDB_CONSUMED_HELD;
     fn(c, *held, user);
     /* connection lost: stored or not, it is stored again after the reconnect (idempotent) */
     if (pgr_pg_conn_lost(c->db))
-        return COORD_CONSUMED_HELD;
+        return COORD_CTLDB_CONSUMED_HELD;
     if (async)
         gather_commit(g, rk, *held);
     else
         rd_kafka_commit_message(rk, *held, 0);
     rd_kafka_message_destroy(*held);
     *held = NULL;
-    return COORD_CONSUMED_STORED;
+    return COORD_CTLDB_CONSUMED_STORED;
 }

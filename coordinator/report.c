@@ -1,17 +1,11 @@
 /*
- * report.c - `pgrollout report ROLLOUT --html FILE`: one self-contained HTML page (inline CSS,
- * no scripts, no external assets) for people who would rather look than read: the waves, a
- * timeline of every tenant (start, end, duration, result), the failures with their reason,
- * the operator actions, and a summary of the central audit record.
+ * report.c - the HTML report of a rollout (report.h).
  */
-#include "coord.h"
-#include "coord_cli.h"
+#include "report.h"
 
 #include "pgr/pg.h"
 
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* The one HTML encoder of the report, for element text and quoted attribute values alike: every
@@ -47,14 +41,13 @@ static void html_escape(FILE *f, const char *s)
 }
 
 /* Writes a query's rows as an HTML table (header from the column names). */
-static int table(FILE *f, coord *c, const char *title, const char *sql, const char *rollout)
+static pgr_code table(FILE *f, coord *c, const char *title, const char *sql, const char *rollout,
+                      pgr_error *err)
 {
     PGresult *r = NULL;
-    pgr_error err;
-    if (pgr_pg_execp(c->db, sql, 1, (const char *[]){rollout}, &r, &err) != PGR_OK) {
-        fprintf(stderr, "pgrollout report: %s\n", err.msg);
-        return -1;
-    }
+    pgr_code rc = pgr_pg_execp(c->db, sql, 1, (const char *[]){rollout}, &r, err);
+    if (rc != PGR_OK)
+        return rc;
     fprintf(f, "<h2>");
     html_escape(f, title);
     fprintf(f, " <small>(%d)</small></h2>\n<table><tr>", PQntuples(r));
@@ -78,7 +71,7 @@ static int table(FILE *f, coord *c, const char *title, const char *sql, const ch
     }
     fputs("</table>\n", f);
     PQclear(r);
-    return 0;
+    return PGR_OK;
 }
 
 static const char *const css =
@@ -87,24 +80,25 @@ static const char *const css =
     "th{background:#f0f0f0}.succeeded,.passed{background:#e6f6e6}.failed,.rejected{background:"
     "#fbe3e3}.rolled_back,.paused,.awaiting_approval{background:#fff4d6}small{color:#777}";
 
-static int write_report(coord *c, const char *rollout, FILE *f)
+pgr_code coord_report_write(coord *c, const char *rollout, FILE *f, pgr_error *err)
 {
     fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pgrollout ");
     html_escape(f, rollout);
     fprintf(f, "</title><style>%s</style></head><body>\n<h1>Rollout ", css);
     html_escape(f, rollout);
     fputs("</h1>\n", f);
-    int rc = table(f, c, "Rollout",
-                   "SELECT rollout_id, state AS result, operator, created_at, updated_at FROM "
-                   "pgrollout_control.rollouts WHERE rollout_id = $1",
-                   rollout);
-    rc = rc != 0 ? rc
-                 : table(f, c, "Waves",
-                         "SELECT idx + 1 AS wave, name, state AS result, started_at, finished_at, "
-                         "finished_at - started_at AS duration, approved_by, approved_at FROM "
-                         "pgrollout_control.rollout_waves WHERE rollout_id = $1 ORDER BY idx",
-                         rollout);
-    rc = rc != 0
+    pgr_code rc = table(f, c, "Rollout",
+                        "SELECT rollout_id, state AS result, operator, created_at, updated_at FROM "
+                        "pgrollout_control.rollouts WHERE rollout_id = $1",
+                        rollout, err);
+    rc = rc != PGR_OK
+             ? rc
+             : table(f, c, "Waves",
+                     "SELECT idx + 1 AS wave, name, state AS result, started_at, finished_at, "
+                     "finished_at - started_at AS duration, approved_by, approved_at FROM "
+                     "pgrollout_control.rollout_waves WHERE rollout_id = $1 ORDER BY idx",
+                     rollout, err);
+    rc = rc != PGR_OK
              ? rc
              : table(f, c, "Tenants (timeline)",
                      "SELECT w.name AS wave, t.tenant_id, t.state AS result, min(e.received_at) "
@@ -117,85 +111,42 @@ static int write_report(coord *c, const char *rollout, FILE *f)
                      "$1) WHERE t.rollout_id = $1 GROUP BY w.idx, w.name, t.tenant_id, "
                      "t.state, t.version, t.agent_id ORDER BY min(e.received_at) NULLS LAST, "
                      "w.idx, t.tenant_id",
-                     rollout);
-    rc = rc != 0 ? rc
-                 : table(f, c, "Failures",
-                         "SELECT tenant_id, state AS result, version, step, error FROM "
-                         "pgrollout_control.tenant_runs WHERE rollout_id = $1 AND state IN "
-                         "('failed', 'rejected', 'rolled_back') ORDER BY tenant_id",
-                         rollout);
-    rc = rc != 0 ? rc
-                 : table(f, c, "Operator actions",
-                         "SELECT at, action, wave, operator, detail FROM "
-                         "pgrollout_control.operator_log WHERE rollout_id = $1 ORDER BY id",
-                         rollout);
-    rc = rc != 0 ? rc
-                 : table(f, c, "Audit record (central, per tenant of this rollout)",
-                         "SELECT t.tenant_id, count(a.seq) AS records, max(a.seq) AS last_seq, "
-                         "max(a.hash) FILTER (WHERE a.seq = (SELECT max(seq) FROM "
-                         "pgrollout_control.audit_log z WHERE z.tenant_id = t.tenant_id)) AS "
-                         "anchor_hash, (SELECT count(*) FROM pgrollout_control.audit_alerts al "
-                         "WHERE al.tenant_id = t.tenant_id) AS alerts FROM "
-                         "pgrollout_control.tenant_runs t LEFT JOIN pgrollout_control.audit_log a "
-                         "ON a.tenant_id = t.tenant_id WHERE t.rollout_id = $1 GROUP BY "
-                         "t.tenant_id ORDER BY t.tenant_id",
-                         rollout);
+                     rollout, err);
+    rc = rc != PGR_OK ? rc
+                      : table(f, c, "Failures",
+                              "SELECT tenant_id, state AS result, version, step, error FROM "
+                              "pgrollout_control.tenant_runs WHERE rollout_id = $1 AND state IN "
+                              "('failed', 'rejected', 'rolled_back') ORDER BY tenant_id",
+                              rollout, err);
+    rc = rc != PGR_OK ? rc
+                      : table(f, c, "Operator actions",
+                              "SELECT at, action, wave, operator, detail FROM "
+                              "pgrollout_control.operator_log WHERE rollout_id = $1 ORDER BY id",
+                              rollout, err);
+    rc = rc != PGR_OK
+             ? rc
+             : table(f, c, "Audit record (central, per tenant of this rollout)",
+                     "SELECT t.tenant_id, count(a.seq) AS records, max(a.seq) AS last_seq, "
+                     "max(a.hash) FILTER (WHERE a.seq = (SELECT max(seq) FROM "
+                     "pgrollout_control.audit_log z WHERE z.tenant_id = t.tenant_id)) AS "
+                     "anchor_hash, (SELECT count(*) FROM pgrollout_control.audit_alerts al "
+                     "WHERE al.tenant_id = t.tenant_id) AS alerts FROM "
+                     "pgrollout_control.tenant_runs t LEFT JOIN pgrollout_control.audit_log a "
+                     "ON a.tenant_id = t.tenant_id WHERE t.rollout_id = $1 GROUP BY "
+                     "t.tenant_id ORDER BY t.tenant_id",
+                     rollout, err);
     fputs("<p><small>Generated by pgrollout report. Object names, counts and hashes only: no "
           "patient data.</small></p>\n</body></html>\n",
           f);
     return rc;
 }
 
-int coord_report_main(int argc, char **argv)
+bool coord_report_rollout_exists(coord *c, const char *rollout)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"html", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *usage = "usage: pgrollout report ROLLOUT --config FILE --html FILE\n";
-    const char *config = NULL, *out = NULL;
-    int ch;
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (ch == 'c')
-            config = optarg;
-        else if (ch == 'o')
-            out = optarg;
-        else if (ch == 'h') {
-            printf("%s", usage);
-            return COORD_EXIT_OK;
-        } else {
-            fprintf(stderr, "pgrollout report: unknown option \"%s\"\n%s", argv[optind - 1], usage);
-            return COORD_EXIT_USAGE;
-        }
-    }
-    if (config == NULL || out == NULL || optind != argc - 1) {
-        fprintf(stderr, "pgrollout report: missing arguments\n%s", usage);
-        return COORD_EXIT_USAGE;
-    }
-    coord c;
-    int rc = coord_open(&c, config, "report", false);
     PGresult *r = NULL;
-    if (rc == 0 &&
-        (pgr_pg_execp(c.db, "SELECT 1 FROM pgrollout_control.rollouts WHERE rollout_id = $1", 1,
-                      (const char *[]){argv[optind]}, &r, NULL) != PGR_OK ||
-         PQntuples(r) == 0)) {
-        fprintf(stderr, "pgrollout report: no rollout \"%s\"\n", argv[optind]);
-        rc = COORD_EXIT_FAIL;
-    }
+    bool yes = pgr_pg_execp(c->db, "SELECT 1 FROM pgrollout_control.rollouts WHERE rollout_id = $1",
+                            1, (const char *[]){rollout}, &r, NULL) == PGR_OK &&
+               PQntuples(r) > 0;
     PQclear(r);
-    FILE *f = rc == 0 ? fopen(out, "w") : NULL;
-    if (rc == 0 && f == NULL) {
-        fprintf(stderr, "pgrollout report: could not write \"%s\"\n", out);
-        rc = COORD_EXIT_FAIL;
-    }
-    if (rc == 0 && write_report(&c, argv[optind], f) != 0)
-        rc = COORD_EXIT_FAIL;
-    if (f != NULL && fclose(f) != 0)
-        rc = COORD_EXIT_FAIL;
-    if (rc == 0)
-        printf("wrote %s\n", out);
-    coord_close(&c);
-    return rc;
+    return yes;
 }

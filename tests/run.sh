@@ -2,11 +2,13 @@
 # The one test command: install missing packages, build with -Werror and sanitizers, start
 # throwaway PostgreSQL + Kafka, run ctest against them, always tear the services down.
 #
-#   tests/run.sh              # everything
+#   tests/run.sh              # everything, then the ThreadSanitizer tests
 #   tests/run.sh -L unit      # extra arguments go to ctest
+#   tests/run.sh -L tsan      # only the ThreadSanitizer build (build-tsan/) and its tests
 #
 # Environment:
 #   PGR_BUILD_DIR       build dir (default: <repo>/build-test)
+#   PGR_TSAN_BUILD_DIR  ThreadSanitizer build dir (default: <repo>/build-tsan)
 #   PGR_STATE_DIR       services state dir (default: <repo>/deploy/local/.state-test, separate
 #                       from the dev services in .state; it is deleted at the end)
 #   PGR_KEEP_SERVICES=1 leave the services running afterwards (for debugging; `eval "$(
@@ -18,6 +20,14 @@ readonly REPO
 readonly SERVICES=$REPO/deploy/local/services.sh
 BUILD_DIR=$(realpath -m -- "${PGR_BUILD_DIR:-$REPO/build-test}")
 readonly BUILD_DIR
+TSAN_DIR=$(realpath -m -- "${PGR_TSAN_BUILD_DIR:-$REPO/build-tsan}")
+readonly TSAN_DIR
+# The daemon and coordinator tests that also run under ThreadSanitizer (label tsan there).
+readonly TSAN_TARGETS=(pgrollout pgrollout-agent test_rollout test_audit test_flood)
+# -L tsan alone: only the ThreadSanitizer tree; no arguments: both trees; else the main tree.
+run_main=1 run_tsan=0
+[[ $# -eq 0 ]] && run_tsan=1
+[[ "$*" == "-L tsan" ]] && run_main=0 run_tsan=1
 PGR_STATE_DIR=$(realpath -m -- "${PGR_STATE_DIR:-$REPO/deploy/local/.state-test}")
 export PGR_STATE_DIR
 readonly STARTED=$SECONDS
@@ -56,11 +66,19 @@ cd "$REPO"
 # fetches the Kafka jars so `up` below does not.
 "$SERVICES" deps cmake ninja-build gcc clang libclang-rt-14-dev llvm-14
 
-log "configuring $BUILD_DIR"
-cmake -S . -B "$BUILD_DIR" -G Ninja \
-  -DPGR_WERROR=ON -DPGR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-log "building"
-cmake --build "$BUILD_DIR"
+if ((run_main)); then
+  log "configuring $BUILD_DIR"
+  cmake -S . -B "$BUILD_DIR" -G Ninja \
+    -DPGR_WERROR=ON -DPGR_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  log "building"
+  cmake --build "$BUILD_DIR"
+fi
+if ((run_tsan)); then
+  log "configuring $TSAN_DIR (ThreadSanitizer)"
+  cmake -S . -B "$TSAN_DIR" -G Ninja -DPGR_WERROR=ON -DPGR_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
+  log "building the ThreadSanitizer targets"
+  cmake --build "$TSAN_DIR" --target "${TSAN_TARGETS[@]}"
+fi
 
 # `up` reuses healthy services (e.g. left by PGR_KEEP_SERVICES=1) and cleans up stale ones.
 # Marked started before `up`, so a failed `up` is torn down (and its logs saved) as well.
@@ -75,8 +93,21 @@ log "services: PostgreSQL $PGHOST:$PGPORT (user $PGUSER), Kafka $PGR_KAFKA_BOOTS
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# ThreadSanitizer: a race fails the test (exit 66) with both stacks; suppressions name only code
+# that is not ours.
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$REPO/tests/tsan.supp}
+
 set +e
-ctest --test-dir "$BUILD_DIR" --output-on-failure "$@"
-ctest_rc=$?
+ctest_rc=0
+if ((run_main)); then
+  ctest --test-dir "$BUILD_DIR" --output-on-failure "$@"
+  ctest_rc=$?
+fi
+if ((run_tsan)); then
+  log "ThreadSanitizer tests"
+  ctest --test-dir "$TSAN_DIR" --output-on-failure -L tsan
+  tsan_rc=$?
+  ((ctest_rc == 0)) && ctest_rc=$tsan_rc
+fi
 set -e
 exit "$ctest_rc"

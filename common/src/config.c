@@ -2,6 +2,8 @@
 #include "pgr/config.h"
 #include "pgr/log.h"
 #include "pgr/parse.h"
+#include "pgr/file.h"
+#include "pgr/dsn.h"
 
 #include <ini.h>
 #include <stdint.h>
@@ -22,11 +24,13 @@ static const pgr_config_key config_keys[] = {
      "directory for backups and local state"},
     {"agent.owner_role", PGR_CF_STRING, OFF(owner_role), NULL, 0, 0, NULL,
      "role the migration author's SQL runs as (SET ROLE; none: the agent's own)"},
-    {"agent.lock_timeout_ms", PGR_CF_INT, OFF(lock_timeout_ms), "5000", 1, 600000, NULL,
+    {"agent.lock_timeout_ms", PGR_CF_INT, OFF(lock_timeout_ms),
+     PGR_CONFIG_STR(PGR_DEFAULT_LOCK_TIMEOUT_MS), 1, 600000, NULL,
      "lock_timeout of every migration session"},
-    {"agent.statement_timeout_ms", PGR_CF_INT, OFF(statement_timeout_ms), "0", 0, 86400000, NULL,
+    {"agent.statement_timeout_ms", PGR_CF_INT, OFF(statement_timeout_ms),
+     PGR_CONFIG_STR(PGR_DEFAULT_STATEMENT_TIMEOUT_MS), 0, 86400000, NULL,
      "statement_timeout of every migration session (0 = none)"},
-    {"agent.retries", PGR_CF_INT, OFF(retries), "5", 0, 100, NULL,
+    {"agent.retries", PGR_CF_INT, OFF(retries), PGR_CONFIG_STR(PGR_DEFAULT_RETRIES), 0, 100, NULL,
      "retries of a step after lock timeout, deadlock or lost connection"},
     {"agent.heartbeat_ms", PGR_CF_INT, OFF(heartbeat_ms), "5000", 100, 3600000, NULL,
      "interval of heartbeat events"},
@@ -163,7 +167,7 @@ static pgr_code config_tenant(pgr_config *cfg, const char *id, const char *value
     if (!pgr_config_tenant_id_valid(id))
         return pgr_error_set(err, PGR_ERR_CONFIG,
                              "invalid tenant id: use letters, digits, '_', '-' or '.'");
-    if (!tags && !pgr_log_dsn_valid(value))
+    if (!tags && !pgr_dsn_valid(value))
         return pgr_error_set(err, PGR_ERR_CONFIG,
                              "tenant \"%s\": invalid connection string (not shown: it may hold "
                              "a password)",

@@ -12,19 +12,19 @@ pgr_code pgr_crypto_init(pgr_error *err)
     return PGR_OK;
 }
 
-void pgr_sha256(const void *data, size_t len, uint8_t out[PGR_SHA256_LEN])
+void pgr_crypto_sha256(const void *data, size_t len, uint8_t out[PGR_SHA256_LEN])
 {
     crypto_hash_sha256(out, (const unsigned char *)data, len);
 }
 
-void pgr_sha256_hex(const void *data, size_t len, char out[PGR_SHA256_HEX_LEN])
+void pgr_crypto_sha256_hex(const void *data, size_t len, char out[PGR_SHA256_HEX_LEN])
 {
     uint8_t d[PGR_SHA256_LEN];
-    pgr_sha256(data, len, d);
-    pgr_hex_encode(d, sizeof(d), out);
+    pgr_crypto_sha256(data, len, d);
+    pgr_crypto_hex_encode(d, sizeof(d), out);
 }
 
-void pgr_hex_encode(const uint8_t *bin, size_t len, char *out)
+void pgr_crypto_hex_encode(const uint8_t *bin, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < len; i++) {
@@ -45,7 +45,7 @@ static int hex_value(char c)
     return -1;
 }
 
-pgr_code pgr_hex_decode(const char *hex, uint8_t *bin, size_t len)
+pgr_code pgr_crypto_hex_decode(const char *hex, uint8_t *bin, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         int hi = hex_value(hex[2 * i]);
@@ -64,7 +64,7 @@ pgr_code pgr_hex_decode(const char *hex, uint8_t *bin, size_t len)
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *pgr_base64_encode(const uint8_t *bin, size_t len)
+char *pgr_crypto_base64_encode(const uint8_t *bin, size_t len)
 {
     size_t n = (len + 2) / 3 * 4;
     char *out = malloc(n + 1), *o = out;
@@ -136,8 +136,8 @@ static pgr_code b64_last(const unsigned char *q, uint8_t *bin, size_t cap, size_
     return PGR_OK;
 }
 
-pgr_code pgr_base64_decode(const char *b64, size_t b64_len, uint8_t *bin, size_t cap,
-                           size_t *out_len)
+pgr_code pgr_crypto_base64_decode(const char *b64, size_t b64_len, uint8_t *bin, size_t cap,
+                                  size_t *out_len)
 {
     const unsigned char *q = (const unsigned char *)b64;
     size_t n = 0;

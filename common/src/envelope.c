@@ -10,7 +10,7 @@
 static const char *const prefixes[] = {"pgrollout/job/v1", "pgrollout/event/v1",
                                        "pgrollout/audit/v1"};
 
-const char *pgr_domain_prefix(pgr_domain d)
+const char *pgr_envelope_domain_prefix(pgr_domain d)
 {
     return prefixes[d];
 }
@@ -45,8 +45,8 @@ char *pgr_envelope_seal(pgr_domain d, const pgr_keypair *kp, const char *payload
         return NULL;
     crypto_sign_detached(sig, NULL, m, mlen, kp->sk);
     free(m);
-    char *p64 = pgr_base64_encode((const uint8_t *)payload, len);
-    char *s64 = pgr_base64_encode(sig, sizeof(sig));
+    char *p64 = pgr_crypto_base64_encode((const uint8_t *)payload, len);
+    char *s64 = pgr_crypto_base64_encode(sig, sizeof(sig));
     char *out = NULL;
     if (p64 != NULL && s64 != NULL) {
         size_t n = strlen(p64) + strlen(s64) + 64;
@@ -137,9 +137,9 @@ static pgr_code verify_payload(pgr_domain d, const pgr_pubkey *key, const envelo
     memcpy(m, prefixes[d], pl);
     m[pl] = 0;
     pgr_code rc = PGR_OK;
-    if (pgr_base64_decode(f->p64, f->p64_len, m + pl + 1, cap, &plen) != PGR_OK)
+    if (pgr_crypto_base64_decode(f->p64, f->p64_len, m + pl + 1, cap, &plen) != PGR_OK)
         rc = reject(reason, PGR_REJECT_MALFORMED, err, "payload is not base64");
-    else if (pgr_base64_decode(f->s64, f->s64_len, sig, sizeof(sig), &slen) != PGR_OK ||
+    else if (pgr_crypto_base64_decode(f->s64, f->s64_len, sig, sizeof(sig), &slen) != PGR_OK ||
              slen != crypto_sign_BYTES)
         rc = reject(reason, PGR_REJECT_MALFORMED, err, "signature is not 64 bytes of base64");
     else if (crypto_sign_verify_detached(sig, m, pl + 1 + plen, key->pk) != 0)

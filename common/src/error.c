@@ -40,7 +40,9 @@ void pgr_error_prefix(pgr_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    /* a long message is cut on purpose: its start says what went wrong */
+    int n = snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    PGR_UNUSED(n);
 }
 
 void pgr_error_set_sqlstate(pgr_error *err, const char *sqlstate)
@@ -55,7 +57,7 @@ void pgr_error_set_sqlstate(pgr_error *err, const char *sqlstate)
                      strcmp(err->sqlstate, "57P01") == 0;
 }
 
-const char *pgr_code_name(pgr_code code)
+const char *pgr_error_code_name(pgr_code code)
 {
     static const char *const names[] = {
         "ok",     "invalid",   "io", "nomem", "config", "crypto", "perm",
@@ -66,7 +68,7 @@ const char *pgr_code_name(pgr_code code)
     return names[code];
 }
 
-void pgr_assert_fail(const char *expr, const char *file, int line)
+void pgr_error_assert_fail(const char *expr, const char *file, int line)
 {
     fprintf(stderr, "pgrollout: assertion failed: %s (%s:%d)\n", expr, file, line);
     abort();

@@ -1,11 +1,11 @@
 /*
  * indexdef.c - canonical form of CREATE INDEX statements for definition comparison. The
- * statement is read by the SQL lexer (sqllex.c), so comments, literals and quoted identifiers
+ * statement is read by the SQL lexer (sqltext.c), so comments, literals and quoted identifiers
  * end where PostgreSQL ends them; the canonical form is built from its tokens.
  */
 #include "pgr/indexdef.h"
-#include "pgr/parse.h"
-#include "pgr/sqllex.h"
+#include "pgr/sqltext.h"
+#include "pgr/buf.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -15,27 +15,28 @@
 /* The tokens that are not blanks or comments. */
 typedef struct canon {
     const char *sql;
-    pgr_sqllex_token *t;
+    pgr_sqltext_token *t;
     size_t n;
     pgr_buf out;
 } canon;
 
 static bool is_word(const canon *c, size_t k, const char *word)
 {
-    return k < c->n && c->t[k].kind == PGR_SQLLEX_IDENT && c->t[k].len == strlen(word) &&
+    return k < c->n && c->t[k].kind == PGR_SQLTEXT_IDENT && c->t[k].len == strlen(word) &&
            strncasecmp(c->sql + c->t[k].off, word, c->t[k].len) == 0;
 }
 
 static bool is_punct(const canon *c, size_t k, const char *p)
 {
-    return k < c->n && (c->t[k].kind == PGR_SQLLEX_PUNCT || c->t[k].kind == PGR_SQLLEX_SEMICOLON) &&
+    return k < c->n &&
+           (c->t[k].kind == PGR_SQLTEXT_PUNCT || c->t[k].kind == PGR_SQLTEXT_SEMICOLON) &&
            c->t[k].len == strlen(p) && memcmp(c->sql + c->t[k].off, p, c->t[k].len) == 0;
 }
 
 static bool is_name(const canon *c, size_t k)
 {
     return k < c->n &&
-           (c->t[k].kind == PGR_SQLLEX_IDENT || c->t[k].kind == PGR_SQLLEX_QUOTED_IDENT);
+           (c->t[k].kind == PGR_SQLTEXT_IDENT || c->t[k].kind == PGR_SQLTEXT_QUOTED_IDENT);
 }
 
 /* Index of the first token after a cast's type (k is the "::"): a possibly qualified name, the
@@ -101,11 +102,11 @@ static pgr_code put_lower(pgr_buf *b, const char *p, size_t n)
  * after a lower-case prefix, dollar-quoted strings as the '' literal PostgreSQL prints. */
 static pgr_code put_token(canon *c, size_t k)
 {
-    const pgr_sqllex_token *t = &c->t[k];
+    const pgr_sqltext_token *t = &c->t[k];
     const char *p = c->sql + t->off;
     size_t q = 0;
 
-    if (t->kind == PGR_SQLLEX_QUOTED_IDENT) {
+    if (t->kind == PGR_SQLTEXT_QUOTED_IDENT) {
         while (q < t->len && p[q] != '"')
             q++;
         for (size_t i = q + 1; i + 1 < t->len; i++) {
@@ -115,14 +116,14 @@ static pgr_code put_token(canon *c, size_t k)
         }
         return PGR_OK;
     }
-    if (t->kind == PGR_SQLLEX_DOLLAR_STRING) {
+    if (t->kind == PGR_SQLTEXT_DOLLAR_STRING) {
         size_t delim = (size_t)((const char *)memchr(p + 1, '$', t->len - 1) - p) + 1;
         pgr_code rc = pgr_buf_append(&c->out, "'", 1);
         for (size_t i = delim; rc == PGR_OK && i + delim < t->len; i++)
             rc = pgr_buf_append(&c->out, p[i] == '\'' ? "''" : p + i, p[i] == '\'' ? 2 : 1);
         return rc == PGR_OK ? pgr_buf_append(&c->out, "'", 1) : rc;
     }
-    if (t->kind == PGR_SQLLEX_STRING) {
+    if (t->kind == PGR_SQLTEXT_STRING) {
         while (p[q] != '\'')
             q++;
         if (put_lower(&c->out, p, q) != PGR_OK)
@@ -135,18 +136,18 @@ static pgr_code put_token(canon *c, size_t k)
 /* Collects the tokens that are not blanks; an unterminated token is kept as it is. */
 static pgr_code collect(canon *c, const char *sql)
 {
-    pgr_sqllex lx;
-    pgr_sqllex_token tok;
+    pgr_sqltext lx;
+    pgr_sqltext_token tok;
 
     size_t len = strlen(sql);
-    pgr_sqllex_init(&lx, sql, len, 1, 0);
+    pgr_sqltext_init(&lx, sql, len, 1, 0);
     /* every token kept is at least one byte: one slot per byte is a bound (the statements are
      * short) */
     c->t = malloc((len + 1) * sizeof(*c->t));
     if (c->t == NULL)
         return PGR_ERR_NOMEM;
-    while (pgr_sqllex_next(&lx, &tok, NULL) != PGR_ERR_NOTFOUND) {
-        if (!pgr_sqllex_is_blank(tok.kind))
+    while (pgr_sqltext_next(&lx, &tok, NULL) != PGR_ERR_NOTFOUND) {
+        if (!pgr_sqltext_is_blank(tok.kind))
             c->t[c->n++] = tok;
     }
     return PGR_OK;

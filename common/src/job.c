@@ -7,58 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool pgr_uuid_valid(const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-    for (size_t i = 0; i < n; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !(isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    }
-    return n == 36;
-}
-
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm; no timegm needed). */
-static long long days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    long long yoe = y - era * 400;
-    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* Exactly "YYYY-MM-DDTHH:MM:SSZ": digits where digits belong, a real calendar date. */
-pgr_code pgr_time_parse(const char *s, time_t *out)
-{
-    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (s == NULL || strlen(s) != sizeof(shape) - 1)
-        return PGR_ERR_INVALID;
-    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
-        if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
-            return PGR_ERR_INVALID;
-    }
-    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
-    int h = (s[11] - '0') * 10 + (s[12] - '0'), mi = (s[14] - '0') * 10 + (s[15] - '0');
-    int se = (s[17] - '0') * 10 + (s[18] - '0');
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
-        mi > 59 || se > 59)
-        return PGR_ERR_INVALID;
-    *out = (time_t)(days_from_civil(y, mo, d) * 86400LL + h * 3600 + mi * 60 + se);
-    return PGR_OK;
-}
-
-void pgr_time_format(time_t t, char out[32])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static char *dup_str(json_t *o, const char *key, bool required, bool *ok)
 {
     json_t *v = json_object_get(o, key);
@@ -164,10 +112,10 @@ static pgr_code parse_fields(json_t *doc, pgr_job *job, pgr_error *err)
     job->wave = dup_str(doc, "wave", false, &ok);
     job->operator_name = dup_str(doc, "operator", true, &ok);
     job->target = dup_str(doc, "target", false, &ok);
-    ok = ok && pgr_time_parse(json_string_value(json_object_get(doc, "issued_at")),
-                              &job->issued_at) == PGR_OK;
-    ok = ok && pgr_time_parse(json_string_value(json_object_get(doc, "expires_at")),
-                              &job->expires_at) == PGR_OK;
+    ok = ok && pgr_clock_parse_utc(json_string_value(json_object_get(doc, "issued_at")),
+                                   &job->issued_at) == PGR_OK;
+    ok = ok && pgr_clock_parse_utc(json_string_value(json_object_get(doc, "expires_at")),
+                                   &job->expires_at) == PGR_OK;
     ok = ok && parse_options(json_object_get(doc, "options"), &job->options);
     if (!ok)
         return pgr_error_set(err, PGR_ERR_INVALID,
@@ -240,8 +188,8 @@ char *pgr_job_versions_json(const pgr_job *job, const pgr_migration_set *set)
 char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set)
 {
     char issued[32], expires[32];
-    pgr_time_format(job->issued_at, issued);
-    pgr_time_format(job->expires_at, expires);
+    pgr_clock_format_utc(job->issued_at, issued);
+    pgr_clock_format_utc(job->expires_at, expires);
     json_t *migs = json_array();
     for (size_t i = 0; i < set->count; i++) {
         const pgr_migration *m = set->items[i];

@@ -1,6 +1,6 @@
 /* keyring.c - trusted public keys with revocation and tenant restrictions. */
 #include "pgr/keyring.h"
-#include "pgr/parse.h"
+#include "pgr/str.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * keyring file passes when it is read (opened once, no symlink, checked on the descriptor). */
 #include "pgr/keys.h"
 #include "pgr/crypto.h"
-#include "pgr/parse.h"
+#include "pgr/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,18 +15,18 @@
 
 #define KEY_FILE_MAX 4096
 
-void pgr_key_kid(const uint8_t pk[PGR_PK_LEN], char kid[PGR_KID_LEN])
+void pgr_keys_kid(const uint8_t pk[PGR_PK_LEN], char kid[PGR_KID_LEN])
 {
     uint8_t d[PGR_SHA256_LEN];
-    pgr_sha256(pk, PGR_PK_LEN, d);
-    pgr_hex_encode(d, 8, kid);
+    pgr_crypto_sha256(pk, PGR_PK_LEN, d);
+    pgr_crypto_hex_encode(d, 8, kid);
 }
 
 void pgr_keys_format_public(const uint8_t pk[PGR_PK_LEN], char *out, size_t outlen)
 {
     char kid[PGR_KID_LEN];
-    char *b64 = pgr_base64_encode(pk, PGR_PK_LEN);
-    pgr_key_kid(pk, kid);
+    char *b64 = pgr_crypto_base64_encode(pk, PGR_PK_LEN);
+    pgr_keys_kid(pk, kid);
     snprintf(out, outlen, "ed25519 %s %s", b64 != NULL ? b64 : "", kid);
     free(b64);
 }
@@ -80,8 +80,8 @@ pgr_code pgr_keys_generate(const char *dir, const char *name, pgr_keypair *out, 
                              "key \"%s\" already exists in \"%s\": refusing to overwrite it", name,
                              dir);
     crypto_sign_keypair(out->pk, out->sk);
-    pgr_key_kid(out->pk, out->kid);
-    char *b64 = pgr_base64_encode(out->sk, PGR_SK_LEN);
+    pgr_keys_kid(out->pk, out->kid);
+    char *b64 = pgr_crypto_base64_encode(out->sk, PGR_SK_LEN);
     if (b64 == NULL)
         return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     snprintf(line, sizeof(line), "ed25519-secret %s %s\n", b64, out->kid);
@@ -213,7 +213,7 @@ static pgr_code parse_secret(char *text, const char *path, pgr_keypair *out, pgr
                              "secret key file \"%s\" is malformed: expected "
                              "\"ed25519-secret <base64> <kid>\"",
                              path);
-    if (pgr_base64_decode(b64, strlen(b64), out->sk, PGR_SK_LEN, &n) != PGR_OK)
+    if (pgr_crypto_base64_decode(b64, strlen(b64), out->sk, PGR_SK_LEN, &n) != PGR_OK)
         return pgr_error_set(err, PGR_ERR_CRYPTO, "secret key file \"%s\": invalid base64", path);
     if (n != PGR_SK_LEN)
         return pgr_error_set(err, PGR_ERR_CRYPTO,
@@ -230,7 +230,7 @@ static pgr_code parse_secret(char *text, const char *path, pgr_keypair *out, pgr
         return pgr_error_set(err, PGR_ERR_CRYPTO,
                              "secret key file \"%s\": public half does not match the seed", path);
     memcpy(out->pk, pk, PGR_PK_LEN);
-    pgr_key_kid(out->pk, out->kid);
+    pgr_keys_kid(out->pk, out->kid);
     if (strcmp(kid, out->kid) != 0)
         return pgr_error_set(err, PGR_ERR_CRYPTO,
                              "secret key file \"%s\": kid \"%s\" does not match the key (\"%s\")",
@@ -260,17 +260,17 @@ pgr_code pgr_keys_parse_public(const char *line, pgr_pubkey *out, pgr_error *err
     char *word, *b64, *kid;
     size_t n = 0;
 
-    if (pgr_strlcpy(buf, line, sizeof(buf)) >= sizeof(buf))
+    if (pgr_str_copy(buf, line, sizeof(buf)) >= sizeof(buf))
         return pgr_error_set(err, PGR_ERR_CRYPTO, "public key line is too long");
     if (!split3(pgr_str_trim(buf), &word, &b64, &kid) || strcmp(word, "ed25519") != 0)
         return pgr_error_set(err, PGR_ERR_CRYPTO,
                              "malformed public key: expected \"ed25519 <base64> <kid>\"");
-    if (pgr_base64_decode(b64, strlen(b64), out->pk, PGR_PK_LEN, &n) != PGR_OK)
+    if (pgr_crypto_base64_decode(b64, strlen(b64), out->pk, PGR_PK_LEN, &n) != PGR_OK)
         return pgr_error_set(err, PGR_ERR_CRYPTO, "public key \"%s\": invalid base64", kid);
     if (n != PGR_PK_LEN)
         return pgr_error_set(err, PGR_ERR_CRYPTO, "public key \"%s\" is %zu bytes, expected %d",
                              kid, n, PGR_PK_LEN);
-    pgr_key_kid(out->pk, out->kid);
+    pgr_keys_kid(out->pk, out->kid);
     if (strcmp(kid, out->kid) != 0)
         return pgr_error_set(err, PGR_ERR_CRYPTO,
                              "public key kid \"%s\" does not match the key (expected \"%s\")", kid,

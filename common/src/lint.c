@@ -1,11 +1,10 @@
 /*
  * lint.c - migration safety rules. Rules match keywords in a normalized copy of each step body
- * (comments and literals removed, upper case, tokens from the SQL lexer in sqllex.c); they are
+ * (comments and literals removed, upper case, tokens from the SQL lexer in sqltext.c); they are
  * conservative checks, not an SQL parser.
  */
 #include "pgr/lint.h"
-#include "pgr/parse.h"
-#include "pgr/sqllex.h"
+#include "pgr/sqltext.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -86,20 +85,20 @@ static void norm_put(char *out, size_t *o, char ch)
     out[(*o)++] = (char)toupper((unsigned char)ch);
 }
 
-static void norm_token(char *out, size_t *o, const char *sql, const pgr_sqllex_token *t)
+static void norm_token(char *out, size_t *o, const char *sql, const pgr_sqltext_token *t)
 {
     const char *p = sql + t->off;
 
-    if (pgr_sqllex_is_blank(t->kind)) {
+    if (pgr_sqltext_is_blank(t->kind)) {
         norm_put(out, o, ' ');
-    } else if (t->kind == PGR_SQLLEX_STRING) {
+    } else if (t->kind == PGR_SQLTEXT_STRING) {
         /* keep the prefix (E, U&, B, X, N) and the quotes, drop the contents: literals never
          * hold keywords */
         for (; *p != '\''; p++)
             norm_put(out, o, *p);
         norm_put(out, o, '\'');
         norm_put(out, o, '\'');
-    } else if (t->kind == PGR_SQLLEX_DOLLAR_STRING) {
+    } else if (t->kind == PGR_SQLTEXT_DOLLAR_STRING) {
         norm_put(out, o, '$');
         norm_put(out, o, '$');
     } else {
@@ -117,14 +116,14 @@ static char *normalize_n(const char *sql, size_t n)
 {
     char *out = malloc(n + 2);
     size_t o = 0;
-    pgr_sqllex lx;
-    pgr_sqllex_token tok;
+    pgr_sqltext lx;
+    pgr_sqltext_token tok;
 
     if (out == NULL)
         return NULL;
-    pgr_sqllex_init(&lx, sql, n, 1, 0);
+    pgr_sqltext_init(&lx, sql, n, 1, 0);
     for (;;) {
-        pgr_code rc = pgr_sqllex_next(&lx, &tok, NULL);
+        pgr_code rc = pgr_sqltext_next(&lx, &tok, NULL);
         if (rc == PGR_ERR_NOTFOUND)
             break;
         norm_token(out, &o, sql, &tok); /* an unterminated token is the last one */
@@ -255,11 +254,11 @@ static bool statement_needs_no_transaction(const char *stmt)
 /* Checks each statement of a body, as the SQL lexer splits it. */
 static bool has_no_transaction_statement(const char *sql)
 {
-    pgr_sqllex_stmt *stmts = NULL;
+    pgr_sqltext_stmt *stmts = NULL;
     size_t count = 0;
     bool found = false;
 
-    if (pgr_sqllex_split(sql, strlen(sql), 1, 0, &stmts, &count, NULL) != PGR_OK)
+    if (pgr_sqltext_split(sql, strlen(sql), 1, 0, &stmts, &count, NULL) != PGR_OK)
         return false; /* the parser refused unterminated bodies already */
     for (size_t i = 0; i < count && !found; i++) {
         char *norm = normalize_n(sql + stmts[i].off, stmts[i].len);
@@ -279,7 +278,7 @@ static void lint_step(pgr_lint_report *r, const pgr_migration *m, const pgr_step
     lint_indexes(r, m, s, sql);
     lint_if_exists(r, m, s, sql);
     lint_foreign_keys(r, m, s, sql, part_validates);
-    if (pgr_step_transactional(s) && has_no_transaction_statement(s->sql))
+    if (pgr_migration_step_transactional(s) && has_no_transaction_statement(s->sql))
         pgr_lint_add(r, m->filename, s->line, "concurrently-in-transaction",
                      "CONCURRENTLY cannot run in a transaction: use an index or drop_index step, "
                      "or mark the step no_transaction");
@@ -295,7 +294,7 @@ static void lint_step(pgr_lint_report *r, const pgr_migration *m, const pgr_step
             (s->kind == PGR_STEP_INDEX && find_word(sql, table) == NULL))
             pgr_lint_add(r, m->filename, s->line, "index-mismatch",
                          "the SQL of step \"%s\" does not name index \"%s\"%s%s",
-                         pgr_step_kind_name(s->kind), s->name,
+                         pgr_migration_step_kind_name(s->kind), s->name,
                          s->kind == PGR_STEP_INDEX ? " on table " : "",
                          s->kind == PGR_STEP_INDEX ? s->table : "");
     }

@@ -4,8 +4,10 @@
  * step). Only annotations are interpreted: SQL bodies are carried verbatim.
  */
 #include "pgr/migration.h"
-#include "pgr/parse.h"
-#include "pgr/sqllex.h"
+#include "pgr/sqltext.h"
+#include "pgr/str.h"
+#include "pgr/buf.h"
+#include "pgr/file.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -31,7 +33,7 @@ typedef struct parse_ctx {
 static const char *const kind_names[] = {"sql",       "index",       "drop_index",
                                          "extension", "foreign_key", "drop_foreign_key"};
 
-const char *pgr_step_kind_name(pgr_step_kind kind)
+const char *pgr_migration_step_kind_name(pgr_step_kind kind)
 {
     return (size_t)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : "?";
 }
@@ -83,11 +85,11 @@ static pgr_code parse_filename(parse_ctx *c, const char *path)
 static pgr_code count_statements(parse_ctx *c, const pgr_step *s, size_t *count)
 {
     pgr_error lerr;
-    pgr_code rc = pgr_sqllex_count(s->sql, strlen(s->sql), s->line + 1, 0, count, &lerr);
+    pgr_code rc = pgr_sqltext_count(s->sql, strlen(s->sql), s->line + 1, 0, count, &lerr);
     if (rc == PGR_ERR_NOMEM)
         return pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
     if (rc != PGR_OK)
-        return perr(c, s->line, "step \"%s\": %s", pgr_step_kind_name(s->kind), lerr.msg);
+        return perr(c, s->line, "step \"%s\": %s", pgr_migration_step_kind_name(s->kind), lerr.msg);
     return PGR_OK;
 }
 
@@ -106,22 +108,22 @@ static pgr_code check_one_statement(parse_ctx *c, const pgr_step *s, size_t coun
         return PGR_OK;
     if (count != 1)
         return perr(c, s->line, "step \"%s\" must hold exactly one SQL statement, found %zu",
-                    pgr_step_kind_name(s->kind), count);
-    pgr_code rc = pgr_sqllex_count(s->sql, strlen(s->sql), s->line + 1,
-                                   PGR_SQLLEX_BACKSLASH_STRINGS, &other, &lerr);
+                    pgr_migration_step_kind_name(s->kind), count);
+    pgr_code rc = pgr_sqltext_count(s->sql, strlen(s->sql), s->line + 1,
+                                    PGR_SQLTEXT_BACKSLASH_STRINGS, &other, &lerr);
     if (rc == PGR_ERR_NOMEM)
         return pgr_error_set(c->err, PGR_ERR_NOMEM, "out of memory");
     if (rc != PGR_OK)
         return perr(c, s->line,
                     "step \"%s\" must hold exactly one SQL statement whether or not backslashes "
                     "escape quotes in strings (standard_conforming_strings): when they do, %s",
-                    pgr_step_kind_name(s->kind), lerr.msg);
+                    pgr_migration_step_kind_name(s->kind), lerr.msg);
     if (other != 1)
         return perr(c, s->line,
                     "step \"%s\" must hold exactly one SQL statement whether or not backslashes "
                     "escape quotes in strings (standard_conforming_strings): when they do, it "
                     "holds %zu",
-                    pgr_step_kind_name(s->kind), other);
+                    pgr_migration_step_kind_name(s->kind), other);
     return PGR_OK;
 }
 
@@ -148,11 +150,11 @@ static pgr_code finish_step(parse_ctx *c)
         return rc;
     s->sql_empty = count == 0;
     if (s->sql_empty && s->kind != PGR_STEP_FOREIGN_KEY && s->kind != PGR_STEP_DROP_FOREIGN_KEY)
-        return perr(c, line, "step \"%s\" has no SQL body", pgr_step_kind_name(s->kind));
+        return perr(c, line, "step \"%s\" has no SQL body", pgr_migration_step_kind_name(s->kind));
     if (!s->sql_empty && (s->kind == PGR_STEP_FOREIGN_KEY || s->kind == PGR_STEP_DROP_FOREIGN_KEY))
         return perr(c, line,
                     "step \"%s\" must have no SQL body: the executor generates its statements",
-                    pgr_step_kind_name(s->kind));
+                    pgr_migration_step_kind_name(s->kind));
     return check_one_statement(c, s, count);
 }
 
@@ -211,18 +213,18 @@ static bool ident_list_valid(const char *v, bool qualified, bool list)
 
     size_t n = strlen(v);
     /* n == 0 first: v[n - 1] of "" would read before the string ("name=" is an empty value) */
-    if (n == 0 || pgr_strlcpy(buf, v, sizeof(buf)) >= sizeof(buf) || *v == ',' || v[n - 1] == ',' ||
-        strstr(v, ",,") != NULL)
+    if (n == 0 || pgr_str_copy(buf, v, sizeof(buf)) >= sizeof(buf) || *v == ',' ||
+        v[n - 1] == ',' || strstr(v, ",,") != NULL)
         return false;
     for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
         char *dot = qualified ? strchr(t, '.') : NULL;
         if (dot != NULL) {
             *dot = '\0';
-            if (!pgr_is_simple_ident(t))
+            if (!pgr_str_is_simple_ident(t))
                 return false;
             t = dot + 1;
         }
-        if (!pgr_is_simple_ident(t))
+        if (!pgr_str_is_simple_ident(t))
             return false;
         count++;
     }
@@ -267,7 +269,7 @@ static pgr_code parse_step_flag(parse_ctx *c, pgr_step *s, int line, const char 
         return PGR_OK;
     }
     return perr(c, line, "unknown flag \"%s\" for step kind \"%s\"", tok,
-                pgr_step_kind_name(s->kind));
+                pgr_migration_step_kind_name(s->kind));
 }
 
 static pgr_code parse_step_attr(parse_ctx *c, pgr_step *s, int line, char *tok)
@@ -281,7 +283,7 @@ static pgr_code parse_step_attr(parse_ctx *c, pgr_step *s, int line, char *tok)
     const char *val = eq + 1;
     if (!kind_allows(s->kind, tok, &required))
         return perr(c, line, "unknown attribute \"%s\" for step kind \"%s\"", tok,
-                    pgr_step_kind_name(s->kind));
+                    pgr_migration_step_kind_name(s->kind));
     if (!attr_value_valid(tok, val))
         return perr(c, line, "invalid value for attribute \"%s\": \"%s\"", tok, val);
     char **slot = attr_slot(s, tok);
@@ -528,7 +530,7 @@ void pgr_migration_checksum(const char *buf, size_t len, char out[PGR_SHA256_HEX
         pos = end + 1;
     }
     crypto_hash_sha256_final(&st, digest);
-    pgr_hex_encode(digest, sizeof(digest), out);
+    pgr_crypto_hex_encode(digest, sizeof(digest), out);
 }
 
 pgr_migration_set *pgr_migration_set_new(void)
@@ -615,7 +617,7 @@ pgr_code pgr_migration_dir_load(const char *dir, pgr_migration_set **out, pgr_er
     return PGR_OK;
 }
 
-bool pgr_version_valid(const char *v)
+bool pgr_migration_version_valid(const char *v)
 {
     if (v == NULL)
         return false;
@@ -630,7 +632,7 @@ bool pgr_version_valid(const char *v)
     return true;
 }
 
-bool pgr_step_transactional(const pgr_step *s)
+bool pgr_migration_step_transactional(const pgr_step *s)
 {
     switch (s->kind) {
     case PGR_STEP_SQL:
@@ -646,7 +648,7 @@ bool pgr_step_transactional(const pgr_step *s)
     return true;
 }
 
-const char *pgr_step_lock(const pgr_step *s)
+const char *pgr_migration_step_lock(const pgr_step *s)
 {
     switch (s->kind) {
     case PGR_STEP_INDEX:
@@ -664,7 +666,7 @@ const char *pgr_step_lock(const pgr_step *s)
     return "?";
 }
 
-void pgr_step_describe(const pgr_step *s, char *out, size_t outlen)
+void pgr_migration_step_describe(const pgr_step *s, char *out, size_t outlen)
 {
     switch (s->kind) {
     case PGR_STEP_INDEX:

@@ -1,6 +1,7 @@
 /* pg.c - libpq helpers with SQLSTATE-aware errors that never copy DETAIL (row values). */
 #include "pgr/pg.h"
 #include "pgr/log.h"
+#include "pgr/dsn.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -96,7 +97,7 @@ static void connect_message(PGconn *c, const char *dsn, char *msg, size_t len)
     char *nl = strchr(msg, '\n');
     if (nl != NULL)
         *nl = '\0';
-    if (pgr_log_dsn_secret_in(dsn, msg))
+    if (pgr_dsn_secret_in(dsn, msg))
         snprintf(msg, len, "(libpq's message not shown: it quotes a password)");
 }
 
@@ -117,7 +118,7 @@ pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, 
 
     /* libpq's parse errors quote the part of the string where they stopped, which may be a
      * password ("invalid percent-encoded token: ..."): say nothing of such a string. */
-    if (!pgr_log_dsn_valid(dsn))
+    if (!pgr_dsn_valid(dsn))
         return pgr_error_set(err, PGR_ERR_CONFIG,
                              "could not connect: invalid connection string (not shown: it may "
                              "hold a password)");
@@ -126,7 +127,7 @@ pgr_code pgr_pg_connect(const char *dsn, const char *application, PGconn **out, 
     if (c == NULL)
         return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     if (PQstatus(c) != CONNECTION_OK) {
-        pgr_log_redact_dsn(dsn, redacted, sizeof(redacted));
+        pgr_dsn_redact(dsn, redacted, sizeof(redacted));
         char msg[200];
         connect_message(c, dsn, msg, sizeof(msg));
         pgr_error_set(err, PGR_ERR_DB, "could not connect to \"%s\": %s", redacted, msg);

@@ -1,5 +1,6 @@
 /* sqlgen.c - generated SQL for foreign-key steps; identifiers always quoted by libpq. */
 #include "pgr/sqlgen.h"
+#include "pgr/buf.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -83,14 +83,14 @@ static void make_row(bench *b, audit_row *r, int t, long long seq, const char *p
                             prev, "version", "20251106000001", "duration_ms", 12);
     r->record = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     json_decref(rec);
-    if (pgr_hex_decode(prev, p, 32) != PGR_OK)
+    if (pgr_crypto_hex_decode(prev, p, 32) != PGR_OK)
         bench_die("chain", "bad prev hash");
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, p, 32);
     crypto_hash_sha256_update(&st, (const unsigned char *)r->record, strlen(r->record));
     crypto_hash_sha256_final(&st, d);
-    pgr_hex_encode(d, 32, r->hash);
+    pgr_crypto_hex_encode(d, 32, r->hash);
     json_t *msg =
         json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "type", "audit", "tenant_id", r->tenant, "seq",
                   (json_int_t)seq, "prev_hash", prev, "hash", r->hash, "record", r->record);

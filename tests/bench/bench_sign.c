@@ -44,7 +44,7 @@ int main(int argc, char **argv)
     if (pgr_crypto_init(NULL) != PGR_OK)
         return 1;
     crypto_sign_keypair(kp.pk, kp.sk);
-    pgr_key_kid(kp.pk, kp.kid);
+    pgr_keys_kid(kp.pk, kp.kid);
     pgr_keys_format_public(kp.pk, line, sizeof(line));
     if (pgr_keyring_parse(line, strlen(line), "bench", &kr, NULL) != PGR_OK)
         return 1;

@@ -38,7 +38,7 @@ static inline void bench_uuid4(char out[37])
     randombytes_buf(b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    pgr_hex_encode(b, sizeof(b), hex);
+    pgr_crypto_hex_encode(b, sizeof(b), hex);
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
@@ -87,7 +87,7 @@ static inline rd_kafka_t *bench_consumer(const pgr_config *cfg, pgr_topic t, int
 
 static inline void bench_time_now(char out[32])
 {
-    pgr_time_format(time(NULL), out);
+    pgr_clock_format_utc(time(NULL), out);
 }
 
 /* An event payload with the common members of PROTOCOL.md 9.1 followed by body's members. */

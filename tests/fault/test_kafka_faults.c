@@ -14,6 +14,7 @@
  */
 #include "rollout_env.h"
 
+#include <stdatomic.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
@@ -33,8 +34,8 @@ static fleet F;
 static char out[1 << 20];
 static rd_kafka_t *mock_host;
 static rd_kafka_mock_cluster_t *mc;
-static volatile int faults_done;
-static volatile double brokers_up_at;
+static atomic_int faults_done;
+static _Atomic double brokers_up_at;
 static double started;
 static char fault_log[4096];
 
@@ -205,7 +206,7 @@ static void tally_event(const rd_kafka_message_t *m, void *u)
         t->seq2[t->n2++] = seq;
     if (json_is_string(json_object_get(ev, "job_id"))) {
         char digest[PGR_SHA256_HEX_LEN];
-        pgr_sha256_hex(m->payload, m->len, digest);
+        pgr_crypto_sha256_hex(m->payload, m->len, digest);
         const char *params[] = {digest};
         PGresult *r = PQexecParams(t->ctl,
                                    "SELECT count(*) FROM pgrollout_control.events WHERE digest "
@@ -305,9 +306,11 @@ static void test_rollout_survives_broker_faults(void **state)
             fail_msg("agent-2 event seq %lld follows %lld on the topic", ev.seq2[i],
                      ev.seq2[i - 1]);
     }
-    /* each tenant's result stored exactly once */
+    /* each tenant's final result stored exactly once (a job that the restart of agent 1 stopped
+     * also reported `interrupted`, depending on timing, before it resumed) */
     assert_int_equal(itest_scalar(ev.ctl, "SELECT count(*) FROM pgrollout_control.events WHERE "
-                                          "type = 'result' AND payload->>'job_type' = 'apply'"),
+                                          "type = 'result' AND payload->>'job_type' = 'apply' "
+                                          "AND payload->>'outcome' IN ('succeeded', 'failed')"),
                      TENANTS);
     PQfinish(ev.ctl);
 

@@ -7,6 +7,7 @@
  */
 #include "rollout_env.h"
 
+#include <stdatomic.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -16,7 +17,7 @@
 
 static fleet F;
 static char out[1 << 20];
-static volatile int sampling;
+static atomic_int sampling;
 static long rss_start[AGENTS], rss_peak[AGENTS];
 
 static long rss_kb(pid_t pid)

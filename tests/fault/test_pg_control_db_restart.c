@@ -211,7 +211,7 @@ static topic_count check_events_topic(void)
             json_t *ev = fleet_event_open(kr, m);
             const char *type = json_string_value(json_object_get(ev, "type"));
             assert_non_null(type);
-            pgr_sha256_hex(m->payload, m->len, digest);
+            pgr_crypto_sha256_hex(m->payload, m->len, digest);
             if (strcmp(type, "heartbeat") == 0) {
                 n.heartbeats++;
             } else {

@@ -20,7 +20,7 @@ void fuzz_keypair(int i, pgr_keypair *kp)
     for (size_t k = 0; k < sizeof(seed); k++)
         seed[k] = (uint8_t)(i * 32 + (int)k);
     crypto_sign_seed_keypair(kp->pk, kp->sk, seed);
-    pgr_key_kid(kp->pk, kp->kid);
+    pgr_keys_kid(kp->pk, kp->kid);
 }
 
 static pgr_keyring *build_keyring(void)
@@ -37,7 +37,7 @@ static pgr_keyring *build_keyring(void)
     for (int i = 0; i < FUZZ_KEY_COUNT; i++) {
         pgr_keypair kp;
         fuzz_keypair(i, &kp);
-        char *b64 = pgr_base64_encode(kp.pk, sizeof(kp.pk));
+        char *b64 = pgr_crypto_base64_encode(kp.pk, sizeof(kp.pk));
         if (b64 == NULL)
             fuzz_fail("out of memory");
         used += (size_t)snprintf(text + used, sizeof(text) - used, "ed25519 %s %s %s\n", b64,

@@ -11,6 +11,7 @@
 #include "pgr/config.h"
 #include "pgr/keyring.h"
 #include "pgr/log.h"
+#include "pgr/dsn.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ static void check_keyring(const char *buf, size_t len)
     }
     for (size_t i = 0; i < kr->count; i++) {
         const pgr_keyring_entry *e = &kr->items[i];
-        pgr_key_kid(e->key.pk, kid);
+        pgr_keys_kid(e->key.pk, kid);
         if (strcmp(kid, e->key.kid) != 0 || pgr_keyring_find(kr, kid) != e)
             fuzz_fail("a keyring entry's kid is not its key's, or another entry has it");
         /* the first tenant of a tenants= list is allowed, and "" is never */
@@ -74,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const pgr_tenant_conf *t = &cfg->tenants[i];
         if (pgr_config_tenant(cfg, t->id) != t || t->dsn == NULL)
             fuzz_fail("a configured tenant cannot be looked up or has no DSN");
-        pgr_log_redact_dsn(t->dsn, redacted, sizeof(redacted));
+        pgr_dsn_redact(t->dsn, redacted, sizeof(redacted));
         if (strlen(redacted) >= sizeof(redacted))
             fuzz_fail("a redacted DSN overran its buffer");
     }

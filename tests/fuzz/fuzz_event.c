@@ -1,13 +1,14 @@
 /*
  * fuzz_event.c - what the coordinator does with messages from agents: envelopes of the events
  * topic (coord_event_parse, then coord_event_run_update for events of a job) and of the audit
- * topic (coord_audit_check: members, key allowed for the tenant, hash chain link), opened with a
- * fixed keyring. The input also goes straight to both parsers as if key 1 (restricted to
+ * topic (coord_audit_ingest_check: members, key allowed for the tenant, hash chain link), opened
+ * with a fixed keyring. The input also goes straight to both parsers as if key 1 (restricted to
  * district-001 and district-002) had signed it.
  */
 #include "fuzz_common.h"
 
-#include "coord.h"
+#include "audit_ingest.h"
+#include "event.h"
 
 #include "pgr/envelope.h"
 
@@ -26,7 +27,7 @@ static void check_event(const char *buf, size_t len, const pgr_keyring_entry *e)
     if (coord_event_rule_broken(ev) != NULL)
         fuzz_fail("an accepted event breaks a rule of its members");
     if (json_object_get(ev, "job_id") != NULL) {
-        coord_run_update u;
+        coord_event_update u;
         coord_event_run_update(ev, &u);
         if (u.agent_id == NULL || strlen(u.step) >= sizeof(u.step) ||
             strlen(u.steps) >= sizeof(u.steps) || strlen(u.percent) >= sizeof(u.percent))
@@ -37,9 +38,9 @@ static void check_event(const char *buf, size_t len, const pgr_keyring_entry *e)
 
 static void check_audit(const char *buf, size_t len, const pgr_keyring_entry *e)
 {
-    coord_audit_msg a;
+    coord_audit_ingest_msg a;
     const char *detail = NULL;
-    const char *kind = coord_audit_check(buf, len, FUZZ_TENANT, e, &a, &detail);
+    const char *kind = coord_audit_ingest_check(buf, len, FUZZ_TENANT, e, &a, &detail);
     if ((kind == NULL) != (detail == NULL))
         fuzz_fail("an audit alert without detail, or detail without an alert");
     if (kind == NULL && (a.seq < 1 || a.record == NULL || strcmp(a.tenant_id, FUZZ_TENANT) != 0))

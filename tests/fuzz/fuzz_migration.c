@@ -18,10 +18,11 @@ static void check_steps(const pgr_step *steps, size_t count, bool down)
         const pgr_step *s = &steps[i];
         if (s->sql == NULL || s->down != down || s->index != (int)i || s->line < 1)
             fuzz_fail("a parsed step lacks its body or position");
-        pgr_step_describe(s, what, sizeof(what));
-        if (pgr_step_lock(s) == NULL || strcmp(pgr_step_kind_name(s->kind), "?") == 0)
+        pgr_migration_step_describe(s, what, sizeof(what));
+        if (pgr_migration_step_lock(s) == NULL ||
+            strcmp(pgr_migration_step_kind_name(s->kind), "?") == 0)
             fuzz_fail("a parsed step has an unknown kind");
-        (void)pgr_step_transactional(s);
+        (void)pgr_migration_step_transactional(s);
     }
 }
 
@@ -35,7 +36,7 @@ static void parse_named(const char *buf, size_t len, const char *filename)
         return;
     }
     if (m->up_count == 0 || m->text_len != len || memcmp(m->text, buf, len) != 0 ||
-        !pgr_version_valid(m->version))
+        !pgr_migration_version_valid(m->version))
         fuzz_fail("an accepted migration lost its text, version or steps");
     check_steps(m->up, m->up_count, false);
     check_steps(m->down, m->down_count, true);

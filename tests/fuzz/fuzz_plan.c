@@ -1,25 +1,26 @@
 /*
- * fuzz_plan.c - the rollout plan parser and wave resolution (coordinator/waves.c): the input is
- * read as rollout_plan_load reads a plan file (JSON, duplicate members refused) and resolved
+ * fuzz_plan.c - the rollout plan parser and wave resolution (coordinator/planfile.c): the input is
+ * read as coord_planfile_load reads a plan file (JSON, duplicate members refused) and resolved
  * without a control database, so the plan's own "tenants" list is the fleet. The working
  * directory holds an empty "migrations" directory (tests/fuzz/run.sh), so plans that name it
  * get past the directory check. A resolved plan must put every tenant in exactly one wave.
  */
 #include "fuzz_common.h"
 
-#include "waves.h"
+#include "planfile.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void check_plan(const rollout_plan *p)
+static void check_plan(const coord_planfile *p)
 {
     size_t total = 0;
     if (p->wave_count == 0 || p->name == NULL || p->type == NULL || p->on_failure == NULL)
         fuzz_fail("a resolved plan lacks waves, name, type or on_failure");
     for (size_t i = 0; i < p->wave_count; i++) {
-        const wave_def *w = &p->waves[i];
-        if (w->count == 0 || w->name == NULL || w->max_parallel < 1 || wave_budget(w) < 0)
+        const coord_planfile_wave *w = &p->waves[i];
+        if (w->count == 0 || w->name == NULL || w->max_parallel < 1 ||
+            coord_planfile_wave_budget(w) < 0)
             fuzz_fail("a resolved wave is empty or has no name, parallelism or budget");
         for (size_t k = 0; k < w->count; k++) {
             for (size_t j = 0; j <= i; j++) {
@@ -38,18 +39,18 @@ static void check_plan(const rollout_plan *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t je;
-    rollout_plan p;
-    char err[512];
+    coord_planfile p;
+    pgr_error err;
 
-    /* as rollout_plan_load, from a buffer */
+    /* as coord_planfile_load, from a buffer */
     json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
     if (doc == NULL)
         return 0;
-    err[0] = '\0';
-    if (rollout_plan_resolve(doc, NULL, &p, err, sizeof(err)) == 0)
+    pgr_error_clear(&err);
+    if (coord_planfile_resolve(doc, NULL, &p, &err) == PGR_OK)
         check_plan(&p);
-    else if (err[0] == '\0')
+    else if (err.msg[0] == '\0')
         fuzz_fail("a refused plan has no message");
-    rollout_plan_free(&p);
+    coord_planfile_free(&p);
     return 0;
 }

@@ -86,14 +86,14 @@ static int audit(const char *tenant, const char *seq, const char *prev)
     char hash[PGR_SHA256_HEX_LEN];
     size_t len = fread(input, 1, sizeof(input) - 1, stdin);
     input[len] = '\0';
-    if (pgr_hex_decode(prev, p, sizeof(p)) != PGR_OK)
+    if (pgr_crypto_hex_decode(prev, p, sizeof(p)) != PGR_OK)
         return 2;
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, p, sizeof(p));
     crypto_hash_sha256_update(&st, (const unsigned char *)input, len);
     crypto_hash_sha256_final(&st, d);
-    pgr_hex_encode(d, sizeof(d), hash);
+    pgr_crypto_hex_encode(d, sizeof(d), hash);
     json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "type", "audit", "tenant_id", tenant,
                           "seq", (json_int_t)strtoll(seq, NULL, 10), "prev_hash", prev, "hash",
                           hash, "record", input);

@@ -130,9 +130,9 @@ cat >"$OUT/fuzz_plan/all-kinds.json" <<'JSON'
 JSON
 printf '%s' '{"name":"all","migrations":"migrations","tenants":["district-001"],"type":"rollback","on_failure":"abort"}' >"$OUT/fuzz_plan/no-waves.json"
 
-# ---- fuzz_sqllex: one seed per scanner rule (migrations/*.sql and tests/lint/ are used in place)
-reset fuzz_sqllex
-sq() { printf "$2" >"$OUT/fuzz_sqllex/$1.sql"; }
+# ---- fuzz_sqltext: one seed per scanner rule (migrations/*.sql and tests/lint/ are used in place)
+reset fuzz_sqltext
+sq() { printf "$2" >"$OUT/fuzz_sqltext/$1.sql"; }
 sq cr-comment 'CREATE INDEX CONCURRENTLY i ON t (c); -- x\rDROP TABLE students;\n'
 sq nested-comment 'SELECT 1 /* a /* b */ ; */ ; /*/ x */\n'
 sq dollar-tags 'DO $body$ BEGIN EXECUTE $q$x$q$; $x$ $$; END $body$; SELECT $1, a$$b, $_9$;$_9$;\n'

@@ -18,7 +18,7 @@ BUILD_DIR=$(realpath -m -- "${PGR_FUZZ_BUILD_DIR:-$REPO/build-fuzz}")
 readonly BUILD_DIR
 readonly SECS=${1:-30}
 shift || true
-ALL=(fuzz_envelope fuzz_event fuzz_migration fuzz_config fuzz_plan fuzz_sqllex)
+ALL=(fuzz_envelope fuzz_event fuzz_migration fuzz_config fuzz_plan fuzz_sqltext)
 if (($# > 0)); then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 readonly TARGETS
 
@@ -61,7 +61,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 extra_seeds() {
   case $1 in
   fuzz_envelope) echo tests/fixtures/protocol/job_*.json ;;
-  fuzz_migration | fuzz_sqllex) echo migrations/*.sql tests/lint/*/*/*.sql ;;
+  fuzz_migration | fuzz_sqltext) echo migrations/*.sql tests/lint/*/*/*.sql ;;
   fuzz_config) echo deploy/config/*.ini.example tests/fixtures/protocol/example.pub ;;
   fuzz_plan) echo deploy/config/plan.json.example ;;
   esac

@@ -226,7 +226,7 @@ static void test_audit_verify_catches_tampering(void **state)
     const char *p64 = json_string_value(json_object_get(e, "payload"));
     uint8_t buf[65536];
     size_t n = 0;
-    assert_int_equal(pgr_base64_decode(p64, strlen(p64), buf, sizeof(buf), &n), PGR_OK);
+    assert_int_equal(pgr_crypto_base64_decode(p64, strlen(p64), buf, sizeof(buf), &n), PGR_OK);
     load_key("intruder", &intruder);
     char *forged = pgr_envelope_seal(PGR_DOMAIN_AUDIT, &intruder, (const char *)buf, n);
     json_decref(e);

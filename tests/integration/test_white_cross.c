@@ -6,6 +6,7 @@
 
 #include "pgr/migration.h"
 #include "pgr/sqlgen.h"
+#include "pgr/buf.h"
 
 static void run_sql(PGconn *c, const char *sql, bool txn)
 {
@@ -59,7 +60,7 @@ static void run_step(PGconn *c, const pgr_step *s)
         pgr_buf_free(&b);
         break;
     default:
-        run_sql(c, s->sql, pgr_step_transactional(s));
+        run_sql(c, s->sql, pgr_migration_step_transactional(s));
     }
 }
 

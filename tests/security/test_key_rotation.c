@@ -63,7 +63,7 @@ static void reload_agents(const char *needle)
 
 static void write_ring(const char *text)
 {
-    char path[256], tmp[256];
+    char path[256], tmp[272]; /* room for ".new" */
     snprintf(path, sizeof(path), "%s/coordinators.ring", F.dir);
     snprintf(tmp, sizeof(tmp), "%s.new", path);
     itest_write_file(tmp, text);

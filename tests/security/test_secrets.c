@@ -336,7 +336,7 @@ static const char *load_key(const char *keyname, uint8_t sk[64])
     read_file(path, line, sizeof(line));
     strtok_r(line, " ", &save);
     const char *b64 = strtok_r(NULL, " ", &save);
-    assert_int_equal(pgr_base64_decode(b64, strlen(b64), sk, 64, &n), PGR_OK);
+    assert_int_equal(pgr_crypto_base64_decode(b64, strlen(b64), sk, 64, &n), PGR_OK);
     assert_int_equal(n, 64);
     return b64;
 }
@@ -348,9 +348,9 @@ static void scan_key(const char *keyname)
     uint8_t sk[64];
     const char *b64 = load_key(keyname, sk);
     char hex[129], seed_hex[65];
-    pgr_hex_encode(sk, 64, hex);
-    pgr_hex_encode(sk, 32, seed_hex);
-    char *seed_b64 = pgr_base64_encode(sk, 32);
+    pgr_crypto_hex_encode(sk, 64, hex);
+    pgr_crypto_hex_encode(sk, 32, seed_hex);
+    char *seed_b64 = pgr_crypto_base64_encode(sk, 32);
     seed_b64[strcspn(seed_b64, "=")] = '\0';
     snprintf(name, sizeof(name), "the secret key %s (raw)", keyname);
     scan(name, sk, 64);

@@ -112,7 +112,7 @@ static void test_tls_only_role_refused_in_plaintext(void **state)
     char dsn[256];
     /* no superuser among the roles the rollout below runs as */
     PGconn *admin = itest_connect("postgres");
-    char sql[256];
+    char sql[512];
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM pg_roles WHERE rolname IN ('%s', '%s') AND NOT rolsuper AND "
              "NOT rolcreatedb AND NOT rolcreaterole AND NOT rolbypassrls",

@@ -4,7 +4,7 @@
  * sorted keys. No database: the record builders are pure. */
 #include "pgr_test.h"
 
-#include "executor_int.h"
+#include "audit.h"
 
 #include "pgr/migration.h"
 

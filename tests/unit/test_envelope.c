@@ -6,7 +6,7 @@
 #include "pgr/crypto.h"
 #include "pgr/envelope.h"
 #include "pgr/job.h"
-#include "pgr/parse.h"
+#include "pgr/file.h"
 
 #include <sodium.h>
 
@@ -19,7 +19,7 @@ static void example_key(pgr_keypair *kp)
     for (int i = 0; i < 32; i++)
         seed[i] = (uint8_t)i;
     crypto_sign_seed_keypair(kp->pk, kp->sk, seed);
-    pgr_key_kid(kp->pk, kp->kid);
+    pgr_keys_kid(kp->pk, kp->kid);
 }
 
 static pgr_keyring *ring_of(const pgr_keypair *kp, const char *extra)
@@ -79,7 +79,7 @@ static const char heartbeat_msg[] = "{\"type\":\"heartbeat\"}";
 static char *sealed_heartbeat(pgr_keypair *kp, pgr_keyring **kr)
 {
     crypto_sign_keypair(kp->pk, kp->sk);
-    pgr_key_kid(kp->pk, kp->kid);
+    pgr_keys_kid(kp->pk, kp->kid);
     *kr = ring_of(kp, "");
     return pgr_envelope_seal(PGR_DOMAIN_EVENT, kp, heartbeat_msg, strlen(heartbeat_msg));
 }
@@ -94,7 +94,7 @@ static void test_envelope_round_trip_and_rejections(void **state)
     pgr_error err;
     (void)state;
     crypto_sign_keypair(other.pk, other.sk);
-    pgr_key_kid(other.pk, other.kid);
+    pgr_keys_kid(other.pk, other.kid);
     pgr_keyring *kr = NULL;
     char *env = sealed_heartbeat(&kp, &kr);
     assert_int_equal(pgr_envelope_open(env, strlen(env), 1 << 20, PGR_DOMAIN_EVENT, kr, &payload,
@@ -343,17 +343,17 @@ static void test_envelope_time_and_uuid(void **state)
     time_t t = 0;
     char buf[32];
     (void)state;
-    assert_int_equal(pgr_time_parse("1970-01-01T00:00:00Z", &t), PGR_OK);
+    assert_int_equal(pgr_clock_parse_utc("1970-01-01T00:00:00Z", &t), PGR_OK);
     assert_int_equal(t, 0);
-    assert_int_equal(pgr_time_parse("2024-02-29T23:59:59Z", &t), PGR_OK);
-    pgr_time_format(t, buf);
+    assert_int_equal(pgr_clock_parse_utc("2024-02-29T23:59:59Z", &t), PGR_OK);
+    pgr_clock_format_utc(t, buf);
     assert_string_equal(buf, "2024-02-29T23:59:59Z");
-    assert_int_equal(pgr_time_parse("2024-02-29T23:59:59+01:00", &t), PGR_ERR_INVALID);
-    assert_int_equal(pgr_time_parse("2024-13-01T00:00:00Z", &t), PGR_ERR_INVALID);
-    assert_int_equal(pgr_time_parse("2025-02-29T00:00:00Z", &t), PGR_ERR_INVALID);
-    assert_int_equal(pgr_time_parse("2025- 1-06T00:00:00Z", &t), PGR_ERR_INVALID);
-    assert_int_equal(pgr_time_parse("2025-01-06T-1:00:00Z", &t), PGR_ERR_INVALID);
-    assert_int_equal(pgr_time_parse("2025-01-06T00:00:60Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_clock_parse_utc("2024-02-29T23:59:59+01:00", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_clock_parse_utc("2024-13-01T00:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_clock_parse_utc("2025-02-29T00:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_clock_parse_utc("2025- 1-06T00:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_clock_parse_utc("2025-01-06T-1:00:00Z", &t), PGR_ERR_INVALID);
+    assert_int_equal(pgr_clock_parse_utc("2025-01-06T00:00:60Z", &t), PGR_ERR_INVALID);
     assert_true(pgr_uuid_valid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"));
     assert_false(pgr_uuid_valid("6F1C2D3E-4B5A-4C6D-8E7F-0A1B2C3D4E5F"));
     assert_false(pgr_uuid_valid("6f1c2d3e4b5a4c6d8e7f0a1b2c3d4e5f"));

@@ -62,10 +62,10 @@ static void test_error_sqlstate_retriable_classes(void **state)
 static void test_error_code_names(void **state)
 {
     (void)state;
-    assert_string_equal(pgr_code_name(PGR_OK), "ok");
-    assert_string_equal(pgr_code_name(PGR_ERR_DRIFT), "drift");
-    assert_string_equal(pgr_code_name(PGR_ERR_INTERNAL), "internal");
-    assert_string_equal(pgr_code_name((pgr_code)999), "unknown");
+    assert_string_equal(pgr_error_code_name(PGR_OK), "ok");
+    assert_string_equal(pgr_error_code_name(PGR_ERR_DRIFT), "drift");
+    assert_string_equal(pgr_error_code_name(PGR_ERR_INTERNAL), "internal");
+    assert_string_equal(pgr_error_code_name((pgr_code)999), "unknown");
 }
 
 int main(void)

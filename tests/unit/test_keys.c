@@ -44,7 +44,7 @@ static void test_keys_kid_is_sha256_prefix(void **state)
     (void)state;
     /* SHA-256 of 32 zero bytes = 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925
      */
-    pgr_key_kid(pk, kid);
+    pgr_keys_kid(pk, kid);
     assert_string_equal(kid, "66687aadf862bd77");
 }
 
@@ -104,14 +104,14 @@ static void test_keys_rejects_malformed_secret(void **state)
     /* a correct 64-byte key with a wrong kid */
     uint8_t pk[32], sk[64];
     crypto_sign_keypair(pk, sk);
-    char *b64 = pgr_base64_encode(sk, 64);
+    char *b64 = pgr_crypto_base64_encode(sk, 64);
     char line[256];
     snprintf(line, sizeof(line), "ed25519-secret %s 0000000000000000\n", b64);
     expect_bad_secret(line, "does not match the key");
     /* public half tampered */
     sk[40] ^= 1;
     free(b64);
-    b64 = pgr_base64_encode(sk, 64);
+    b64 = pgr_crypto_base64_encode(sk, 64);
     snprintf(line, sizeof(line), "ed25519-secret %s 0000000000000000\n", b64);
     expect_bad_secret(line, "public half does not match");
     free(b64);

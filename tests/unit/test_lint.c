@@ -3,7 +3,7 @@
 #include "pgr_test.h"
 
 #include "pgr/lint.h"
-#include "pgr/parse.h"
+#include "pgr/file.h"
 
 #include <dirent.h>
 

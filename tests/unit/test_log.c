@@ -2,6 +2,7 @@
 #include "pgr_test.h"
 
 #include "pgr/log.h"
+#include "pgr/dsn.h"
 
 #include <jansson.h>
 
@@ -67,20 +68,19 @@ static void test_log_redact_dsn_hides_passwords(void **state)
 {
     char out[256];
     (void)state;
-    pgr_log_redact_dsn("host=db user=app password=s3cret dbname=t1", out, sizeof(out));
+    pgr_dsn_redact("host=db user=app password=s3cret dbname=t1", out, sizeof(out));
     assert_string_equal(out, "host=db user=app password=*** dbname=t1");
-    pgr_log_redact_dsn("password = 'a b\\'c' host=x", out, sizeof(out));
+    pgr_dsn_redact("password = 'a b\\'c' host=x", out, sizeof(out));
     assert_null(strstr(out, "a b"));
     assert_non_null(strstr(out, "host=x"));
-    pgr_log_redact_dsn("postgresql://app:s3cret@db:5432/t1", out, sizeof(out));
+    pgr_dsn_redact("postgresql://app:s3cret@db:5432/t1", out, sizeof(out));
     assert_string_equal(out, "postgresql://app:***@db:5432/t1");
-    pgr_log_redact_dsn("postgresql://db/t1?user=a&password=s3cret&sslmode=require", out,
-                       sizeof(out));
+    pgr_dsn_redact("postgresql://db/t1?user=a&password=s3cret&sslmode=require", out, sizeof(out));
     assert_null(strstr(out, "s3cret"));
     assert_non_null(strstr(out, "sslmode=require"));
-    pgr_log_redact_dsn("host=db dbname=t1", out, sizeof(out));
+    pgr_dsn_redact("host=db dbname=t1", out, sizeof(out));
     assert_string_equal(out, "host=db dbname=t1");
-    pgr_log_redact_dsn("tenant_0042", out, sizeof(out)); /* a plain database name */
+    pgr_dsn_redact("tenant_0042", out, sizeof(out)); /* a plain database name */
     assert_string_equal(out, "tenant_0042");
 }
 
@@ -90,24 +90,24 @@ static void test_log_redact_dsn_hides_every_secret_form(void **state)
     char out[256];
     (void)state;
     /* a tab before the key, sslpassword (the client key's passphrase), several in a URI */
-    pgr_log_redact_dsn("host=db\tpassword=s3cret dbname=t1", out, sizeof(out));
+    pgr_dsn_redact("host=db\tpassword=s3cret dbname=t1", out, sizeof(out));
     assert_string_equal(out, "password=*** dbname=t1 host=db");
-    pgr_log_redact_dsn("host=db sslpassword=s3cret dbname=t1", out, sizeof(out));
+    pgr_dsn_redact("host=db sslpassword=s3cret dbname=t1", out, sizeof(out));
     assert_string_equal(out, "dbname=t1 host=db sslpassword=***");
-    pgr_log_redact_dsn("postgresql://u:p1@db/t1?sslpassword=p2&password=p3", out, sizeof(out));
+    pgr_dsn_redact("postgresql://u:p1@db/t1?sslpassword=p2&password=p3", out, sizeof(out));
     assert_null(strstr(out, "p1"));
     assert_null(strstr(out, "p2"));
     assert_null(strstr(out, "p3"));
     assert_non_null(strstr(out, "host=db"));
     /* strings libpq cannot parse are not shown: its error would quote part of the password */
-    pgr_log_redact_dsn("host=db password=s3cret more dbname=t1", out, sizeof(out));
+    pgr_dsn_redact("host=db password=s3cret more dbname=t1", out, sizeof(out));
     assert_string_equal(out, "(invalid connection string, not shown)");
-    pgr_log_redact_dsn("postgresql://u:s3cret%zz@db/t1", out, sizeof(out));
+    pgr_dsn_redact("postgresql://u:s3cret%zz@db/t1", out, sizeof(out));
     assert_string_equal(out, "(invalid connection string, not shown)");
-    assert_false(pgr_log_dsn_valid("postgresql://u:s3cret%zz@db/t1"));
-    assert_true(pgr_log_dsn_valid("tenant_0042"));
-    assert_true(pgr_log_dsn_secret_in("host=db password=s3cret", "x s3cret y"));
-    assert_false(pgr_log_dsn_secret_in("host=db password=s3cret", "host=db password=***"));
+    assert_false(pgr_dsn_valid("postgresql://u:s3cret%zz@db/t1"));
+    assert_true(pgr_dsn_valid("tenant_0042"));
+    assert_true(pgr_dsn_secret_in("host=db password=s3cret", "x s3cret y"));
+    assert_false(pgr_dsn_secret_in("host=db password=s3cret", "host=db password=***"));
 }
 
 int main(void)

@@ -63,7 +63,7 @@ static void test_migration_parses_every_step_kind(void **state)
     assert_true(m->up[1].phi);
     assert_string_equal(m->up[1].table, "public.users");
     assert_int_equal(m->up[1].line, 5);
-    assert_false(pgr_step_transactional(&m->up[1]));
+    assert_false(pgr_migration_step_transactional(&m->up[1]));
     assert_string_equal(m->up[1].sql,
                         "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_a ON users (email);");
     const pgr_step *fk = &m->up[2];
@@ -78,9 +78,9 @@ static void test_migration_parses_every_step_kind(void **state)
     assert_string_equal(
         m->up[3].sql,
         "ALTER TABLE users ADD COLUMN IF NOT EXISTS x int;\n\nUPDATE users SET x = 1;");
-    assert_true(pgr_step_transactional(&m->up[3]));
+    assert_true(pgr_migration_step_transactional(&m->up[3]));
     assert_true(m->up[4].no_transaction);
-    assert_false(pgr_step_transactional(&m->up[4]));
+    assert_false(pgr_migration_step_transactional(&m->up[4]));
     assert_true(m->down[0].down);
     assert_int_equal(m->down[1].kind, PGR_STEP_DROP_FOREIGN_KEY);
     assert_int_equal(m->down[2].kind, PGR_STEP_DROP_INDEX);
@@ -273,7 +273,7 @@ static void test_migration_checksum_ignores_whitespace_only(void **state)
     /* The documented definition: SHA-256 of the normalized lines, each followed by "\n". */
     char expect[65];
     const char *norm = "-- pgrollout:up\n-- pgrollout:step sql\nSELECT 1;\n";
-    pgr_sha256_hex(norm, strlen(norm), expect);
+    pgr_crypto_sha256_hex(norm, strlen(norm), expect);
     assert_string_equal(a, expect);
 }
 

@@ -2,6 +2,9 @@
 #include "pgr_test.h"
 
 #include "pgr/parse.h"
+#include "pgr/str.h"
+#include "pgr/buf.h"
+#include "pgr/file.h"
 
 static void test_parse_int64_accepts_in_range(void **state)
 {
@@ -53,7 +56,7 @@ static void test_parse_strlcpy_truncates_and_terminates(void **state)
 {
     char small[4];
     (void)state;
-    assert_int_equal(pgr_strlcpy(small, "abcdef", sizeof(small)), 6);
+    assert_int_equal(pgr_str_copy(small, "abcdef", sizeof(small)), 6);
     assert_string_equal(small, "abc");
 }
 
@@ -62,12 +65,12 @@ static void test_parse_trim_and_ident(void **state)
     char s[] = "  \t hello world \r\n";
     (void)state;
     assert_string_equal(pgr_str_trim(s), "hello world");
-    assert_true(pgr_is_simple_ident("medicationId"));
-    assert_true(pgr_is_simple_ident("_x1"));
-    assert_false(pgr_is_simple_ident("1x"));
-    assert_false(pgr_is_simple_ident("a-b"));
-    assert_false(pgr_is_simple_ident("x\"; DROP TABLE users; --"));
-    assert_false(pgr_is_simple_ident(""));
+    assert_true(pgr_str_is_simple_ident("medicationId"));
+    assert_true(pgr_str_is_simple_ident("_x1"));
+    assert_false(pgr_str_is_simple_ident("1x"));
+    assert_false(pgr_str_is_simple_ident("a-b"));
+    assert_false(pgr_str_is_simple_ident("x\"; DROP TABLE users; --"));
+    assert_false(pgr_str_is_simple_ident(""));
 }
 
 static void test_parse_buf_grows(void **state)

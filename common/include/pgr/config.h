@@ -10,9 +10,19 @@
 #define PGR_CONFIG_H
 
 #include "pgr/error.h"
+#include "pgr/dsn.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+
+/* Defaults of the executor's session, shared by the config table, the agent's options and its
+ * --help (PGR_CONFIG_STR makes the text form). The retry base delay has no config key. */
+#define PGR_DEFAULT_LOCK_TIMEOUT_MS      5000
+#define PGR_DEFAULT_STATEMENT_TIMEOUT_MS 0
+#define PGR_DEFAULT_RETRIES              5
+#define PGR_DEFAULT_RETRY_BASE_MS        200
+#define PGR_CONFIG_STR_(x)               #x
+#define PGR_CONFIG_STR(x)                PGR_CONFIG_STR_(x)
 
 typedef struct pgr_kv {
     char *key;
@@ -21,7 +31,7 @@ typedef struct pgr_kv {
 
 typedef struct pgr_tenant_conf {
     char *id;
-    char *dsn;  /* may hold a password: never log it, use pgr_log_redact_dsn */
+    char *dsn;  /* may hold a password: never log it, use pgr_dsn_redact */
     char *tags; /* "region:us-east,tier:gold" or NULL */
 } pgr_tenant_conf;
 

@@ -16,7 +16,7 @@ typedef enum pgr_domain { PGR_DOMAIN_JOB = 0, PGR_DOMAIN_EVENT, PGR_DOMAIN_AUDIT
 
 #define PGR_ENVELOPE_MAX_DEFAULT (4 * 1024 * 1024)
 
-const char *pgr_domain_prefix(pgr_domain d);
+const char *pgr_envelope_domain_prefix(pgr_domain d);
 
 /* Signs payload and returns the envelope text (malloc'd, NUL-terminated), NULL on OOM. */
 char *pgr_envelope_seal(pgr_domain d, const pgr_keypair *kp, const char *payload, size_t len);

@@ -67,10 +67,10 @@ void pgr_error_prefix(pgr_error *err, const char *fmt, ...) PGR_PRINTF(2, 3);
 void pgr_error_set_sqlstate(pgr_error *err, const char *sqlstate);
 
 /* Stable lowercase name of a code ("invalid", "io", ...). */
-const char *pgr_code_name(pgr_code code);
+const char *pgr_error_code_name(pgr_code code);
 
 /* Assertion for invariants (never for input): reports expression, file and line, then aborts. */
-void pgr_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
-#define PGR_ASSERT(e) ((e) ? (void)0 : pgr_assert_fail(#e, __FILE__, __LINE__))
+void pgr_error_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+#define PGR_ASSERT(e) ((e) ? (void)0 : pgr_error_assert_fail(#e, __FILE__, __LINE__))
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * indexdef.h - compares an index step's CREATE INDEX statement with pg_get_indexdef() of an
  * existing index, to tell "our index, already built" from "another index of the same name"
- * (drift). Both are read by the SQL lexer (sqllex.h) and reduced to a canonical form of their
+ * (drift). Both are read by the SQL lexer (sqltext.h) and reduced to a canonical form of their
  * tokens: keywords and unquoted names in lower case, quoted names without their quotes, string
  * constants verbatim (a dollar-quoted one as '...'); blanks, comments, parentheses, type casts
  * (::type), schema "public.", CONCURRENTLY, IF NOT EXISTS, USING btree and final ';' removed.

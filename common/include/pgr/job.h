@@ -6,7 +6,9 @@
 #ifndef PGR_JOB_H
 #define PGR_JOB_H
 
+#include "pgr/clock.h"
 #include "pgr/migration.h"
+#include "pgr/uuid.h"
 
 #include <stdbool.h>
 #include <time.h>
@@ -56,12 +58,5 @@ char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set);
  * strings (the coordinator binds the job's events to them). Caller frees; NULL when out of
  * memory. */
 char *pgr_job_versions_json(const pgr_job *job, const pgr_migration_set *set);
-
-/* RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" <-> time_t. */
-pgr_code pgr_time_parse(const char *s, time_t *out) PGR_MUSTCHECK;
-void pgr_time_format(time_t t, char out[32]);
-
-/* True when s is a lowercase UUID "8-4-4-4-12". */
-bool pgr_uuid_valid(const char *s);
 
 #endif

@@ -47,7 +47,7 @@ pgr_code pgr_keys_file_read(const char *path, pgr_keyfile_kind kind, size_t max,
                             size_t *out_len, pgr_error *err) PGR_MUSTCHECK;
 
 /* Computes the kid of a public key. */
-void pgr_key_kid(const uint8_t pk[PGR_PK_LEN], char kid[PGR_KID_LEN]);
+void pgr_keys_kid(const uint8_t pk[PGR_PK_LEN], char kid[PGR_KID_LEN]);
 
 /* Generates a key pair and writes DIR/NAME.key (0600) and DIR/NAME.pub. Refuses (PGR_ERR_EXISTS)
  * when either file exists; NAME must be [A-Za-z0-9_.-], 1..64 characters. */

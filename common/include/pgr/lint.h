@@ -47,7 +47,7 @@ void pgr_lint_across(pgr_lint_report *r, pgr_migration *const *ms, size_t count)
 
 /* Upper-cases SQL, drops comments and string literal contents, collapses whitespace and removes
  * blanks before '(' so that keyword searches are simple. Tokens come from the SQL lexer
- * (sqllex.h), so comments and literals end where PostgreSQL ends them. Caller frees; NULL when
+ * (sqltext.h), so comments and literals end where PostgreSQL ends them. Caller frees; NULL when
  * out of memory. */
 char *pgr_lint_normalize_sql(const char *sql);
 

@@ -1,12 +1,14 @@
 /*
  * log.h - levelled logging to stderr as text or JSON lines, with context (component, tenant,
  * job id). Only this module writes to stderr on behalf of common/. Callers must never pass
- * passwords, DSNs with secrets or PHI values; pgr_log_redact_dsn() helps with connection strings.
+ * passwords, DSNs with secrets or PHI values; pgr_dsn_redact() (dsn.h) helps with connection
+ * strings.
  */
 #ifndef PGR_LOG_H
 #define PGR_LOG_H
 
 #include "pgr/error.h"
+#include "pgr/dsn.h"
 
 #include <stdio.h>
 
@@ -39,21 +41,5 @@ void pgr_log(pgr_log_level level, const pgr_log_ctx *ctx, const char *fmt, ...) 
 #define pgr_log_warn(ctx, ...)  pgr_log(PGR_LOG_WARN, (ctx), __VA_ARGS__)
 #define pgr_log_info(ctx, ...)  pgr_log(PGR_LOG_INFO, (ctx), __VA_ARGS__)
 #define pgr_log_debug(ctx, ...) pgr_log(PGR_LOG_DEBUG, (ctx), __VA_ARGS__)
-
-/* Copies dsn into out with every secret value (password, sslpassword) replaced by "***", in the
- * form it was written (key=value or URI) or, when that form would still show a secret, as the
- * parsed key=value list. A string libpq cannot parse becomes "(invalid connection string, not
- * shown)". */
-void pgr_log_redact_dsn(const char *dsn, char *out, size_t outlen);
-
-/* Whether libpq reads dsn as a connection string (a postgresql:// or postgres:// URI, or
- * key=value pairs: it holds '='); anything else is a plain database name (expand_dbname). */
-bool pgr_log_dsn_is_conninfo(const char *dsn);
-
-/* False when libpq cannot parse dsn (a plain database name is valid). */
-bool pgr_log_dsn_valid(const char *dsn);
-
-/* True when text contains the value of a secret option (password, sslpassword) of dsn. */
-bool pgr_log_dsn_secret_in(const char *dsn, const char *text);
 
 #endif

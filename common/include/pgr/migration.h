@@ -43,7 +43,7 @@ typedef struct pgr_step {
     bool phi;
     bool no_transaction;
     char *sql;      /* body without leading/trailing blank lines; "" when empty */
-    bool sql_empty; /* body holds no statement: only comments, blanks and ';' (sqllex.h) */
+    bool sql_empty; /* body holds no statement: only comments, blanks and ';' (sqltext.h) */
 } pgr_step;
 
 typedef struct pgr_migration {
@@ -94,19 +94,19 @@ void pgr_migration_set_free(pgr_migration_set *set);
 /* Looks a migration up by version; NULL if absent. */
 const pgr_migration *pgr_migration_set_find(const pgr_migration_set *set, const char *version);
 
-const char *pgr_step_kind_name(pgr_step_kind kind);
+const char *pgr_migration_step_kind_name(pgr_step_kind kind);
 
 /* True when v is a migration version (14 digits) or "0" (before the first migration). */
-bool pgr_version_valid(const char *v);
+bool pgr_migration_version_valid(const char *v);
 
 /* True when the step runs inside a transaction (sql without no_transaction, extension,
  * drop_foreign_key; foreign_key runs two transactions of its own). */
-bool pgr_step_transactional(const pgr_step *s);
+bool pgr_migration_step_transactional(const pgr_step *s);
 
 /* The lock the step takes on its table(s), for plans and docs. */
-const char *pgr_step_lock(const pgr_step *s);
+const char *pgr_migration_step_lock(const pgr_step *s);
 
 /* The object a step acts on ("index idx_x on allergies"), written into out. */
-void pgr_step_describe(const pgr_step *s, char *out, size_t outlen);
+void pgr_migration_step_describe(const pgr_step *s, char *out, size_t outlen);
 
 #endif

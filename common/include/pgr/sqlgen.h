@@ -6,7 +6,7 @@
 #define PGR_SQLGEN_H
 
 #include "pgr/migration.h"
-#include "pgr/parse.h"
+#include "pgr/buf.h"
 
 #include <libpq-fe.h>
 

@@ -1,0 +1,54 @@
+/*
+ * planfile.h - rollout plans with staged waves (docs/ROLLOUTS.md): which tenants each wave
+ * takes (explicit list, tags, or a cumulative percentage of the fleet in a stable hash order),
+ * its parallelism, failure budget, soak time and approval. Resolved at plan time: unknown
+ * tenants, a tenant in two waves and empty waves are errors naming the field.
+ */
+#ifndef COORD_PLANFILE_H
+#define COORD_PLANFILE_H
+
+#include "pgr/error.h"
+#include "pgr/job.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+typedef struct coord_planfile_wave {
+    const char *name;
+    char **tenants;
+    size_t count;
+    int max_parallel;
+    int max_failures;         /* failures allowed in the wave */
+    double max_failure_ratio; /* or as a ratio of its tenants (whichever allows more) */
+    int soak_seconds;
+    bool manual_approval;
+} coord_planfile_wave;
+
+typedef struct coord_planfile {
+    json_t *doc;
+    const char *name;
+    char dir[4096]; /* absolute path of the migrations */
+    const char *target;
+    const char *type;
+    const char *on_failure; /* pause | abort | rollback */
+    pgr_job_options options;
+    int ttl_seconds;
+    coord_planfile_wave *waves;
+    size_t wave_count;
+} coord_planfile;
+
+/* Loads and resolves a plan. The fleet is the plan's "tenants" list, or else the tenants the
+ * control database knows (db may be NULL when the plan lists them). Tags come from db. On
+ * error, err says "field path: reason"; p is to be freed either way. */
+pgr_code coord_planfile_load(const char *path, PGconn *db, coord_planfile *p, pgr_error *err);
+
+/* Resolves a plan document already parsed (resume reads it from the control DB); p takes doc. */
+pgr_code coord_planfile_resolve(json_t *doc, PGconn *db, coord_planfile *p, pgr_error *err);
+
+void coord_planfile_free(coord_planfile *p);
+
+/* Failures a wave tolerates. */
+int coord_planfile_wave_budget(const coord_planfile_wave *w);
+
+#endif
