@@ -5,6 +5,7 @@
  * closes.
  */
 #include "audit.h"
+#include "seqstore.h"
 #include "session.h"
 #include "state.h"
 

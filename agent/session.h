@@ -6,7 +6,6 @@
 #ifndef AGENT_SESSION_H
 #define AGENT_SESSION_H
 #include "executor.h"
-#include "seqstore.h"
 
 #include "pgr/clock.h"
 #include "pgr/uuid.h"

@@ -290,15 +290,17 @@ pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeo
 pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
                               pgr_error *err)
 {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     *count = 0;
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == 0)
-        *count = md->topics[0].partition_cnt;
+    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0)
+            *count = md->topics[i].partition_cnt;
+    }
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && *count <= 0)
+        e = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
     if (*count <= 0 && pgr_kafka_refused(err) != PGR_OK)
         return PGR_ERR_KAFKA;
     if (*count <= 0)

@@ -151,6 +151,17 @@ static void test_rollout_three_tenants_two_agents(void **state)
     itest_drop_db(ref);
     /* the events topic: every message signed by a registered agent key; results from both */
     rd_kafka_t *ec = events_consumer("itest-events-all");
+    /* the coordinator created the three topics with 12 partitions (PROTOCOL 7.1), although the
+     * agents, started first, waited for the jobs topic and the broker's default is 6 */
+    pgr_config *tcfg = fleet_kafka_config(&F);
+    for (int i = 0; i < 3; i++) {
+        char topic[256];
+        int parts = 0;
+        pgr_kafka_topic_name(tcfg, (pgr_topic)i, topic, sizeof(topic));
+        assert_int_equal(pgr_kafka_partitions(ec, topic, 10000, &parts, NULL), PGR_OK);
+        assert_int_equal(parts, 12);
+    }
+    pgr_config_free(tcfg);
     pgr_keyring *kr = fleet_agents_ring(&F);
     int results = 0, from[2] = {0, 0};
     step_log sl;

@@ -62,7 +62,10 @@ pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *k
 pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeout_ms,
                                 pgr_error *err) PGR_MUSTCHECK;
 
-/* Number of partitions of topic (waits up to timeout_ms for metadata). */
+/* Number of partitions of topic (waits up to timeout_ms for metadata); PGR_ERR_KAFKA when it does
+ * not exist. Never creates it: the metadata of every topic is asked for, not of this one, which a
+ * broker with auto.create.topics.enable would create with its default partition count (the
+ * coordinator creates the topics with 12, PROTOCOL 7.1). */
 pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
                               pgr_error *err) PGR_MUSTCHECK;
 
