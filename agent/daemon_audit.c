@@ -146,7 +146,7 @@ pgr_code daemon_audit_barrier(struct pg_conn *conn, void *user, pgr_error *err)
         if (rc == PGR_OK)
             pgr_log_info(&ctx, "audit records delivered, the job goes on");
     }
-    return rc; /* whether to retry the step is the executor's to say (steps.c) */
+    return rc; /* whether to retry the step is the executor's to say (stepexec.c) */
 }
 
 /* A connection per tenant and second cost the tenants' servers a backend start each (100

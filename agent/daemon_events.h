@@ -6,7 +6,7 @@
 #define AGENT_DAEMON_EVENTS_H
 #include "daemon_int.h"
 
-/* The step and progress events of one running job (stepevents.c): an index build's `done` is
+/* The step and progress events of one running job (daemon_events.c): an index build's `done` is
  * held up to 100 ms and sent with the following ones as one event (`also_done`); its `started`
  * goes out only once it has run 250 ms. */
 typedef struct daemon_events_steps {

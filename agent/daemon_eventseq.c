@@ -1,5 +1,5 @@
 /*
- * eventseq.c - event sequence numbers that survive restarts (eventseq.h). The file
+ * daemon_eventseq.c - event sequence numbers that survive restarts (daemon_eventseq.h). The file
  * <state_dir>/event-seq holds one decimal number, above every number handed out so far, written
  * as every file of the state directory is (agent_seqstore_file_write) before numbers of the range
  * it covers are used.

@@ -1,5 +1,5 @@
 /*
- * eventseq.h - the agent's event sequence numbers (docs/PROTOCOL.md 9.1). They grow across
+ * daemon_eventseq.h - the agent's event sequence numbers (docs/PROTOCOL.md 9.1). They grow across
  * restarts, so that the coordinator can refuse an old event sent again (a replay): each start
  * begins above the wall clock in microseconds and above the floor kept in agent.state_dir.
  */

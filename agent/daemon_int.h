@@ -71,7 +71,7 @@ typedef struct agent_daemon {
     pthread_mutex_t mu; /* event sequence numbers, and their order on the topic */
     daemon_eventseq event_seq;
     atomic_int cancel;             /* set on SIGTERM: executors stop before their next step */
-    pthread_mutex_t rejections_mu; /* rejected[] of every tenant (rejections.c) */
+    pthread_mutex_t rejections_mu; /* rejected[] of every tenant (daemon_rejections.c) */
     pthread_t rejections_thread;
     bool rejections_running;
     atomic_int rejections_stop;

@@ -1,5 +1,5 @@
 /*
- * daemon.h - `pgrollout-agent run --config FILE`: consumes signed jobs for the tenants this
+ * daemon_main.h - `pgrollout-agent run --config FILE`: consumes signed jobs for the tenants this
  * agent serves from Kafka, verifies them before parsing, records them durably in the tenant
  * database, commits the offset, runs the executor (several tenants in parallel) and streams
  * signed events (heartbeat, step, progress, result, security) back.

@@ -1,9 +1,10 @@
 /*
- * daemon_rejections.c - counted, coalesced records of unauthenticated job messages (rejections.h).
- * The intake thread only counts under d->rejections_mu; the recorder thread takes a tenant's
- * window when it is due and writes it with the tenant's own session. A tenant database that is
- * slow or down delays only this thread, never the intake of another tenant. What is counted but
- * not recorded when the agent is killed (at most one interval) is lost; a clean stop records it.
+ * daemon_rejections.c - counted, coalesced records of unauthenticated job messages
+ * (daemon_rejections.h). The intake thread only counts under d->rejections_mu; the recorder thread
+ * takes a tenant's window when it is due and writes it with the tenant's own session. A tenant
+ * database that is slow or down delays only this thread, never the intake of another tenant. What
+ * is counted but not recorded when the agent is killed (at most one interval) is lost; a clean stop
+ * records it.
  */
 #include "daemon_rejections.h"
 #include "daemon_events.h"
@@ -133,7 +134,7 @@ bool daemon_rejections_record(agent_daemon *d, daemon_tenant *t, const char *rea
         return false;
     pgr_log_ctx ctx = {"intake", t->conf->id, NULL};
     pgr_log_warn(&ctx, "%lld job message(s) rejected (%s): %s", count, reason, detail);
-    t->audit_dirty = 1; /* after the commit, as stepevents.c marks */
+    t->audit_dirty = 1; /* after the commit, as daemon_events.c marks */
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "reason", reason, "kid", kid,
                              "detail", detail, "envelope_sha256", first, "count", (json_int_t)count,
                              "last_envelope_sha256", last);

@@ -23,8 +23,8 @@ void daemon_rejections_stop(agent_daemon *d);
 
 /* Records count unauthenticated rejections of tenant t with one reason: one job_rejected audit
  * record and then one security event carrying the count and the first and last digests (any
- * thread; rejections.c calls it). Returns false, sending nothing, when the record could not be
- * written. */
+ * thread; daemon_rejections.c calls it). Returns false, sending nothing, when the record could not
+ * be written. */
 bool daemon_rejections_record(agent_daemon *d, daemon_tenant *t, const char *reason,
                               const char *kid, const char *detail, long long count,
                               const char *first, const char *last);

@@ -93,6 +93,6 @@ void daemon_tenant_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job
         pgr_log_warn(&ctx, "could not record the job's end: %s", err.msg);
     }
     /* after the commit: a publisher visit during the transaction found nothing to send and
-     * cleared the mark (stepevents.c marks after the commit too) */
+     * cleared the mark (daemon_events.c marks after the commit too) */
     t->audit_dirty = 1;
 }

@@ -112,7 +112,7 @@ pgr_code agent_session_setup(agent_exec *x, pgr_error *err)
              "SET client_connection_check_interval = 1000; "
              /* our prepared bookkeeping statements are planned once per session, not five
               * times first (the catalog look-ups' planning cost more than their execution);
-              * RESET before the author's SQL runs (steps.c) */
+              * RESET before the author's SQL runs (stepexec.c) */
              "SET plan_cache_mode = force_generic_plan; " PIN_SEARCH_PATH,
              x->o->lock_timeout_ms, x->o->statement_timeout_ms);
     pgr_code rc = pgr_pg_exec(x->conn, sql, NULL, err);

@@ -118,7 +118,7 @@ static pgr_code step_phase(agent_exec *x, const char *version, const char *part,
 
 /* Before each attempt of a step, in one round trip (it used to take four): restore the session
  * settings (migration SQL may have changed them; same values as agent_session_setup, so
- * the bookkeeping statements after an author's step plan once again: steps.c RESETs
+ * the bookkeeping statements after an author's step plan once again: stepexec.c RESETs
  * plan_cache_mode before each author's step), keep
  * the state schema out of search_path, check that this runner still holds the tenant's lock,
  * and read the step's recorded phase.

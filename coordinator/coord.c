@@ -74,22 +74,19 @@ void coord_close(coord *c)
 static pgr_code ensure_topics(coord *c, pgr_error *err)
 {
     char names[3][256];
-    int have = 0, parts = 0;
-    for (int i = 0; i < 3; i++) {
+    const char *list[3] = {names[0], names[1], names[2]};
+    int parts[3];
+    for (int i = 0; i < 3; i++)
         pgr_kafka_topic_name(c->cfg, (pgr_topic)i, names[i], sizeof(names[i]));
-        have += pgr_kafka_partitions(c->producer, names[i], 5000, &parts, NULL) == PGR_OK;
-    }
-    if (have == 3)
+    if (pgr_kafka_topics_partitions(c->producer, list, 3, 5000, parts, NULL) == PGR_OK)
         return PGR_OK;
     rd_kafka_poll(c->producer, 100); /* serves the error callback: a refused identity? */
     if (pgr_kafka_refused(err) != PGR_OK)
         return PGR_ERR_KAFKA;
     rd_kafka_NewTopic_t *nt[3];
     char errstr[256];
-    for (int i = 0; i < 3; i++) {
-        pgr_kafka_topic_name(c->cfg, (pgr_topic)i, names[i], sizeof(names[i]));
+    for (int i = 0; i < 3; i++)
         nt[i] = rd_kafka_NewTopic_new(names[i], 12, -1, errstr, sizeof(errstr));
-    }
     rd_kafka_queue_t *q = rd_kafka_queue_new(c->producer);
     rd_kafka_CreateTopics(c->producer, nt, 3, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);

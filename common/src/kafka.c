@@ -12,6 +12,18 @@
 #include <string.h>
 #include <time.h>
 
+/* A tracker travels to the thread that runs its delivery report through librdkafka's queue,
+ * whose C11 locks ThreadSanitizer does not see: its build is told of that hand-over, so the
+ * report's updates are not taken for races with the tracker's allocation. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define TRACKER_HAND_OVER(tr) __tsan_release(tr)
+#define TRACKER_TAKE_OVER(tr) __tsan_acquire(tr)
+#else
+#define TRACKER_HAND_OVER(tr) ((void)(tr))
+#define TRACKER_TAKE_OVER(tr) ((void)(tr))
+#endif
+
 void pgr_kafka_topic_name(const pgr_config *cfg, pgr_topic t, char *out, size_t outlen)
 {
     static const char *const names[] = {"jobs", "events", "audit"};
@@ -143,8 +155,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     PGR_UNUSED(rk);
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && opaque != NULL)
         __atomic_fetch_add((int *)opaque, 1, __ATOMIC_RELAXED);
-    if (m->_private != NULL)
+    if (m->_private != NULL) {
+        TRACKER_TAKE_OVER(m->_private);
         tracker_report(m->_private, m->err);
+    }
 }
 
 pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, int *delivery_errors,
@@ -258,6 +272,7 @@ pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *k
 {
     atomic_fetch_add(&tr->refs, 1);
     atomic_fetch_add(&tr->pending, 1);
+    TRACKER_HAND_OVER(tr);
     pgr_code rc = produce(rk, topic, key, value, len, tr, err);
     if (rc != PGR_OK) { /* no delivery report will come: the caller still holds its own ref */
         atomic_fetch_sub(&tr->pending, 1);
@@ -287,26 +302,36 @@ pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeo
     return rc;
 }
 
-pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
-                              pgr_error *err)
+pgr_code pgr_kafka_topics_partitions(rd_kafka_t *rk, const char *const *topics, int n,
+                                     int timeout_ms, int *counts, pgr_error *err)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
-    *count = 0;
-    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < md->topic_cnt; i++) {
-        if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0)
-            *count = md->topics[i].partition_cnt;
+    int missing = -1;
+    for (int t = 0; t < n; t++) {
+        counts[t] = 0;
+        for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < md->topic_cnt; i++) {
+            if (strcmp(md->topics[i].topic, topics[t]) == 0 && md->topics[i].err == 0)
+                counts[t] = md->topics[i].partition_cnt;
+        }
+        if (counts[t] <= 0 && missing < 0)
+            missing = t;
     }
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && *count <= 0)
-        e = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
-    if (*count <= 0 && pgr_kafka_refused(err) != PGR_OK)
+    if (missing < 0)
+        return PGR_OK;
+    if (pgr_kafka_refused(err) != PGR_OK)
         return PGR_ERR_KAFKA;
-    if (*count <= 0)
-        return pgr_error_set(err, PGR_ERR_KAFKA, "no metadata for topic \"%s\": %s", topic,
-                             rd_kafka_err2str(e));
-    return PGR_OK;
+    return pgr_error_set(
+        err, PGR_ERR_KAFKA, "no metadata for topic \"%s\": %s", topics[missing],
+        rd_kafka_err2str(e != RD_KAFKA_RESP_ERR_NO_ERROR ? e : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+}
+
+pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
+                              pgr_error *err)
+{
+    return pgr_kafka_topics_partitions(rk, &topic, 1, timeout_ms, count, err);
 }
 
 int pgr_kafka_partition_for(const char *key, int count)

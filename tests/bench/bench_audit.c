@@ -1,5 +1,5 @@
 /* bench_audit.c - audit ingest: signed audit records (hash chains of PROTOCOL.md section 10,
- * byte for byte as agent/audit.c and agent/publish.c make them) are put on the audit topic,
+ * byte for byte as agent/audit.c and agent/daemon_audit.c make them) are put on the audit topic,
  * then `pgrollout audit collect` verifies and stores them; the baseline INSERTs the same rows
  * into a table of the same shape without any check (prepared INSERT, 500 rows a transaction).
  *

@@ -1,7 +1,7 @@
 /* bench_util.h - helpers shared by the benchmark programs of tests/bench/ (never ctests):
  * a Kafka configuration from a bootstrap address and a topic prefix, clocks, UUIDs, a
  * consumer assigned to every partition of one topic, and signed agent events built the way
- * agent/daemon.c builds them (docs/PROTOCOL.md section 9). */
+ * agent/daemon_events.c builds them (docs/PROTOCOL.md section 9). */
 #ifndef PGR_BENCH_UTIL_H
 #define PGR_BENCH_UTIL_H
 

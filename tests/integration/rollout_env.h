@@ -412,6 +412,32 @@ static inline pgr_config *fleet_kafka_config(const fleet *f)
     return cfg;
 }
 
+/* Signs an audit message (PROTOCOL 10.4) of tenant with kp, holding the record text rec, seq and
+ * the first chain's prev_hash, and puts it on the fleet's audit topic keyed by tenant: a record the
+ * collector must judge. */
+static inline void fleet_send_audit(const fleet *f, const pgr_keypair *kp, const char *tenant,
+                                    int seq, const char *rec)
+{
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", "audit", "tenant_id", tenant,
+                          "seq", seq, "prev_hash",
+                          "0000000000000000000000000000000000000000000000000000000000000000",
+                          "hash", "00", "record", rec);
+    char *payload = json_dumps(o, JSON_COMPACT);
+    char *env = pgr_envelope_seal(PGR_DOMAIN_AUDIT, kp, payload, strlen(payload));
+    pgr_config *cfg = fleet_kafka_config(f);
+    rd_kafka_t *p = NULL;
+    char topic[256];
+    assert_int_equal(pgr_kafka_producer_new(cfg, &p, NULL, NULL), PGR_OK);
+    pgr_kafka_topic_name(cfg, PGR_TOPIC_AUDIT, topic, sizeof(topic));
+    assert_int_equal(pgr_kafka_send(p, topic, tenant, env, strlen(env), NULL), PGR_OK);
+    assert_int_equal(rd_kafka_flush(p, 10000), 0);
+    rd_kafka_destroy(p);
+    pgr_config_free(cfg);
+    free(env);
+    free(payload);
+    json_decref(o);
+}
+
 /* The White Cross migrations are all in place: 34 valid indexes, the foreign key validated. */
 static inline void fleet_assert_migrated(PGconn *c)
 {

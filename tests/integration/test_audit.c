@@ -159,24 +159,7 @@ static void test_audit_agent_key_cannot_write_another_tenants_chain(void **state
     const char *rec = "{\"action\":\"job_start\",\"prev_hash\":"
                       "\"0000000000000000000000000000000000000000000000000000000000000000\","
                       "\"seq\":999,\"tenant_id\":\"district-003\"}";
-    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", "audit", "tenant_id",
-                          "district-003", "seq", 999, "prev_hash",
-                          "0000000000000000000000000000000000000000000000000000000000000000",
-                          "hash", "00", "record", rec);
-    char *payload = json_dumps(o, JSON_COMPACT);
-    char *env = pgr_envelope_seal(PGR_DOMAIN_AUDIT, &a1, payload, strlen(payload));
-    pgr_config *cfg = fleet_kafka_config(&F);
-    rd_kafka_t *p = NULL;
-    assert_int_equal(pgr_kafka_producer_new(cfg, &p, NULL, NULL), PGR_OK);
-    char topic[256];
-    snprintf(topic, sizeof(topic), "%saudit", F.prefix);
-    assert_int_equal(pgr_kafka_send(p, topic, "district-003", env, strlen(env), NULL), PGR_OK);
-    assert_int_equal(rd_kafka_flush(p, 10000), 0);
-    rd_kafka_destroy(p);
-    pgr_config_free(cfg);
-    free(env);
-    free(payload);
-    json_decref(o);
+    fleet_send_audit(&F, &a1, "district-003", 999, rec);
     assert_int_equal(audit_cmd("collect --idle-exit 3"), 0);
     assert_non_null(strstr(out, "AUDIT ALERT untrusted_key"));
     assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log WHERE seq = "

@@ -338,7 +338,7 @@ static void test_output_encoding_audit_anchor(void **state)
 static void test_output_encoding_collector_alert(void **state)
 {
     (void)state;
-    char path[256], topic[256], cfg[256];
+    char path[256], cfg[256];
     pgr_keypair a1;
     snprintf(path, sizeof(path), "%s/agent1.key", F.dir);
     assert_int_equal(pgr_keys_load_secret(path, &a1, NULL), PGR_OK);
@@ -346,24 +346,8 @@ static void test_output_encoding_collector_alert(void **state)
                             "0000000000000000000000000000000000000000000000000000000000000000",
                             "seq", 1, "tenant_id", EVIL_KEY);
     char *rec_text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
-    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "type", "audit", "tenant_id", EVIL_KEY,
-                          "seq", 1, "prev_hash",
-                          "0000000000000000000000000000000000000000000000000000000000000000",
-                          "hash", "00", "record", rec_text);
-    char *payload = json_dumps(o, JSON_COMPACT);
-    char *env = pgr_envelope_seal(PGR_DOMAIN_AUDIT, &a1, payload, strlen(payload));
-    pgr_config *kcfg = fleet_kafka_config(&F);
-    rd_kafka_t *p = NULL;
-    assert_int_equal(pgr_kafka_producer_new(kcfg, &p, NULL, NULL), PGR_OK);
-    snprintf(topic, sizeof(topic), "%saudit", F.prefix);
-    assert_int_equal(pgr_kafka_send(p, topic, EVIL_KEY, env, strlen(env), NULL), PGR_OK);
-    assert_int_equal(rd_kafka_flush(p, 10000), 0);
-    rd_kafka_destroy(p);
-    pgr_config_free(kcfg);
-    free(env);
-    free(payload);
+    fleet_send_audit(&F, &a1, EVIL_KEY, 1, rec_text);
     free(rec_text);
-    json_decref(o);
     json_decref(rec);
     snprintf(cfg, sizeof(cfg), "%s/coord.ini", F.dir);
     char *const argv[] = {COORD_BIN, "audit", "collect", "--config", cfg, "--idle-exit", "3", NULL};

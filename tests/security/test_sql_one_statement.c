@@ -65,8 +65,7 @@ static void smuggle_refused(const char *file, const char *up, const char *kind)
     char dir[64], path[256], text[2048], where[320], why[128];
     PGconn *c = itest_connect(db);
 
-    snprintf(dir, sizeof(dir), "/tmp/pgronestmt.XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     snprintf(text, sizeof(text),
              "-- pgrollout:up\n%s-- pgrollout:down\n-- pgrollout:step sql\n"
@@ -126,8 +125,7 @@ static void test_sql_one_statement_clean_step_applies(void **state)
     PGconn *c = itest_connect(db);
     (void)state;
 
-    snprintf(dir, sizeof(dir), "/tmp/pgronestmt.XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(strcpy_safe_tmp(dir, sizeof(dir))));
     snprintf(path, sizeof(path), "%s/20260101000010-clean.sql", dir);
     itest_write_file(path, "-- pgrollout:up\n"
                            "-- pgrollout:step index name=idx_clean table=sec_canary\n"

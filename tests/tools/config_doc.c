@@ -25,8 +25,11 @@ static void print_values(const char *values)
 
 static void print_row(const pgr_config_key *k)
 {
-    const char *dot = strchr(k->name, '.');
-    printf("| `[%.*s]` `%s` | %s", (int)(dot - k->name), k->name, dot + 1, type_name(k->type));
+    const char *dot = strchr(k->name, '.'); /* "section.key"; a key without a section as it is */
+    if (dot != NULL)
+        printf("| `[%.*s]` `%s` | %s", (int)(dot - k->name), k->name, dot + 1, type_name(k->type));
+    else
+        printf("| `%s` | %s", k->name, type_name(k->type));
     if (k->type == PGR_CF_ENUM) {
         printf(" ");
         print_values(k->enum_values);

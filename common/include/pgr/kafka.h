@@ -69,6 +69,11 @@ pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeo
 pgr_code pgr_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
                               pgr_error *err) PGR_MUSTCHECK;
 
+/* The same for n topics at once, from one metadata request: counts[i] of topics[i] (0 when it
+ * does not exist); PGR_ERR_KAFKA naming the first missing one. */
+pgr_code pgr_kafka_topics_partitions(rd_kafka_t *rk, const char *const *topics, int n,
+                                     int timeout_ms, int *counts, pgr_error *err) PGR_MUSTCHECK;
+
 /* An error when a broker refused this process's identity (SASL authentication failed, TLS
  * handshake or certificate verification failed): a configuration error that retrying does not
  * mend, so callers stop with it instead of waiting for a timeout. PGR_OK otherwise. */
