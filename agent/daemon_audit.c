@@ -157,6 +157,8 @@ void daemon_audit_publish(agent_daemon *d, bool all, long long now_ms)
 {
     for (size_t i = 0; i < d->tenant_count; i++) {
         daemon_tenant *t = &d->tenants[i];
+        if (!t->taken) /* a pool's tenant that another agent serves publishes them */
+            continue;
         if ((!all && !t->audit_dirty) || (t->busy && now_ms - t->audit_visit_ms < AUDIT_BUSY_MS))
             continue;
         t->audit_dirty = 0; /* a record written meanwhile sets it again */

@@ -23,6 +23,12 @@
 void daemon_events_send(agent_daemon *d, const char *type, const char *tenant, const char *job_id,
                         json_t *body)
 {
+    PGR_IGNORE(daemon_events_send_tracked(d, type, tenant, job_id, body, NULL));
+}
+
+bool daemon_events_send_tracked(agent_daemon *d, const char *type, const char *tenant,
+                                const char *job_id, json_t *body, pgr_kafka_tracker *tr)
+{
     char at[32];
     pgr_clock_format_utc(time(NULL), at);
     /* numbered, signed and handed to the producer under one lock: the events of a tenant reach
@@ -41,9 +47,13 @@ void daemon_events_send(agent_daemon *d, const char *type, const char *tenant, c
                     ? pgr_envelope_seal(PGR_DOMAIN_EVENT, &d->key, payload, strlen(payload))
                     : NULL;
     pgr_error err;
-    if (env == NULL || pgr_kafka_send_nowait(d->producer, d->topic_events,
-                                             tenant != NULL ? tenant : d->cfg->agent_id, env,
-                                             strlen(env), &err) != PGR_OK) {
+    const char *key = tenant != NULL ? tenant : d->cfg->agent_id;
+    bool sent =
+        env != NULL && (tr != NULL ? pgr_kafka_send_tracked_nowait(d->producer, d->topic_events,
+                                                                   key, env, strlen(env), tr, &err)
+                                   : pgr_kafka_send_nowait(d->producer, d->topic_events, key, env,
+                                                           strlen(env), &err)) == PGR_OK;
+    if (!sent) {
         /* best effort (docs/PROTOCOL.md 9): waiting here for a full queue to drain would stop
          * every thread that sends events, the intake included */
         pgr_log_ctx ctx = {"events", tenant, job_id};
@@ -53,6 +63,7 @@ void daemon_events_send(agent_daemon *d, const char *type, const char *tenant, c
     pthread_mutex_unlock(&d->mu);
     free(payload);
     free(env);
+    return sent;
 }
 
 /* How long an index build's `done` may wait for company. */

@@ -30,5 +30,9 @@ void daemon_events_steps_flush(daemon_events_steps *s);
 /* Signs an event payload (type + fields of body, which is consumed) and produces it. */
 void daemon_events_send(agent_daemon *d, const char *type, const char *tenant, const char *job_id,
                         json_t *body);
+/* The same, its delivery counted in tr (pgr_kafka_tracker_wait); false when it was not handed
+ * to the producer. */
+bool daemon_events_send_tracked(agent_daemon *d, const char *type, const char *tenant,
+                                const char *job_id, json_t *body, pgr_kafka_tracker *tr);
 
 #endif

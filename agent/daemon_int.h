@@ -54,6 +54,13 @@ typedef struct daemon_tenant {
     char recent[16][PGR_SHA256_HEX_LEN]; /* digests of job messages handled last: a copy sent
                                           * again is absorbed without a database round trip */
     unsigned recent_next;
+    /* Pools (daemon_pool.c; without a pool every tenant is owned and taken from the start):
+     * owned while this agent holds the jobs partition of the tenant; taken once it recorded
+     * itself as the owner in the tenant database (epoch, the fencing token its jobs carry). */
+    int partition;
+    bool owned, taken;
+    atomic_llong epoch;      /* read by workers (their job records) */
+    long long take_after_ms; /* monotonic: next try of a take-over that failed */
 } daemon_tenant;
 
 typedef struct agent_daemon {
@@ -75,6 +82,7 @@ typedef struct agent_daemon {
     pthread_t rejections_thread;
     bool rejections_running;
     atomic_int rejections_stop;
+    int partitions; /* of the jobs topic */
 } agent_daemon;
 
 #endif

@@ -139,8 +139,10 @@ bool daemon_intake_message(agent_daemon *d, const rd_kafka_message_t *m)
 
     pgr_kafka_message_key(m, tenant, sizeof(tenant));
     daemon_tenant *t = daemon_tenant_find(d, tenant);
-    if (t == NULL)
+    if (t == NULL || !t->owned)
         return true; /* another agent's tenant on a shared partition */
+    if (!t->taken)
+        return false; /* a pool's tenant not yet taken over: read again once it is */
     pgr_crypto_sha256_hex(m->payload != NULL ? m->payload : "", m->len, digest);
     if (seen_lately(t, digest, false))
         return true;
@@ -252,9 +254,39 @@ static agent_jobrec_row *read_unfinished(agent_daemon *d, daemon_tenant *t, int 
     return rows;
 }
 
+/* Results of jobs that ended but were not acknowledged by Kafka (the agent that ran them died or
+ * stopped first): sent again, each marked reported once acknowledged. The coordinator folds a
+ * result into a run only while the run is not final, so a copy it already had changes nothing. */
+static void resend_results(agent_daemon *d, daemon_tenant *t)
+{
+    pgr_log_ctx ctx = {"resume", t->conf->id, NULL};
+    agent_exec_opts o;
+    pgr_error err;
+    int n = 0;
+    agent_jobrec_row *rows = NULL;
+    daemon_tenant_opts(d, t, &o, NULL, "agent");
+    if (agent_jobrec_unreported(&o, &rows, &n, &err) != PGR_OK)
+        pgr_log_warn(&ctx, "could not read unreported results: %s", err.msg);
+    for (int i = 0; i < n; i++) {
+        json_t *body = json_loads(rows[i].result, 0, NULL);
+        pgr_kafka_tracker *tr = pgr_kafka_tracker_new();
+        if (body == NULL || tr == NULL) {
+            json_decref(body);
+            pgr_kafka_tracker_free(tr);
+            continue;
+        }
+        pgr_log_info(&ctx, "sending the result of job %s again", rows[i].job_id);
+        if (daemon_events_send_tracked(d, "result", t->conf->id, rows[i].job_id, body, tr) &&
+            pgr_kafka_tracker_wait(d->producer, tr, 5000, &err) == PGR_OK)
+            PGR_IGNORE(agent_jobrec_result(&o, rows[i].job_id, NULL, &err));
+        pgr_kafka_tracker_free(tr);
+    }
+    agent_jobrec_rows_free(rows);
+}
+
 /* Jobs accepted before a restart and not finished: checked again (stored_job_open) and queued in
- * seq order. */
-static void resume_tenant(agent_daemon *d, daemon_tenant *t)
+ * seq order; results not acknowledged are sent again. */
+void daemon_intake_resume_tenant(agent_daemon *d, daemon_tenant *t)
 {
     pgr_log_ctx ctx = {"resume", t->conf->id, NULL};
     int n = 0;
@@ -272,12 +304,13 @@ static void resume_tenant(agent_daemon *d, daemon_tenant *t)
         }
     }
     agent_jobrec_rows_free(rows);
+    resend_results(d, t);
 }
 
 void daemon_intake_resume(agent_daemon *d)
 {
     for (size_t i = 0; i < d->tenant_count; i++)
-        resume_tenant(d, &d->tenants[i]);
+        daemon_intake_resume_tenant(d, &d->tenants[i]);
 }
 
 void daemon_intake_recheck_queued(agent_daemon *d)

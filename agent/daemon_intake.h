@@ -15,6 +15,8 @@ bool daemon_intake_message(agent_daemon *d, const rd_kafka_message_t *m);
  * as a new job is (keyring in force, tenant, job id); a job that fails is marked failed, audited
  * and reported by a security event. */
 void daemon_intake_resume(agent_daemon *d);
+/* The same for one tenant (a pool's tenant taken over). */
+void daemon_intake_resume_tenant(agent_daemon *d, daemon_tenant *t);
 
 /* After a keyring reload: every queued job not yet started is checked again the same way; one
  * signed by a key now revoked or removed leaves the queue, failed, audited and reported. */

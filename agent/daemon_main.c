@@ -8,6 +8,7 @@
 #include "daemon_audit.h"
 #include "daemon_events.h"
 #include "daemon_intake.h"
+#include "daemon_pool.h"
 #include "daemon_rejections.h"
 #include "daemon_tenant.h"
 #include "daemon_worker.h"
@@ -15,6 +16,7 @@
 #include "pgr/clock.h"
 #include "pgr/crypto.h"
 #include "pgr/log.h"
+#include "pgr/str.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -40,27 +42,29 @@ static void heartbeat(agent_daemon *d)
 {
     json_t *tenants = json_array(), *tags = json_object();
     for (size_t i = 0; i < d->tenant_count; i++) {
+        if (!daemon_pool_serves(&d->tenants[i])) /* the pool member that holds it reports it */
+            continue;
         json_array_append_new(tenants, json_string(d->tenants[i].conf->id));
         if (d->tenants[i].conf->tags != NULL)
             json_object_set_new(tags, d->tenants[i].conf->id,
                                 json_string(d->tenants[i].conf->tags));
     }
-    daemon_events_send(d, "heartbeat", NULL, NULL,
-                       json_pack("{s:s, s:o, s:o, s:i}", "kid", d->key.kid, "tenants", tenants,
-                                 "tags", tags, "running", d->active));
+    json_t *beat = json_pack("{s:s, s:o, s:o, s:i}", "kid", d->key.kid, "tenants", tenants, "tags",
+                             tags, "running", d->active);
+    if (beat != NULL && d->cfg->pool != NULL)
+        json_object_set_new(beat, "pool", json_string(d->cfg->pool));
+    daemon_events_send(d, "heartbeat", NULL, NULL, beat);
 }
 
-/* Assigns exactly the partitions of the jobs topic that our tenants' ids hash to, from the
- * committed offsets of this agent's group (earliest when none). */
-static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
+/* The partition count of the jobs topic. An agent may be installed before the coordinator's
+ * first run creates the topics: it waits (until SIGTERM), saying so now and then, rather than
+ * exit and restart in a loop. */
+static pgr_code wait_for_topic(agent_daemon *d, int *count, pgr_error *err)
 {
-    int count = 0;
     pgr_code rc = PGR_ERR_KAFKA;
     pgr_log_ctx ctx = {"agent", NULL, NULL};
-    /* An agent may be installed before the coordinator's first run creates the topics: it
-     * waits (until SIGTERM), saying so now and then, rather than exit and restart in a loop. */
     for (long i = 0; !stop_requested && rc != PGR_OK; i++) {
-        rc = pgr_kafka_partitions(d->consumer, d->topic_jobs, 2000, &count, err);
+        rc = pgr_kafka_partitions(d->consumer, d->topic_jobs, 2000, count, err);
         if (rc != PGR_OK)
             rd_kafka_poll(d->producer, 100); /* serves the error callback */
         if (rc != PGR_OK && pgr_kafka_refused(err) != PGR_OK)
@@ -71,8 +75,34 @@ static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
         if (rc != PGR_OK)
             pgr_clock_sleep_ms(1000);
     }
+    return rc;
+}
+
+/* A pool: the group shares the jobs partitions among its members (daemon_pool.c). */
+static pgr_code join_pool(agent_daemon *d, pgr_error *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, d->topic_jobs, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(d->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return pgr_error_set(err, PGR_ERR_KAFKA, "could not join pool %s: %s", d->cfg->pool,
+                             rd_kafka_err2str(e));
+    return PGR_OK;
+}
+
+/* Without a pool: assigns exactly the partitions of the jobs topic that our tenants' ids hash
+ * to, from the committed offsets of this agent's group (earliest when none). */
+static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
+{
+    int count = 0;
+    pgr_code rc = wait_for_topic(d, &count, err);
     if (rc != PGR_OK)
         return rc;
+    daemon_pool_init(d, count);
+    if (d->cfg->pool != NULL)
+        return join_pool(d, err);
+    pgr_log_ctx ctx = {"agent", NULL, NULL};
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(count);
     for (int p = 0; p < count; p++) {
         bool ours = false;
@@ -178,6 +208,7 @@ static void loop(agent_daemon *d)
             reload_keyring(d);
         }
         long long ms = pgr_clock_mono_ms();
+        daemon_pool_take(d, ms);
         if (ms >= next_beat) {
             heartbeat(d);
             next_beat = ms + d->cfg->heartbeat_ms;
@@ -251,6 +282,13 @@ static int check_required(const pgr_config *cfg)
                           : cfg->keyring == NULL    ? "agent.keyring"
                           : cfg->tenant_count == 0  ? "[tenants] (at least one tenant)"
                                                     : NULL;
+    if (missing == NULL && cfg->pool != NULL && !pgr_str_is_simple_ident(cfg->pool)) {
+        fprintf(stderr,
+                "pgrollout-agent run: %s: agent.pool \"%s\" is not a simple name (letters, "
+                "digits, _)\n",
+                cfg->path, cfg->pool);
+        return PGR_EXIT_USAGE;
+    }
     if (missing == NULL)
         return 0;
     fprintf(stderr, "pgrollout-agent run: %s: %s is required\n", cfg->path, missing);
@@ -274,14 +312,21 @@ static int daemon_setup(agent_daemon *d, const char *path)
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_EVENTS, d->topic_events, sizeof(d->topic_events));
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_AUDIT, d->topic_audit, sizeof(d->topic_audit));
     char group[256];
-    snprintf(group, sizeof(group), "pgrollout-agent-%s", d->cfg->agent_id);
+    if (d->cfg->pool != NULL)
+        snprintf(group, sizeof(group), "pgrollout-pool-%s", d->cfg->pool);
+    else
+        snprintf(group, sizeof(group), "pgrollout-agent-%s", d->cfg->agent_id);
     if (pgr_kafka_producer_new(d->cfg, &d->producer, NULL, &err) != PGR_OK ||
-        pgr_kafka_consumer_new(d->cfg, group, &d->consumer, &err) != PGR_OK)
+        (d->cfg->pool != NULL
+             ? pgr_kafka_group_consumer_new(d->cfg, group, daemon_pool_rebalance, d, &d->consumer,
+                                            &err)
+             : pgr_kafka_consumer_new(d->cfg, group, &d->consumer, &err)) != PGR_OK)
         return setup_error("kafka", &err);
     d->tenant_count = d->cfg->tenant_count;
     d->tenants = calloc(d->tenant_count, sizeof(*d->tenants));
     for (size_t i = 0; d->tenants != NULL && i < d->tenant_count; i++) {
         d->tenants[i].conf = &d->cfg->tenants[i];
+        d->tenants[i].owned = d->tenants[i].taken = d->cfg->pool == NULL;
         agent_connpool_init(&d->tenants[i].pool);
     }
     pthread_mutex_init(&d->mu, NULL);
@@ -374,7 +419,8 @@ int daemon_main_run(int argc, char **argv)
             daemon_teardown(&d);
             return PGR_EXIT_FAIL;
         }
-        daemon_intake_resume(&d);
+        if (d.cfg->pool == NULL) /* a pool's tenants resume when taken over (daemon_pool.c) */
+            daemon_intake_resume(&d);
         daemon_tenant_audit_all(&d, "agent_start", NULL);
         pgr_code assigned = assign_partitions(&d, &err);
         if (assigned != PGR_OK && !stop_requested) {

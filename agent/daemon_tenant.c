@@ -41,6 +41,8 @@ void daemon_tenant_opts(agent_daemon *d, daemon_tenant *t, agent_exec_opts *o, c
     o->job_id = job_id != NULL && pgr_uuid_valid(job_id) ? job_id : NULL;
     o->operator_name = op != NULL ? op : "unknown";
     o->state_dir = d->cfg->state_dir; /* the last accepted job seq, also kept there */
+    o->fence_epoch = t->epoch;        /* pool: the intake records nothing once taken over */
+    o->takeover_ms = d->cfg->takeover_ms;
 }
 
 /* extra: members added to the record (counted rejections), or NULL; consumed. Returns whether
@@ -70,6 +72,8 @@ void daemon_tenant_audit_all(agent_daemon *d, const char *action, json_t *extra)
         agent_exec_opts o;
         pgr_error err;
         daemon_tenant *t = &d->tenants[i];
+        if (!t->taken) /* a pool's tenant that another agent serves */
+            continue;
         t->audit_dirty = 1;
         json_t *fields = json_pack("{s:s}", "kid", d->key.kid);
         if (fields != NULL && extra != NULL)

@@ -6,6 +6,7 @@
 #include "daemon_audit.h"
 #include "daemon_events.h"
 #include "daemon_tenant.h"
+#include "failpoint.h"
 #include "seqstore.h"
 
 #include "pgr/clock.h"
@@ -14,18 +15,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j);
+static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j, long long epoch);
+
+/* How long a worker waits for Kafka to acknowledge its job's result. */
+#define RESULT_ACK_MS 10000
 
 typedef struct worker_arg {
     agent_daemon *d;
     daemon_tenant *t;
     daemon_job *j;
+    long long epoch; /* the tenant's owner epoch when the job started (pool; else 0) */
 } worker_arg;
 
 static void *worker_main(void *arg)
 {
     worker_arg *w = arg;
-    worker_execute(w->d, w->t, w->j);
+    worker_execute(w->d, w->t, w->j, w->epoch);
     daemon_tenant_job_free(w->j);
     w->t->done = 1;
     free(w);
@@ -46,7 +51,7 @@ void daemon_worker_dispatch(agent_daemon *d, bool start)
     }
     for (size_t i = 0; i < d->tenant_count && start; i++) {
         daemon_tenant *t = &d->tenants[i];
-        if (t->busy || t->queue == NULL || d->active >= d->cfg->max_parallel)
+        if (t->busy || t->queue == NULL || !t->taken || d->active >= d->cfg->max_parallel)
             continue;
         worker_arg *w = malloc(sizeof(*w));
         if (w == NULL)
@@ -54,6 +59,7 @@ void daemon_worker_dispatch(agent_daemon *d, bool start)
         w->d = d;
         w->t = t;
         w->j = t->queue;
+        w->epoch = t->epoch;
         t->queue = w->j->next;
         t->busy = true;
         t->cancel = 0;
@@ -87,7 +93,32 @@ static void keep_ended(agent_daemon *d, daemon_tenant *t, const pgr_job *job)
     pgr_log_error(&ctx, "could not keep the ended job seq %lld: %s", job->seq, err.msg);
 }
 
-static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
+/* A final result: its body kept in the job's row, then sent, then the row marked reported
+ * once Kafka acknowledged it. A result not acknowledged (the agent died, Kafka was away) is
+ * sent again by the agent that serves the tenant next (daemon_intake_resume_tenant). */
+static void report_result(agent_daemon *d, daemon_tenant *t, const agent_exec_opts *o,
+                          const char *job_id, json_t *result)
+{
+    pgr_log_ctx ctx = {"executor", t->conf->id, job_id};
+    pgr_error err;
+    char *body = result != NULL ? json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (body != NULL && agent_jobrec_result(o, job_id, body, &err) != PGR_OK)
+        pgr_log_warn(&ctx, "could not keep the job's result (it is sent anyway): %s", err.msg);
+    free(body);
+    agent_failpoint("result_unsent"); /* tests: the result recorded, not yet sent */
+    pgr_kafka_tracker *tr = pgr_kafka_tracker_new();
+    bool sent =
+        tr != NULL && daemon_events_send_tracked(d, "result", t->conf->id, job_id, result, tr);
+    if (tr == NULL)
+        json_decref(result);
+    if (sent && pgr_kafka_tracker_wait(d->producer, tr, RESULT_ACK_MS, &err) == PGR_OK &&
+        agent_jobrec_result(o, job_id, NULL, &err) != PGR_OK)
+        pgr_log_warn(&ctx, "could not mark the result reported (it may be sent again): %s",
+                     err.msg);
+    pgr_kafka_tracker_free(tr);
+}
+
+static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j, long long epoch)
 {
     const pgr_job *job = j->job;
     daemon_events_steps c;
@@ -116,6 +147,10 @@ static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     o.audit_barrier_user = &c;
     o.owner_role = d->cfg->owner_role;
     o.cancel = &t->cancel;
+    int fenced = 0; /* pool: another agent took the tenant over while this job ran */
+    o.fence_epoch = epoch;
+    o.takeover_ms = d->cfg->takeover_ms;
+    o.fenced = &fenced;
     char from[PGR_VERSION_LEN + 1] = "";
     o.from_version = from;
     /* options.verify_in_job: the checks of a verify job after the last step, in the job's
@@ -140,14 +175,14 @@ static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     if (rc == PGR_OK && problems > 0)
         rc = pgr_error_set(&err, PGR_ERR_DRIFT, "verify found %d problem(s)", problems);
     daemon_events_steps_flush(&c); /* the held `done`s come before the result */
-    if (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0)
+    if (fenced == 0 && (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0))
         daemon_tenant_job_end(d, t, job, rc, rc == PGR_OK ? NULL : err.msg, checked,
                               pgr_clock_mono_ms() - t0);
     /* a job stopped by shutdown is not finished: it resumes at the next start */
-    const char *outcome = rc == PGR_OK     ? "succeeded"
-                          : t->cancel == 2 ? "cancelled"
-                          : t->cancel == 1 ? "interrupted"
-                                           : "failed";
+    const char *outcome = rc == PGR_OK                    ? "succeeded"
+                          : t->cancel == 2                ? "cancelled"
+                          : t->cancel == 1 || fenced != 0 ? "interrupted"
+                                                          : "failed";
     json_t *result =
         json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "job_type", job->type, "outcome", outcome, "code",
                   pgr_error_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg, "from_version",
@@ -156,7 +191,10 @@ static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j)
     bool final = strcmp(outcome, "succeeded") == 0 || strcmp(outcome, "failed") == 0;
     if (result != NULL && verified >= 0 && final)
         json_object_set_new(result, "verified", json_boolean(verified));
-    daemon_events_send(d, "result", t->conf->id, job->job_id, result);
+    if (final)
+        report_result(d, t, &o, job->job_id, result);
+    else
+        daemon_events_send(d, "result", t->conf->id, job->job_id, result);
     if (strcmp(outcome, "interrupted") != 0)
         keep_ended(d, t, job);
 }

@@ -220,7 +220,7 @@ static pgr_code run_migration(agent_exec *x, const pgr_migration *m, bool down, 
         if (pgr_pg_conn_lost(x->conn))
             PGR_IGNORE(agent_session_reconnect(x, NULL));
         agent_session_rollback(x);
-        if (!pgr_pg_conn_lost(x->conn))
+        if (!pgr_pg_conn_lost(x->conn) && !x->fenced) /* fenced: the new owner's to record */
             (void)migration_transition(x, m, down ? "rolling_back" : "failed", NULL,
                                        down ? "rollback_failed" : "migration_failed",
                                        pgr_clock_mono_ms() - t0, NULL);
@@ -253,6 +253,8 @@ static pgr_code job_start(agent_exec *x, const char *type, pgr_error *err)
     if (rc == PGR_OK) {
         json_t *rec = agent_audit_new(x, "job_start");
         json_object_set_new(rec, "type", json_string(type));
+        if (x->ended_sessions > 0) /* a previous owner's sessions that held the runner lock */
+            json_object_set_new(rec, "ended_sessions", json_integer(x->ended_sessions));
         rc = agent_audit_append(x, rec, err);
     }
     if (rc == PGR_OK)
@@ -265,6 +267,10 @@ static void job_end(agent_exec *x, const char *type, pgr_code rc, const pgr_erro
                     long long t0)
 {
     const char *msg = rc == PGR_OK ? NULL : err->msg;
+    if (x->fenced) { /* another agent of the pool serves the tenant and resumes the job */
+        emit_job(x, AGENT_EV_JOB_DONE, msg, pgr_clock_mono_ms() - t0);
+        return;
+    }
     if (pgr_pg_conn_lost(x->conn) && agent_session_reconnect(x, NULL) != PGR_OK)
         return;
     agent_session_rollback(x);

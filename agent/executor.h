@@ -107,6 +107,14 @@ typedef struct agent_exec_opts {
     /* Intake only: the directory where the last accepted job seq of each tenant is kept beside
      * pgrollout.jobs (seqstore.h); NULL keeps it only in the tenant database. */
     const char *state_dir;
+    /* Agent pools (docs/OPERATIONS.md, "Run agents in a pool"): the epoch this agent wrote into
+     * pgrollout.owner when it took the tenant over, or 0 (no pool: no fencing). The runner lock
+     * then waits up to takeover_ms for a previous owner's session, ends it if it still holds
+     * the lock, and every step and job intake checks the epoch is still this one; if not, the
+     * job stops without writing anything more, and *fenced (may be NULL) becomes 1. */
+    long long fence_epoch;
+    int takeover_ms;
+    int *fenced;
 } agent_exec_opts;
 
 /* Fills defaults: lock timeout 5000 ms, statement timeout 0, 5 retries, base 200 ms. */
@@ -179,10 +187,31 @@ pgr_code agent_jobrec_fail(const agent_exec_opts *o, const char *job_id, const c
  * job_id NULL; free with agent_jobrec_rows_free. */
 typedef struct agent_jobrec_row {
     char *job_id, *envelope;
+    char *result; /* agent_jobrec_unreported: the body of the job's result event */
 } agent_jobrec_row;
 pgr_code agent_jobrec_unfinished(const agent_exec_opts *o, agent_jobrec_row **out, int *n,
                                  pgr_error *err) PGR_MUSTCHECK;
+
+/* The daemon jobs (apply, rollback, verify) that ended but whose result event Kafka has not
+ * acknowledged (an agent stopped or died in between), seq order, each with the result body to
+ * send again. A job refused before it ran (agent_jobrec_fail) was reported by its security
+ * event. */
+pgr_code agent_jobrec_unreported(const agent_exec_opts *o, agent_jobrec_row **out, int *n,
+                                 pgr_error *err) PGR_MUSTCHECK;
+
+/* With result: keeps the body of the job's result event before it is sent; without (NULL):
+ * marks it reported, once Kafka acknowledged it. */
+pgr_code agent_jobrec_result(const agent_exec_opts *o, const char *job_id, const char *result,
+                             pgr_error *err) PGR_MUSTCHECK;
 void agent_jobrec_rows_free(agent_jobrec_row *rows);
+
+/* Pool: in one transaction, raises the owner epoch of the tenant (pgrollout.owner) and names
+ * this agent and pool as its owner, with a tenant_taken_over audit record naming the previous
+ * owner. *epoch receives the new epoch, the fencing token of this agent's jobs on the tenant:
+ * a job of an older epoch stops at its next step, and the intake of an older epoch records
+ * nothing (PGR_ERR_LOCKED). */
+pgr_code agent_jobrec_take_over(const agent_exec_opts *o, const char *pool, long long *epoch,
+                                pgr_error *err) PGR_MUSTCHECK;
 
 /* In one transaction: the job's row becomes succeeded (rc PGR_OK) or failed with error, and its
  * job_end record (with problems when >= 0, a verify job's count). For jobs that ran no executor

@@ -67,6 +67,19 @@ static pgr_code accept_checks(agent_exec *x, const pgr_job *job, const char *env
     return PGR_OK;
 }
 
+/* Pool: the owner epoch is still this agent's, and stays so until the transaction ends (a
+ * take-over waits for the row lock, then raises it). */
+static pgr_code owner_still(agent_exec *x, pgr_error *err)
+{
+    PGresult *r = NULL;
+    if (pgr_pg_exec(x->conn, "SELECT epoch FROM pgrollout.owner WHERE id = 1 FOR SHARE", &r, err) !=
+        PGR_OK)
+        return PGR_ERR_DB;
+    pgr_code rc = agent_session_fence_check(x, PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "", err);
+    PQclear(r);
+    return rc;
+}
+
 /* In one transaction: replay and sequence checks, the jobs row, the audit record. */
 static pgr_code accept_job(agent_exec *x, const pgr_job *job, const char *kid, const char *envelope,
                            const char **why, pgr_error *err)
@@ -79,6 +92,8 @@ static pgr_code accept_job(agent_exec *x, const pgr_job *job, const char *kid, c
     /* serialise intakes of one tenant database */
     if (rc == PGR_OK)
         rc = pgr_pg_exec(x->conn, "SELECT pg_advisory_xact_lock(" AGENT_LOCK_INTAKE ")", NULL, err);
+    if (rc == PGR_OK && x->o->fence_epoch > 0)
+        rc = owner_still(x, err);
     if (rc == PGR_OK)
         rc = accept_checks(x, job, envelope, why, err);
     if (rc == PGR_OK && *why == NULL)
@@ -116,44 +131,54 @@ pgr_code agent_jobrec_accept(const agent_exec_opts *o, const pgr_job *job, const
     return rc;
 }
 
-pgr_code agent_jobrec_fail(const agent_exec_opts *o, const char *job_id, const char *error,
-                           pgr_error *err)
+/* One statement on a session of its own. */
+static pgr_code write_row(const agent_exec_opts *o, const char *sql, int nparams,
+                          const char *const *params, pgr_error *err)
 {
     agent_exec x;
     pgr_code rc = jobrec_open(&x, o, err);
     if (rc == PGR_OK)
-        rc = pgr_pg_execp(x.conn,
-                          "UPDATE pgrollout.jobs SET state = 'failed', error = $2, "
-                          "updated_at = now() WHERE job_id = $1 AND state IN ('accepted', "
-                          "'running', 'interrupted')",
-                          2, (const char *[]){job_id, error}, NULL, err);
+        rc = pgr_pg_execp(x.conn, sql, nparams, params, NULL, err);
     agent_session_close(&x, false);
     return rc;
 }
 
-static pgr_code copy_rows(PGresult *r, agent_jobrec_row **out, int *n, pgr_error *err)
+pgr_code agent_jobrec_fail(const agent_exec_opts *o, const char *job_id, const char *error,
+                           pgr_error *err)
+{
+    return write_row(o,
+                     "UPDATE pgrollout.jobs SET state = 'failed', error = $2, updated_at = "
+                     "now(), reported_at = now() WHERE job_id = $1 AND state IN ('accepted', "
+                     "'running', 'interrupted')",
+                     2, (const char *[]){job_id, error}, err);
+}
+
+/* Rows of (job id, text): text is the envelope, or with result the result body. */
+static pgr_code copy_rows(PGresult *r, bool result, agent_jobrec_row **out, int *n, pgr_error *err)
 {
     agent_jobrec_row *rows = calloc((size_t)PQntuples(r) + 1, sizeof(*rows));
     if (rows == NULL)
         return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     for (int i = 0; i < PQntuples(r); i++) {
         agent_jobrec_row *row = &rows[*n];
+        char *text = strdup(PQgetvalue(r, i, 1));
         row->job_id = strdup(PQgetvalue(r, i, 0));
-        row->envelope = strdup(PQgetvalue(r, i, 1));
-        if (row->job_id != NULL && row->envelope != NULL) {
+        *(result ? &row->result : &row->envelope) = text;
+        if (row->job_id != NULL && text != NULL) {
             (*n)++;
             continue;
         }
-        free(row->job_id); /* out of memory: the job stays unfinished, tried next start */
-        free(row->envelope);
-        row->job_id = row->envelope = NULL;
+        free(row->job_id); /* out of memory: the job stays as it is, tried next start */
+        free(text);
+        memset(row, 0, sizeof(*row));
     }
     *out = rows;
     return PGR_OK;
 }
 
-pgr_code agent_jobrec_unfinished(const agent_exec_opts *o, agent_jobrec_row **out, int *n,
-                                 pgr_error *err)
+/* Rows of (job id, text) that sql reads on a session of its own (copy_rows). */
+static pgr_code read_rows(const agent_exec_opts *o, const char *sql, bool result,
+                          agent_jobrec_row **out, int *n, pgr_error *err)
 {
     agent_exec x;
     PGresult *r = NULL;
@@ -161,15 +186,45 @@ pgr_code agent_jobrec_unfinished(const agent_exec_opts *o, agent_jobrec_row **ou
     *n = 0;
     pgr_code rc = jobrec_open(&x, o, err);
     if (rc == PGR_OK)
-        rc = pgr_pg_exec(x.conn,
-                         "SELECT job_id, envelope FROM pgrollout.jobs WHERE state IN ('accepted', "
-                         "'running', 'interrupted') AND envelope IS NOT NULL ORDER BY seq",
-                         &r, err);
+        rc = pgr_pg_exec(x.conn, sql, &r, err);
     if (rc == PGR_OK)
-        rc = copy_rows(r, out, n, err);
+        rc = copy_rows(r, result, out, n, err);
     PQclear(r);
     agent_session_close(&x, false);
     return rc;
+}
+
+pgr_code agent_jobrec_unfinished(const agent_exec_opts *o, agent_jobrec_row **out, int *n,
+                                 pgr_error *err)
+{
+    return read_rows(o,
+                     "SELECT job_id, envelope FROM pgrollout.jobs WHERE state IN ('accepted', "
+                     "'running', 'interrupted') AND envelope IS NOT NULL ORDER BY seq",
+                     false, out, n, err);
+}
+
+/* The body as sent, or, when the agent stopped before it was kept, one made from the row (no
+ * from_version or verified then: the coordinator sends a verify job if it needs one). */
+pgr_code agent_jobrec_unreported(const agent_exec_opts *o, agent_jobrec_row **out, int *n,
+                                 pgr_error *err)
+{
+    return read_rows(o,
+                     "SELECT job_id, coalesce(result, json_build_object('job_type', type, "
+                     "'outcome', state, 'code', CASE WHEN state = 'succeeded' THEN 'ok' ELSE "
+                     "'internal' END, 'message', error)::text) FROM pgrollout.jobs WHERE state "
+                     "IN ('succeeded', 'failed', 'cancelled') AND reported_at IS NULL AND type "
+                     "IN ('apply', 'rollback', 'verify') AND envelope IS NOT NULL ORDER BY seq",
+                     true, out, n, err);
+}
+
+pgr_code agent_jobrec_result(const agent_exec_opts *o, const char *job_id, const char *result,
+                             pgr_error *err)
+{
+    if (result != NULL)
+        return write_row(o, "UPDATE pgrollout.jobs SET result = $2 WHERE job_id = $1", 2,
+                         (const char *[]){job_id, result}, err);
+    return write_row(o, "UPDATE pgrollout.jobs SET reported_at = now() WHERE job_id = $1", 1,
+                     (const char *[]){job_id}, err);
 }
 
 void agent_jobrec_rows_free(agent_jobrec_row *rows)
@@ -177,6 +232,7 @@ void agent_jobrec_rows_free(agent_jobrec_row *rows)
     for (int i = 0; rows != NULL && rows[i].job_id != NULL; i++) {
         free(rows[i].job_id);
         free(rows[i].envelope);
+        free(rows[i].result);
     }
     free(rows);
 }
@@ -209,4 +265,47 @@ pgr_code agent_jobrec_end(const agent_exec_opts *o, const pgr_job *job, pgr_code
         agent_session_rollback(&x);
     agent_session_close(&x, false);
     return wrc;
+}
+
+/* The owner row raised in place: the epoch only grows, whoever wrote it last. */
+static pgr_code take_over(agent_exec *x, const char *pool, long long *epoch, pgr_error *err)
+{
+    PGresult *r = NULL;
+    const char *params[] = {x->o->agent_id != NULL ? x->o->agent_id : "", pool};
+    pgr_code rc = pgr_pg_execp(
+        x->conn,
+        "WITH prev AS (SELECT agent_id, epoch FROM pgrollout.owner WHERE id = 1 FOR UPDATE), "
+        "up AS (INSERT INTO pgrollout.owner AS o (id, epoch, agent_id, pool) VALUES (1, 1, $1, "
+        "$2) ON CONFLICT (id) DO UPDATE SET epoch = o.epoch + 1, agent_id = $1, pool = $2, "
+        "since = now() RETURNING epoch) SELECT (SELECT epoch FROM up), (SELECT agent_id FROM "
+        "prev)",
+        2, params, &r, err);
+    if (rc != PGR_OK)
+        return rc;
+    *epoch = strtoll(PQgetvalue(r, 0, 0), NULL, 10); /* a bigint the server wrote */
+    json_t *rec = agent_audit_new(x, "tenant_taken_over");
+    json_object_set_new(rec, "pool", json_string(pool));
+    json_object_set_new(rec, "owner_epoch", json_integer(*epoch));
+    json_object_set_new(rec, "previous_agent",
+                        PQgetisnull(r, 0, 1) ? json_null() : json_string(PQgetvalue(r, 0, 1)));
+    PQclear(r);
+    return agent_audit_append(x, rec, err);
+}
+
+pgr_code agent_jobrec_take_over(const agent_exec_opts *o, const char *pool, long long *epoch,
+                                pgr_error *err)
+{
+    agent_exec x;
+    pgr_code rc = jobrec_open(&x, o, err);
+    if (rc == PGR_OK)
+        rc = agent_session_begin(&x, err);
+    if (rc == PGR_OK) {
+        rc = take_over(&x, pool, epoch, err);
+        if (rc == PGR_OK)
+            rc = agent_session_commit(&x, err);
+        else
+            agent_session_rollback(&x);
+    }
+    agent_session_close(&x, false);
+    return rc;
 }

@@ -199,7 +199,7 @@ void agent_session_close(agent_exec *x, bool locked)
         PQfinish(x->conn);
 }
 
-pgr_code agent_session_lock(agent_exec *x, pgr_error *err)
+static pgr_code try_lock(agent_exec *x, pgr_error *err)
 {
     PGresult *r = NULL;
     if (pgr_pg_exec(x->conn, "SELECT pg_try_advisory_lock(" AGENT_LOCK_RUNNER ")", &r, err) !=
@@ -213,6 +213,88 @@ pgr_code agent_session_lock(agent_exec *x, pgr_error *err)
                              "its advisory lock is held",
                              x->tenant, PQdb(x->conn));
     return PGR_OK;
+}
+
+pgr_code agent_session_fence_check(agent_exec *x, const char *epoch, pgr_error *err)
+{
+    if (x->o->fence_epoch <= 0 ||
+        (epoch != NULL && *epoch != '\0' && strtoll(epoch, NULL, 10) == x->o->fence_epoch))
+        return PGR_OK;
+    x->fenced = true;
+    if (x->o->fenced != NULL)
+        *x->o->fenced = 1;
+    return pgr_error_set(err, PGR_ERR_LOCKED,
+                         "tenant \"%s\" was taken over by another agent of the pool (owner epoch "
+                         "%s, this agent's %lld): stopping without writing more",
+                         x->tenant, epoch != NULL && *epoch != '\0' ? epoch : "none",
+                         x->o->fence_epoch);
+}
+
+static pgr_code read_fence(agent_exec *x, pgr_error *err)
+{
+    PGresult *r = NULL;
+    if (pgr_pg_exec(x->conn, "SELECT " AGENT_OWNER_EPOCH_SQL, &r, err) != PGR_OK)
+        return PGR_ERR_DB;
+    pgr_code rc = agent_session_fence_check(x, PQgetvalue(r, 0, 0), err);
+    PQclear(r);
+    return rc;
+}
+
+/* Pool: a previous owner that was paused (SIGSTOP, a frozen VM) keeps its connection, and with
+ * it the runner lock, for as long as it is paused. Once the owner epoch is this agent's, the
+ * sessions of pgrollout agents that hold the lock are ended (same role, or pg_signal_backend);
+ * their open transaction rolls back, an index build they ran is left invalid and rebuilt. */
+static int end_stale_holders(agent_exec *x)
+{
+    PGresult *r = NULL;
+    int n = 0;
+    if (pgr_pg_exec(x->conn,
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(l.pid)) FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
+                    "l.database = (SELECT oid FROM pg_database WHERE datname = "
+                    "current_database()) AND l.classid = " AGENT_LOCK_CLASS
+                    " AND l.objid = " AGENT_LOCK_RUNNER_OBJID " AND l.granted AND l.pid <> "
+                    "pg_backend_pid() AND a.application_name = 'pgrollout-agent'",
+                    &r, NULL) == PGR_OK)
+        n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+static bool stopping(const agent_exec *x)
+{
+    return x->o->cancel != NULL && *x->o->cancel != 0;
+}
+
+/* Pool: waits for the runner lock while the tenant is ours, ending a stale holder's session
+ * after takeover_ms; gives up takeover_ms after that (a holder that is not an agent, such as
+ * an operator's `pgrollout-agent apply`, is never ended). */
+static pgr_code lock_as_owner(agent_exec *x, pgr_error *err)
+{
+    long long end_at = pgr_clock_mono_ms() + x->o->takeover_ms;
+    long long give_up = end_at + x->o->takeover_ms;
+    pgr_code rc = try_lock(x, err);
+    while (rc == PGR_ERR_LOCKED && !stopping(x) && pgr_clock_mono_ms() < give_up) {
+        if (read_fence(x, err) != PGR_OK)
+            return x->fenced ? PGR_ERR_LOCKED : PGR_ERR_DB;
+        if (end_at > 0 && pgr_clock_mono_ms() >= end_at) {
+            x->ended_sessions += end_stale_holders(x);
+            end_at = 0;
+        }
+        pgr_clock_sleep_ms(200);
+        rc = try_lock(x, err);
+    }
+    if (rc != PGR_OK)
+        return rc;
+    rc = read_fence(x, err); /* under the lock: still ours? */
+    if (rc != PGR_OK)
+        agent_session_unlock(x);
+    return rc;
+}
+
+pgr_code agent_session_lock(agent_exec *x, pgr_error *err)
+{
+    return x->o->fence_epoch > 0 ? lock_as_owner(x, err) : try_lock(x, err);
 }
 
 void agent_session_unlock(agent_exec *x)

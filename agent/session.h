@@ -20,6 +20,15 @@
 #define AGENT_LOCK_RUNNER       AGENT_LOCK_CLASS ", " AGENT_LOCK_RUNNER_OBJID
 #define AGENT_LOCK_INTAKE       AGENT_LOCK_CLASS ", 2"
 
+/* The tenant's owner in an agent pool: one row whose epoch each agent that takes the tenant
+ * over raises (agent_jobrec_take_over). A runner of an older epoch stops at its next step. */
+#define AGENT_STATE_OWNER_DDL                                                                      \
+    "CREATE TABLE IF NOT EXISTS pgrollout.owner (id int PRIMARY KEY CHECK (id = 1),"               \
+    " epoch bigint NOT NULL, agent_id text NOT NULL, pool text NOT NULL,"                          \
+    " since timestamptz NOT NULL DEFAULT now());"
+/* The owner epoch as a column of a bookkeeping query (NULL while no pool ever served it). */
+#define AGENT_OWNER_EPOCH_SQL "(SELECT epoch FROM pgrollout.owner WHERE id = 1)"
+
 /* The bookkeeping statements run once or more per step (agent_session_stmt). */
 typedef enum agent_stmt {
     AGENT_STMT_STEP_PHASE,
@@ -79,6 +88,12 @@ typedef struct agent_exec {
      * accepted the job commits (0: none), and the reason of a refusal, for its security event. */
     long long seq_to_keep;
     char refusal[AGENT_REFUSAL_LEN];
+    /* Pool: another agent took the tenant over (agent_session_fence_check): nothing more is
+     * written, the job stays unfinished for the new owner. */
+    bool fenced;
+    /* Pool: sessions of a previous owner that held the runner lock and were ended for this
+     * one (reported in the job_start audit record). */
+    int ended_sessions;
 } agent_exec;
 
 /* Runs one of the bookkeeping statements: prepared once per session and generation while the
@@ -106,9 +121,15 @@ void agent_session_close(agent_exec *x, bool locked);
 pgr_code agent_session_pin_search_path(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 
 /* The runner lock: one runner per tenant database (advisory locks are per database). PGR_ERR_LOCKED
- * when another session holds it. */
+ * when another session holds it. In a pool (o->fence_epoch > 0) it waits for the lock, ends a
+ * previous owner's session that still holds it after o->takeover_ms, and checks the owner epoch
+ * once it holds the lock. */
 pgr_code agent_session_lock(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
 void agent_session_unlock(agent_exec *x);
+
+/* Pool: PGR_ERR_LOCKED (and x->fenced, *o->fenced) unless epoch, the text of pgrollout.owner's
+ * epoch as read, is o->fence_epoch; PGR_OK without a pool. */
+pgr_code agent_session_fence_check(agent_exec *x, const char *epoch, pgr_error *err) PGR_MUSTCHECK;
 
 /* Forgets the prefetched index states: the catalog may have changed (user SQL, a failure, a new
  * session). */

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define STATE_VERSION_TEXT "3" /* the highest row of pgrollout.state_version */
+#define STATE_VERSION_TEXT "4" /* the highest row of pgrollout.state_version */
 
 static const char *const state_ddl =
     "CREATE TABLE IF NOT EXISTS pgrollout.state_version ("
@@ -49,9 +49,17 @@ static const char *const state_ddl =
     /* version 3: a job's envelope (tens of kB of base64) is stored as it is: pglz on it cost
      * the intake more server time than the rest of its transaction, for a few percent */
     "ALTER TABLE pgrollout.jobs ALTER COLUMN envelope SET STORAGE EXTERNAL;"
+    /* version 4: the tenant's owner in an agent pool (session.h); a daemon job's result event
+     * as sent and when Kafka acknowledged it (jobrec.c): results of jobs that ended before
+     * are taken as reported, not sent again */
+    AGENT_STATE_OWNER_DDL "ALTER TABLE pgrollout.jobs ADD COLUMN IF NOT EXISTS result text,"
+    " ADD COLUMN IF NOT EXISTS reported_at timestamptz;"
+    "UPDATE pgrollout.jobs SET reported_at = updated_at WHERE reported_at IS NULL AND state IN"
+    " ('succeeded', 'failed', 'cancelled') AND NOT EXISTS (SELECT 1 FROM pgrollout.state_version"
+    " WHERE version = 4);"
     /* the last version is the one the agent checks for (one definition) */
-    "INSERT INTO pgrollout.state_version VALUES (1), (2), (" STATE_VERSION_TEXT ") ON CONFLICT "
-    "DO NOTHING;";
+    "INSERT INTO pgrollout.state_version VALUES (1), (2), (3), (" STATE_VERSION_TEXT ") ON "
+    "CONFLICT DO NOTHING;";
 
 pgr_code agent_state_create_schema(agent_exec *x, const char *name, pgr_error *err)
 {
@@ -107,13 +115,14 @@ static pgr_code step_phase(agent_exec *x, const char *version, const char *part,
     snprintf(stepbuf, sizeof(stepbuf), "%d", step);
     const char *params[] = {version, part, stepbuf};
     if (agent_session_stmt(x, AGENT_STMT_STEP_PHASE,
-                           "SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 AND "
-                           "step = $3::int",
+                           "SELECT (SELECT phase FROM pgrollout.steps WHERE version = $1 AND part "
+                           "= $2 AND step = $3::int), " AGENT_OWNER_EPOCH_SQL,
                            3, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
-    snprintf(phase, 32, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    snprintf(phase, 32, "%s", PQgetvalue(r, 0, 0));
+    pgr_code rc = agent_session_fence_check(x, PQgetvalue(r, 0, 1), err);
     PQclear(r);
-    return PGR_OK;
+    return rc;
 }
 
 /* Before each attempt of a step, in one round trip (it used to take four): restore the session
@@ -153,14 +162,16 @@ pgr_code agent_state_step_check(agent_exec *x, const char *version, const char *
             "'advisory' AND pid = pg_backend_pid() AND classid = " AGENT_LOCK_CLASS
             " AND objid = " AGENT_LOCK_RUNNER_OBJID
             " AND granted), (SELECT phase FROM pgrollout.steps WHERE version = $1 AND part = $2 "
-            "AND "
-            "step = $3::int)",
+            "AND step = $3::int), " AGENT_OWNER_EPOCH_SQL,
             5, params, &r, err) != PGR_OK)
         return PGR_ERR_DB;
     bool held = strcmp(PQgetvalue(r, 0, 9), "t") == 0;
     snprintf(phase, 32, "%s", PQgetvalue(r, 0, 10));
     x->generic_plans = true;
+    pgr_code fence = agent_session_fence_check(x, PQgetvalue(r, 0, 11), err);
     PQclear(r);
+    if (fence != PGR_OK)
+        return fence;
     if (!held)
         return pgr_error_set(err, PGR_ERR_LOCKED,
                              "the runner lock of tenant \"%s\" was released (by migration SQL?): "

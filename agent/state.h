@@ -24,8 +24,6 @@ pgr_code agent_state_ensure(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
  * that privilege even for CREATE SCHEMA IF NOT EXISTS of an existing schema. `name` is a constant
  * of ours. */
 pgr_code agent_state_create_schema(agent_exec *x, const char *name, pgr_error *err) PGR_MUSTCHECK;
-pgr_code agent_session_lock(agent_exec *x, pgr_error *err) PGR_MUSTCHECK;
-void agent_session_unlock(agent_exec *x);
 /* Before each attempt of a step: restores the session settings, fails (PGR_ERR_LOCKED) unless
  * this session still holds the runner lock, and reads the phase recorded for the step into
  * phase ("" when none; 32 bytes). One round trip. */

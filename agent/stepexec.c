@@ -298,6 +298,8 @@ pgr_code agent_stepexec_run(agent_exec *x, const pgr_migration *m, const pgr_ste
         if (!agent_stepexec_backoff(x, attempt, err))
             break;
     }
+    if (x->fenced) /* the step is the new owner's now: it did not fail, nothing is recorded */
+        return rc;
     emit_step(x, AGENT_EV_STEP_FAILED, m, s, count, err->msg, 0, pgr_clock_mono_ms() - t0);
     audit_failure(x, m, s, err, attempt + 1);
     return rc;

@@ -70,7 +70,8 @@ void coord_close(coord *c)
     pgr_config_free(c->cfg);
 }
 
-/* Creates the three topics (12 partitions, replication as the cluster default) when missing. */
+/* Creates the three topics when missing: topics.partitions partitions (12), topics.replication
+ * copies (the cluster's default.replication.factor; min.insync.replicas is the cluster's). */
 static pgr_code ensure_topics(coord *c, pgr_error *err)
 {
     char names[3][256];
@@ -86,7 +87,8 @@ static pgr_code ensure_topics(coord *c, pgr_error *err)
     rd_kafka_NewTopic_t *nt[3];
     char errstr[256];
     for (int i = 0; i < 3; i++)
-        nt[i] = rd_kafka_NewTopic_new(names[i], 12, -1, errstr, sizeof(errstr));
+        nt[i] = rd_kafka_NewTopic_new(names[i], c->cfg->topic_partitions, c->cfg->topic_replication,
+                                      errstr, sizeof(errstr));
     rd_kafka_queue_t *q = rd_kafka_queue_new(c->producer);
     rd_kafka_CreateTopics(c->producer, nt, 3, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);

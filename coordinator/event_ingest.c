@@ -58,7 +58,8 @@ static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
  *         coord_event_parse checked the key may speak for $11), and its versions are versions
  *         of that job's migrations; else `bad` names what did not agree and nothing is written;
  *   s     the key's event seq for this scope only grows (a replayed old event is refused);
- *   ins   the event is stored once (a redelivery has the same digest);
+ *   ins   the event is stored once (a redelivery has the same digest), and a job's final result
+ *         once (an agent sends again the results Kafka did not acknowledge);
  *   run   it is folded into the run of that job and tenant, unless the run is final (then no
  *         field changes at all) or the job type differs from the run's. */
 static const char EVENT_SQL[] =
@@ -72,8 +73,11 @@ static const char EVENT_SQL[] =
     "coalesce($11, ''), $17::bigint WHERE (SELECT bad FROM bind) IS NULL ON CONFLICT (kid, scope) "
     "DO UPDATE SET seq = EXCLUDED.seq WHERE q.seq < EXCLUDED.seq RETURNING 1), "
     "ins AS (INSERT INTO pgrollout_control.events (agent_id, tenant_id, job_id, type, payload, "
-    "digest) SELECT $9, $11, $1, $12, $13::jsonb, $14 WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT "
-    "(digest) DO NOTHING RETURNING 1), "
+    "digest) SELECT $9, $11, $1, $12, $13::jsonb, $14 WHERE EXISTS (SELECT 1 FROM s) AND NOT ("
+    "$12 = 'result' AND $13::jsonb->>'outcome' IN ('succeeded', 'failed', 'cancelled') AND "
+    "EXISTS (SELECT 1 FROM pgrollout_control.events e WHERE e.job_id = $1 AND e.type = 'result' "
+    "AND e.payload->>'outcome' = $13::jsonb->>'outcome')) ON CONFLICT (digest) DO NOTHING "
+    "RETURNING 1), "
     "run AS (UPDATE pgrollout_control.tenant_runs SET state = $2, version = coalesce($3, "
     "version), from_version = coalesce($10, from_version), step = CASE WHEN $4 = '0' THEN step "
     "ELSE $4::int END, steps = CASE WHEN $5 = '0' THEN steps ELSE $5::int END, object = "

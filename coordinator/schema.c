@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* The newest version control_ddl installs (its last INSERT must list it). */
-#define CONTROL_SCHEMA_VERSION "5"
+#define CONTROL_SCHEMA_VERSION "6"
 
 static const char *const control_ddl =
     "CREATE SCHEMA IF NOT EXISTS pgrollout_control;"
@@ -96,8 +96,12 @@ static const char *const control_ddl =
     "CREATE OR REPLACE TRIGGER security_alerts_no_truncate BEFORE TRUNCATE ON"
     " pgrollout_control.security_alerts FOR EACH STATEMENT EXECUTE FUNCTION"
     " pgrollout_control.audit_log_append_only();"
-    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3), (4), (5) ON CONFLICT DO "
-    "NOTHING;";
+    /* version 6: a job's final result is stored once, however many agents send it (an agent
+     * that serves a tenant after another sends the results Kafka did not acknowledge again) */
+    "CREATE INDEX IF NOT EXISTS events_result_job ON pgrollout_control.events (job_id) WHERE"
+    " type = 'result';"
+    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3), (4), (5), (6) ON "
+    "CONFLICT DO NOTHING;";
 
 pgr_code coord_schema_install(PGconn *db, pgr_error *err)
 {

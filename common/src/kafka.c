@@ -194,8 +194,9 @@ pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, int *de
     return client_new(RD_KAFKA_PRODUCER, conf, out, err);
 }
 
-pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_kafka_t **out,
-                                pgr_error *err)
+static pgr_code consumer_new(const pgr_config *cfg, const char *group_id,
+                             pgr_kafka_rebalance_cb rebalance, void *opaque, rd_kafka_t **out,
+                             pgr_error *err)
 {
     rd_kafka_conf_t *conf = NULL;
     pgr_code rc = pgr_kafka_conf(cfg, &conf, err);
@@ -213,6 +214,14 @@ pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_
         rc = conf_set(conf, "enable.auto.commit", "false", err);
     if (rc == PGR_OK)
         rc = conf_set(conf, "auto.offset.reset", "earliest", err);
+    /* a member that joins or leaves moves only the partitions that must move: the others keep
+     * serving their tenants through a rebalance */
+    if (rc == PGR_OK && rebalance != NULL)
+        rc = conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err);
+    if (rc == PGR_OK && rebalance != NULL) {
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+        rd_kafka_conf_set_opaque(conf, opaque);
+    }
     if (rc != PGR_OK) {
         if (conf != NULL)
             rd_kafka_conf_destroy(conf);
@@ -222,6 +231,19 @@ pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_
     if (rc == PGR_OK)
         rd_kafka_poll_set_consumer(*out);
     return rc;
+}
+
+pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_kafka_t **out,
+                                pgr_error *err)
+{
+    return consumer_new(cfg, group_id, NULL, NULL, out, err);
+}
+
+pgr_code pgr_kafka_group_consumer_new(const pgr_config *cfg, const char *group_id,
+                                      pgr_kafka_rebalance_cb rebalance, void *opaque,
+                                      rd_kafka_t **out, pgr_error *err)
+{
+    return consumer_new(cfg, group_id, rebalance, opaque, out, err);
 }
 
 /* opaque: a tracker (its delivery report is counted there), or NULL */
@@ -266,19 +288,41 @@ pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, cons
     return produce(rk, topic, key, value, len, NULL, err);
 }
 
-pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *key,
-                                const char *value, size_t len, pgr_kafka_tracker *tr,
-                                pgr_error *err)
+/* wait: while librdkafka's local queue is full (produce), or not at all (produce_once). */
+static pgr_code send_tracked(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
+                             size_t len, pgr_kafka_tracker *tr, bool wait, pgr_error *err)
 {
     atomic_fetch_add(&tr->refs, 1);
     atomic_fetch_add(&tr->pending, 1);
     TRACKER_HAND_OVER(tr);
-    pgr_code rc = produce(rk, topic, key, value, len, tr, err);
+    pgr_code rc = PGR_OK;
+    if (wait) {
+        rc = produce(rk, topic, key, value, len, tr, err);
+    } else {
+        rd_kafka_resp_err_t e = produce_once(rk, topic, key, value, len, tr);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rc = pgr_error_set(err, PGR_ERR_KAFKA, "could not produce to \"%s\": %s", topic,
+                               rd_kafka_err2str(e));
+    }
     if (rc != PGR_OK) { /* no delivery report will come: the caller still holds its own ref */
         atomic_fetch_sub(&tr->pending, 1);
         atomic_fetch_sub(&tr->refs, 1);
     }
     return rc;
+}
+
+pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *key,
+                                const char *value, size_t len, pgr_kafka_tracker *tr,
+                                pgr_error *err)
+{
+    return send_tracked(rk, topic, key, value, len, tr, true, err);
+}
+
+pgr_code pgr_kafka_send_tracked_nowait(rd_kafka_t *rk, const char *topic, const char *key,
+                                       const char *value, size_t len, pgr_kafka_tracker *tr,
+                                       pgr_error *err)
+{
+    return send_tracked(rk, topic, key, value, len, tr, false, err);
 }
 
 pgr_code pgr_kafka_tracker_wait(rd_kafka_t *rk, pgr_kafka_tracker *tr, int timeout_ms,

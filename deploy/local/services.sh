@@ -30,19 +30,25 @@ Commands:
                   --save-logs copies the service logs to DIR first.
   status          Say what runs; exit 0 if both services answer, else 1.
   env             Print the `export` lines of the running services (exit 1 if not running).
-  kafka-stop      Stop only the Kafka broker (fault-injection tests); kafka-start starts it
-  kafka-start     again on the same ports and data and waits until it answers.
+  kafka-stop [N] [--kill]
+                  Stop only Kafka (fault-injection tests): node N, or every node; --kill sends
+                  SIGKILL instead of asking for a controlled shutdown.
+  kafka-start [N] Start it (node N, or every stopped node) again on the same ports and data and
+                  wait until it answers.
   deps [PKG...]   Only install missing Debian packages (plus PKG...) and fetch the Kafka jars.
   -h, --help      This text.
 
 Environment:
   PGR_STATE_DIR     state dir (default: <repo>/deploy/local/.state)
   PGR_CACHE_DIR     download cache (default: $HOME/.cache/pgrollout); jars in kafka-3.9.1/
-  PGR_SERVICES      "postgres" starts only PostgreSQL (default: all)
+  PGR_SERVICES      "postgres" starts only PostgreSQL, "kafka" only Kafka (default: all)
+  PGR_KAFKA_BROKERS Kafka nodes, 1 (default) or 3: a replicated KRaft cluster (each node broker
+                    and controller, 256 MB heap; topics 3 copies, min.insync.replicas=2)
   PGR_WAIT_TIMEOUT  seconds to wait for the services to answer (default: 90)
   PGR_PG_BIN        PostgreSQL binaries (default: /usr/lib/postgresql/15/bin)
 
-Exports printed: PGHOST PGPORT PGUSER PGR_KAFKA_BOOTSTRAP (also written to <state>/env.sh), and
+Exports printed: PGHOST PGPORT PGUSER PGR_KAFKA_BOOTSTRAP (every node), PGR_KAFKA_BROKERS (also
+written to <state>/env.sh), and
 for encrypted links: PGR_TLS_CA (the test CA certificate), PGR_KAFKA_TLS_BOOTSTRAP (SASL_SSL
 listener), PGR_KAFKA_SASL_USER, PGR_KAFKA_SASL_PASSWORD (random per `up`; test-only secret),
 and the SCRAM users for ACL tests: PGR_KAFKA_AGENT_USER, PGR_KAFKA_AGENT_PASSWORD,
@@ -60,15 +66,28 @@ readonly KAFKA_VERSION=3.9.1
 readonly PG_ROLE=pgrollout
 readonly PG_BIN=${PGR_PG_BIN:-/usr/lib/postgresql/15/bin}
 readonly WAIT_TIMEOUT=${PGR_WAIT_TIMEOUT:-90}
-# PGR_SERVICES=postgres: only PostgreSQL (the demo brings its own embedded Kafka).
-if [[ ${PGR_SERVICES:-all} == postgres ]]; then ONLY_PG=1; else ONLY_PG=0; fi
-readonly ONLY_PG
+# PGR_SERVICES=postgres: only PostgreSQL (the demo brings its own embedded Kafka); kafka: only
+# Kafka (a second, clustered Kafka beside the tests' services: tests/fault/test_cluster.c).
+case ${PGR_SERVICES:-all} in
+  postgres) ONLY_PG=1 ONLY_KAFKA=0 ;;
+  kafka) ONLY_PG=0 ONLY_KAFKA=1 ;;
+  *) ONLY_PG=0 ONLY_KAFKA=0 ;;
+esac
+readonly ONLY_PG ONLY_KAFKA
+# Kafka nodes (KRaft, each broker and controller): 1, or 3 for a replicated cluster. run.conf
+# keeps the number the services were started with.
+BROKERS=${PGR_KAFKA_BROKERS:-1}
+readonly REQUESTED_BROKERS=$BROKERS
+[[ $BROKERS =~ ^[1-5]$ ]] || {
+  printf 'services.sh: error: PGR_KAFKA_BROKERS must be 1 to 5, not "%s"\n' "$BROKERS" >&2
+  exit 2
+}
 # Absolute, because the path ends up in server.properties and postgresql.conf.
 STATE_DIR=$(realpath -m -- "${PGR_STATE_DIR:-$SCRIPT_DIR/.state}")
 readonly STATE_DIR
 readonly CACHE_DIR=${PGR_CACHE_DIR:-${HOME:-/tmp}/.cache/pgrollout}
 readonly KAFKA_JARS=$CACHE_DIR/kafka-$KAFKA_VERSION
-readonly KAFKA_DIR=$STATE_DIR/kafka
+readonly KAFKA_DIR=$STATE_DIR/kafka # node 1; node n > 1 in kafka-n (node_dir)
 readonly TLS_DIR=$STATE_DIR/tls
 readonly SASL_USER=pgrollout
 # Principals of the ACL tests (docs/SECURITY.md section 2 names them alike).
@@ -91,9 +110,10 @@ readonly PACKAGES=(
   kcat clang-format pkg-config postgresql-15 postgresql-contrib openssl
 )
 
-# Filled from run.conf by load_conf.
+# Filled from run.conf by load_conf. KAFKA_PORT, CONTROLLER_PORT, KAFKA_TLS_PORT: node 1's;
+# KAFKA_PORTS, CONTROLLER_PORTS, KAFKA_TLS_PORTS: every node's, space-separated.
 PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE='' KAFKA_TLS_PORT='' SASL_PASSWORD='' STORE_PASS=''
-AGENT_PASSWORD='' COORD_PASSWORD=''
+AGENT_PASSWORD='' COORD_PASSWORD='' KAFKA_PORTS='' CONTROLLER_PORTS='' KAFKA_TLS_PORTS=''
 
 log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() {
@@ -181,13 +201,27 @@ read_pid() {
   printf '%s' "$line"
 }
 
-# The Kafka pid from our pid file, only if that process is still our broker (pid reuse).
+# The directory of Kafka node N (1: the single node's, as before clusters).
+node_dir() {
+  if (($1 == 1)); then printf '%s' "$KAFKA_DIR"; else printf '%s' "$STATE_DIR/kafka-$1"; fi
+}
+
+# Word N (1-based) of the space-separated list LIST.
+nth() {
+  local -a words
+  read -ra words <<<"$2"
+  printf '%s' "${words[$1 - 1]:-}"
+}
+
+# The pid of Kafka node N (default 1) from its pid file, only if that process is still our
+# broker (pid reuse).
 kafka_pid() {
-  local pid cmdline
-  pid=$(read_pid "$KAFKA_DIR/kafka.pid")
+  local pid cmdline dir
+  dir=$(node_dir "${1:-1}")
+  pid=$(read_pid "$dir/kafka.pid")
   pid_alive "$pid" || return 1
   cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ $cmdline == *kafka.Kafka*"$KAFKA_DIR/server.properties"* ]] || return 1
+  [[ $cmdline == *kafka.Kafka*"$dir/server.properties"* ]] || return 1
   printf '%s' "$pid"
 }
 
@@ -235,10 +269,14 @@ as_pg() {
 
 load_conf() {
   PG_PORT='' KAFKA_PORT='' CONTROLLER_PORT='' PG_BASE='' KAFKA_TLS_PORT='' SASL_PASSWORD='' STORE_PASS=''
-  AGENT_PASSWORD='' COORD_PASSWORD=''
+  AGENT_PASSWORD='' COORD_PASSWORD='' KAFKA_PORTS='' CONTROLLER_PORTS='' KAFKA_TLS_PORTS=''
   [[ -f $RUN_CONF ]] || return 1
   # shellcheck source=/dev/null # written by write_conf below
   source "$RUN_CONF"
+  # services started before clusters: one node
+  [[ -n $KAFKA_PORTS ]] || KAFKA_PORTS=$KAFKA_PORT CONTROLLER_PORTS=$CONTROLLER_PORT \
+    KAFKA_TLS_PORTS=$KAFKA_TLS_PORT BROKERS=1
+  return 0
 }
 
 write_conf() {
@@ -249,18 +287,31 @@ write_conf() {
     printf 'KAFKA_TLS_PORT=%q\nSASL_PASSWORD=%q\nSTORE_PASS=%q\n' \
       "$KAFKA_TLS_PORT" "$SASL_PASSWORD" "$STORE_PASS"
     printf 'AGENT_PASSWORD=%q\nCOORD_PASSWORD=%q\n' "$AGENT_PASSWORD" "$COORD_PASSWORD"
+    printf 'BROKERS=%q\nKAFKA_PORTS=%q\nCONTROLLER_PORTS=%q\nKAFKA_TLS_PORTS=%q\n' \
+      "$BROKERS" "$KAFKA_PORTS" "$CONTROLLER_PORTS" "$KAFKA_TLS_PORTS"
   } >"$RUN_CONF"
   chmod 600 "$RUN_CONF"
 }
 
+# "127.0.0.1:P1,127.0.0.1:P2" of the space-separated ports $1.
+bootstrap_of() {
+  local p out=''
+  for p in $1; do out+="${out:+,}127.0.0.1:$p"; done
+  printf '%s' "$out"
+}
+
 print_env() {
-  printf 'export PGHOST=%q\n' 127.0.0.1
-  printf 'export PGPORT=%q\n' "$PG_PORT"
-  printf 'export PGUSER=%q\n' "$PG_ROLE"
+  ((ONLY_KAFKA)) || {
+    printf 'export PGHOST=%q\n' 127.0.0.1
+    printf 'export PGPORT=%q\n' "$PG_PORT"
+    printf 'export PGUSER=%q\n' "$PG_ROLE"
+  }
   printf 'export PGR_TLS_CA=%q\n' "$TLS_DIR/ca.crt"
   ((ONLY_PG)) || {
-    printf 'export PGR_KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
-    printf 'export PGR_KAFKA_TLS_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_TLS_PORT"
+    printf 'export PGR_KAFKA_BROKERS=%q\n' "$BROKERS"
+    # addresses, ports and commas only: nothing to quote (%q would escape the commas)
+    printf 'export PGR_KAFKA_BOOTSTRAP=%s\n' "$(bootstrap_of "$KAFKA_PORTS")"
+    printf 'export PGR_KAFKA_TLS_BOOTSTRAP=%s\n' "$(bootstrap_of "$KAFKA_TLS_PORTS")"
     printf 'export PGR_KAFKA_SASL_USER=%q\n' "$SASL_USER"
     printf 'export PGR_KAFKA_SASL_PASSWORD=%q\n' "$SASL_PASSWORD"
     # Services started by an older services.sh have no ACL users: then nothing is printed.
@@ -298,16 +349,20 @@ make_tls() {
 }
 
 pg_ready() {
+  ((ONLY_KAFKA)) && [[ -z $PG_PORT ]] && return 0
   [[ -n $PG_PORT ]] && "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" -d postgres -t 2
 }
 
-# Broker metadata answered by our broker (node 1). No -t: asking for a topic could auto-create it.
+# Kafka node N (default: every node) runs, and node 1 (or, N given, node N) lists it among the
+# brokers of the cluster's metadata. No -t: asking for a topic could auto-create it.
 kafka_ready() {
-  local out
+  local out n first=${1:-1} last=${1:-$BROKERS}
   [[ -n $KAFKA_PORT ]] || return 1
-  kafka_pid >/dev/null || return 1
-  out=$(kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null) || return 1
-  [[ $out == *"broker 1 at 127.0.0.1:$KAFKA_PORT"* ]]
+  out=$(kcat -b "127.0.0.1:$(nth "$first" "$KAFKA_PORTS")" -L -m 2 2>/dev/null) || return 1
+  for ((n = first; n <= last; n++)); do
+    kafka_pid "$n" >/dev/null || return 1
+    [[ $out == *"broker $n at 127.0.0.1:$(nth "$n" "$KAFKA_PORTS")"* ]] || return 1
+  done
 }
 
 healthy() { load_conf && pg_ready && { ((ONLY_PG)) || kafka_ready; }; }
@@ -315,11 +370,21 @@ healthy() { load_conf && pg_ready && { ((ONLY_PG)) || kafka_ready; }; }
 # ---------------------------------------------------------------------------------------------
 # Stop
 
+# stop_kafka [N [SIGNAL]]: node N (default every node), SIGTERM (controlled shutdown) or SIGKILL.
 stop_kafka() {
+  local n
+  if [[ -z ${1:-} ]]; then
+    for ((n = BROKERS; n >= 1; n--)); do stop_kafka_node "$n" TERM; done
+  else
+    stop_kafka_node "$1" "${2:-TERM}"
+  fi
+}
+
+stop_kafka_node() {
   local pid i
-  pid=$(kafka_pid) || return 0
-  log "stopping Kafka (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
+  pid=$(kafka_pid "$1") || return 0
+  log "stopping Kafka node $1 (pid $pid, SIG$2)"
+  kill "-$2" "$pid" 2>/dev/null || true
   # Controlled shutdown of a single KRaft node normally takes a few seconds.
   for ((i = 0; i < 300; i++)); do
     pid_alive "$pid" || return 0
@@ -345,6 +410,7 @@ stop_postgres() {
 }
 
 stop_all() {
+  load_conf || true # how many Kafka nodes run
   stop_kafka
   # Both possible locations: run.conf may be missing if a crash hit early in `up`.
   local base
@@ -449,24 +515,41 @@ kafka_tool() {
     -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" kafka.tools.StorageTool "$@"
 }
 
-start_kafka() {
-  mkdir -p "$KAFKA_DIR/data"
-  cat >"$KAFKA_DIR/log4j.properties" <<EOF
-# WARN and above to a file; stdout stays quiet. KafkaRaftServer at INFO logs "Kafka Server started".
+# log4j for node N: WARN and above to a file (node 1: kafka.log, node n: kafka-n.log); stdout
+# stays quiet. KafkaRaftServer at INFO logs "Kafka Server started".
+write_log4j() {
+  local dir log=kafka.log
+  dir=$(node_dir "$1")
+  (($1 > 1)) && log=kafka-$1.log
+  mkdir -p "$dir/data"
+  cat >"$dir/log4j.properties" <<EOF
 log4j.rootLogger=WARN, file
 log4j.logger.kafka.server.KafkaRaftServer=INFO
 log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$LOG_DIR/kafka.log
+log4j.appender.file.File=$LOG_DIR/$log
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
-  cat >"$KAFKA_DIR/server.properties" <<EOF
-# Single-node KRaft, broker and controller in one JVM (written by services.sh).
+}
+
+# server.properties of node N: KRaft, broker and controller in one JVM. With three nodes or more
+# the cluster replicates: every topic 3 copies, a write acknowledged (acks=all) once 2 hold it.
+write_server_properties() {
+  local n=$1 dir voters='' i port tls ctl rf=1 isr=1
+  dir=$(node_dir "$n")
+  for ((i = 1; i <= BROKERS; i++)); do
+    voters+="${voters:+,}$i@127.0.0.1:$(nth "$i" "$CONTROLLER_PORTS")"
+  done
+  port=$(nth "$n" "$KAFKA_PORTS") tls=$(nth "$n" "$KAFKA_TLS_PORTS")
+  ctl=$(nth "$n" "$CONTROLLER_PORTS")
+  ((BROKERS >= 3)) && rf=3 isr=2
+  cat >"$dir/server.properties" <<EOF
+# KRaft node $n of $BROKERS, broker and controller in one JVM (written by services.sh).
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$tls,CONTROLLER://127.0.0.1:$ctl
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$tls
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
@@ -479,13 +562,16 @@ ssl.keystore.location=$TLS_DIR/server.p12
 ssl.keystore.password=$STORE_PASS
 ssl.key.password=$STORE_PASS
 ssl.client.auth=none
-log.dirs=$KAFKA_DIR/data
+log.dirs=$dir/data
 num.partitions=6
 auto.create.topics.enable=true
-# One node: internal topics cannot have more replicas than that.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+# Replication: 1 on one node (internal topics cannot have more replicas than nodes); 3 copies
+# and min.insync.replicas=2 on a cluster of 3, so one node may fail without losing a write.
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 # Fewer internal partitions than the default 50: the first consumer group / transaction
 # creates them, and 50 partitions make that first join noticeably slower on a small CI box.
 offsets.topic.num.partitions=6
@@ -500,46 +586,86 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=true
 super.users=User:ANONYMOUS
 EOF
-  local cluster_id
-  cluster_id=$(kafka_tool random-uuid 2>>"$LOG_DIR/storage-tool.log") || die "StorageTool random-uuid failed (see $LOG_DIR/storage-tool.log)"
-  log "formatting Kafka storage (cluster id $cluster_id)"
-  kafka_tool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
-    --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" \
-    --add-scram "SCRAM-SHA-512=[name=$AGENT_USER,password=$AGENT_PASSWORD]" \
-    --add-scram "SCRAM-SHA-512=[name=$COORD_USER,password=$COORD_PASSWORD]" \
-    >>"$LOG_DIR/storage-tool.log" 2>&1 || {
-    cat "$LOG_DIR/storage-tool.log" >&2
-    die "StorageTool format failed"
-  }
-  launch_kafka
 }
 
-# Starts the broker JVM on the formatted storage (also used by `kafka-start` after a stop).
+start_kafka() {
+  local n cluster_id
+  for ((n = 1; n <= BROKERS; n++)); do
+    write_log4j "$n"
+    write_server_properties "$n"
+  done
+  cluster_id=$(kafka_tool random-uuid 2>>"$LOG_DIR/storage-tool.log") || die "StorageTool random-uuid failed (see $LOG_DIR/storage-tool.log)"
+  log "formatting Kafka storage of $BROKERS node(s) (cluster id $cluster_id)"
+  # every node: the same cluster id and SCRAM users (kept in the metadata log)
+  for ((n = 1; n <= BROKERS; n++)); do
+    kafka_tool format -t "$cluster_id" -c "$(node_dir "$n")/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]" \
+      --add-scram "SCRAM-SHA-512=[name=$AGENT_USER,password=$AGENT_PASSWORD]" \
+      --add-scram "SCRAM-SHA-512=[name=$COORD_USER,password=$COORD_PASSWORD]" \
+      >>"$LOG_DIR/storage-tool.log" 2>&1 || {
+      cat "$LOG_DIR/storage-tool.log" >&2
+      die "StorageTool format failed"
+    }
+  done
+  for ((n = 1; n <= BROKERS; n++)); do launch_kafka "$n"; done
+}
+
+# Starts the JVM of node N on its formatted storage (also used by `kafka-start` after a stop).
+# One node gets up to 512 MB of heap; each node of a cluster 256 MB.
 launch_kafka() {
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$CONTROLLER_PORT)"
+  local n=$1 dir out=kafka.out heap=-Xmx512m
+  dir=$(node_dir "$n")
+  ((n > 1)) && out=kafka-$n.out
+  ((BROKERS > 1)) && heap=-Xmx256m
+  log "starting Kafka $KAFKA_VERSION node $n on 127.0.0.1:$(nth "$n" "$KAFKA_PORTS") (controller :$(nth "$n" "$CONTROLLER_PORTS"))"
   # setsid: own session, so a Ctrl-C in the terminal that ran `up` does not reach the broker.
   # The inner bash writes its own pid and execs java, so the pid file is java's pid whether or
   # not setsid had to fork. All fds are redirected so `$(services.sh up)` does not hang on it.
   # shellcheck disable=SC2016 # $$ and $@ are for the inner bash
-  nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_DIR/kafka.pid" \
-    "$JAVA" -Xms128m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    -cp "$KAFKA_JARS/*" -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
-    kafka.Kafka "$KAFKA_DIR/server.properties" </dev/null >>"$LOG_DIR/kafka.out" 2>&1 &
+  nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$dir/kafka.pid" \
+    "$JAVA" -Xms64m "$heap" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -cp "$KAFKA_JARS/*" -Dlog4j.configuration="file:$dir/log4j.properties" \
+    kafka.Kafka "$dir/server.properties" </dev/null >>"$LOG_DIR/$out" 2>&1 &
 }
 
-# Fault injection for tests: stop the broker (PostgreSQL keeps running), start it again on the
-# same ports and data.
+# Fault injection for tests: stop a broker (PostgreSQL keeps running) or all of them, start it
+# again on the same ports and data. Arguments: [NODE] [--kill] (SIGKILL instead of a controlled
+# shutdown).
+node_args() {
+  NODE='' SIGNAL=TERM
+  while (($#)); do
+    case $1 in
+      --kill) SIGNAL=KILL ;;
+      [1-5])
+        (($1 <= BROKERS)) || die "no Kafka node $1 (the cluster has $BROKERS)"
+        NODE=$1
+        ;;
+      *) die "unknown argument '$1' (expected a node number or --kill)" ;;
+    esac
+    shift
+  done
+}
+
 cmd_kafka_stop() {
   load_conf || die "services are not running"
-  stop_kafka
+  node_args "$@"
+  if [[ -n $NODE ]]; then
+    stop_kafka "$NODE" "$SIGNAL"
+  else
+    local n
+    for ((n = BROKERS; n >= 1; n--)); do stop_kafka "$n" "$SIGNAL"; done
+  fi
 }
 
 cmd_kafka_start() {
   load_conf || die "services are not running"
-  kafka_pid >/dev/null && return 0
-  launch_kafka
+  node_args "$@"
+  local n first=${NODE:-1} last=${NODE:-$BROKERS}
+  for ((n = first; n <= last; n++)); do
+    kafka_pid "$n" >/dev/null || launch_kafka "$n"
+  done
   local deadline=$((SECONDS + WAIT_TIMEOUT))
-  until kafka_ready; do
+  until kafka_ready "$NODE"; do
     ((SECONDS < deadline)) || die "Kafka not ready after ${WAIT_TIMEOUT}s"
     sleep 0.3
   done
@@ -595,14 +721,24 @@ cmd_up() {
     stop_all
     remove_state
   fi
+  BROKERS=$REQUESTED_BROKERS # not the stale state's
   local started=$SECONDS
   mkdir -p "$STATE_DIR" "$LOG_DIR"
   touch "$STATE_MARKER"
   trap on_up_failure EXIT
   PG_PORT=$(pick_port)
-  KAFKA_PORT=$(pick_port "$PG_PORT")
-  CONTROLLER_PORT=$(pick_port "$PG_PORT" "$KAFKA_PORT")
-  KAFKA_TLS_PORT=$(pick_port "$PG_PORT" "$KAFKA_PORT" "$CONTROLLER_PORT")
+  local taken=$PG_PORT n p
+  for ((n = 1; n <= BROKERS; n++)); do
+    # shellcheck disable=SC2086 # one argument per taken port
+    p=$(pick_port $taken) && KAFKA_PORTS+="${KAFKA_PORTS:+ }$p" taken+=" $p"
+    # shellcheck disable=SC2086
+    p=$(pick_port $taken) && CONTROLLER_PORTS+="${CONTROLLER_PORTS:+ }$p" taken+=" $p"
+    # shellcheck disable=SC2086
+    p=$(pick_port $taken) && KAFKA_TLS_PORTS+="${KAFKA_TLS_PORTS:+ }$p" taken+=" $p"
+  done
+  KAFKA_PORT=$(nth 1 "$KAFKA_PORTS") CONTROLLER_PORT=$(nth 1 "$CONTROLLER_PORTS")
+  KAFKA_TLS_PORT=$(nth 1 "$KAFKA_TLS_PORTS")
+  ((ONLY_KAFKA)) && PG_PORT='' # no PostgreSQL in these services
   SASL_PASSWORD=$(openssl rand -hex 16)
   AGENT_PASSWORD=$(openssl rand -hex 16)
   COORD_PASSWORD=$(openssl rand -hex 16)
@@ -612,11 +748,13 @@ cmd_up() {
   make_tls
   # Kafka first: its JVM boots in the background while initdb runs.
   ((ONLY_PG)) || start_kafka
-  start_postgres
+  ((ONLY_KAFKA)) || start_postgres
   wait_ready
   # psql & co. default the database name to the user name; make that work out of the box.
-  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" "$PG_ROLE" ||
-    die "createdb $PG_ROLE failed"
+  if ((!ONLY_KAFKA)); then
+    "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" "$PG_ROLE" ||
+      die "createdb $PG_ROLE failed"
+  fi
   print_env >"$STATE_DIR/env.sh"
   trap - EXIT
   log "up in $((SECONDS - started)) s (state: $STATE_DIR; eval \"\$(cat $STATE_DIR/env.sh)\" or 'services.sh env')"
@@ -644,22 +782,28 @@ cmd_down() {
 cmd_status() {
   local rc=0 pid
   load_conf || true
-  if pg_ready; then
+  if [[ -z $PG_PORT && -n $KAFKA_PORT ]]; then
+    echo "postgresql: not part of these services (PGR_SERVICES=kafka)"
+  elif pg_ready; then
     pid=$(postmaster_pid "$PG_BASE" || true)
     echo "postgresql: running on 127.0.0.1:$PG_PORT (pid ${pid:-?}, data $PG_BASE/data)"
   else
     echo "postgresql: down"
     rc=1
   fi
-  if kafka_ready; then
-    echo "kafka: running on 127.0.0.1:$KAFKA_PORT (pid $(kafka_pid), controller :$CONTROLLER_PORT)"
-  elif pid=$(kafka_pid); then
-    echo "kafka: process $pid alive but not answering on 127.0.0.1:$KAFKA_PORT"
-    rc=1
-  else
-    echo "kafka: down"
-    rc=1
-  fi
+  local n port
+  for ((n = 1; n <= BROKERS; n++)); do
+    port=$(nth "$n" "$KAFKA_PORTS")
+    if pid=$(kafka_pid "$n") && kcat -b "127.0.0.1:$port" -L -m 2 >/dev/null 2>&1; then
+      echo "kafka node $n: running on 127.0.0.1:$port (pid $pid, controller :$(nth "$n" "$CONTROLLER_PORTS"))"
+    elif pid=$(kafka_pid "$n"); then
+      echo "kafka node $n: process $pid alive but not answering on 127.0.0.1:$port"
+      rc=1
+    else
+      echo "kafka node $n: down"
+      rc=1
+    fi
+  done
   echo "state dir: $STATE_DIR"
   return "$rc"
 }
@@ -678,8 +822,8 @@ main() {
       "cmd_$cmd"
       ;;
     down) cmd_down "$@" ;;
-    kafka-stop) cmd_kafka_stop ;;
-    kafka-start) cmd_kafka_start ;;
+    kafka-stop) cmd_kafka_stop "$@" ;;
+    kafka-start) cmd_kafka_start "$@" ;;
     deps)
       deps_packages "$@"
       fetch_jars

@@ -62,6 +62,14 @@ static int setup(void **state)
     mc = rd_kafka_mock_cluster_new(mock_host, NBROKERS);
     assert_non_null(mc);
     setenv("PGR_KAFKA_BOOTSTRAP", rd_kafka_mock_cluster_bootstraps(mc), 1);
+    /* The mock answers an injected Produce error without appending, and appends a later batch
+     * of the same producer without checking its sequence number. A real broker refuses that
+     * batch (OUT_OF_ORDER_SEQUENCE_NUMBER), so librdkafka rightly takes a later batch's success
+     * as the acknowledgement of every earlier message; against the mock that would count the
+     * refused message as delivered ("implicitly acked by subsequent batch success"). One
+     * request in flight per connection keeps a later batch from overtaking a refused one, so
+     * what this test checks is the agent, not the mock's missing sequence check. */
+    fleet_agent_kafka_extra = "max.in.flight.requests.per.connection = 1\n";
     fleet_setup_n(&F, TENANTS, 65536);
     static const char *const names[] = {"jobs", "events", "audit"};
     for (int i = 0; i < 3; i++) {
@@ -238,6 +246,33 @@ static void tally_audit(const rd_kafka_message_t *m, void *u)
     }
 }
 
+/* Fails saying what is known of a record that is in the outbox but not on the topic: its
+ * action and when it was marked published, and which records of the tenant the topic holds. */
+static void audit_missing(int t, long seq, long count, const audit_tally *au)
+{
+    char seen[2048] = "", params_seq[32];
+    size_t n = 0;
+    for (long s = 1; s <= count && n + 16 < sizeof(seen); s++) {
+        if (au->seen[t][s])
+            n += (size_t)snprintf(seen + n, sizeof(seen) - n, "%ld ", s);
+    }
+    snprintf(params_seq, sizeof(params_seq), "%ld", seq);
+    const char *params[] = {params_seq};
+    PGconn *c = itest_connect(F.db[t]);
+    PGresult *r = PQexecParams(c,
+                               "SELECT record::jsonb->>'action', published_at::text, "
+                               "record::jsonb->>'ts' FROM pgrollout.audit_outbox WHERE seq = "
+                               "$1::bigint",
+                               1, NULL, params, NULL, NULL, 0);
+    bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    fail_msg("tenant %s: audit record %ld (%s, written %s, marked published %s) is not on the "
+             "audit topic; the topic holds records %s(of %ld)",
+             F.tenant[t], seq, found ? PQgetvalue(r, 0, 0) : "?", found ? PQgetvalue(r, 0, 2) : "?",
+             found ? PQgetvalue(r, 0, 1) : "?", seen, count);
+    PQclear(r);
+    PQfinish(c);
+}
+
 static void test_rollout_survives_broker_faults(void **state)
 {
     (void)state;
@@ -270,16 +305,7 @@ static void test_rollout_survives_broker_faults(void **state)
         assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
                                          "'apply'"),
                          1);
-        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
-                                         "'apply' AND state = 'succeeded'"),
-                         1);
-        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations "
-                                         "WHERE status = 'applied'"),
-                         4);
-        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
-                                         "record::jsonb->>'action' = 'migration_applied'"),
-                         4);
-        fleet_assert_migrated(c);
+        fleet_assert_applied_once(c, 1);
         PQfinish(c);
     }
 
@@ -329,7 +355,7 @@ static void test_rollout_survives_broker_faults(void **state)
         assert_true(count > 0 && count < 512);
         for (long s = 1; s <= count; s++) {
             if (!au.seen[t][s])
-                fail_msg("tenant %s: audit record %ld is not on the audit topic", F.tenant[t], s);
+                audit_missing(t, s, count, &au);
         }
     }
 }

@@ -95,14 +95,6 @@ static char *plan_text(void)
     return plan;
 }
 
-static long ctl_scalar(const char *sql)
-{
-    PGconn *c = itest_connect(F.ctl_db);
-    long v = itest_scalar(c, sql);
-    PQfinish(c);
-    return v;
-}
-
 static void test_rollout_200_tenants_4_agents(void **state)
 {
     (void)state;
@@ -137,15 +129,17 @@ static void test_rollout_200_tenants_4_agents(void **state)
         PQfinish(c);
     }
     /* the control database saw each tenant's result exactly once */
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
-                                "rollout_id = 'load-200' AND state = 'succeeded'"),
+    assert_int_equal(fleet_ctl_scalar(&F,
+                                      "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE "
+                                      "rollout_id = 'load-200' AND state = 'succeeded'"),
                      TENANTS);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.events WHERE type = "
-                                "'result' AND payload->>'job_type' = 'apply'"),
+    assert_int_equal(fleet_ctl_scalar(&F,
+                                      "SELECT count(*) FROM pgrollout_control.events WHERE type = "
+                                      "'result' AND payload->>'job_type' = 'apply'"),
                      TENANTS);
-    assert_int_equal(ctl_scalar("SELECT count(DISTINCT tenant_id) FROM "
-                                "pgrollout_control.events WHERE type = 'result' AND "
-                                "payload->>'job_type' = 'apply'"),
+    assert_int_equal(fleet_ctl_scalar(&F, "SELECT count(DISTINCT tenant_id) FROM "
+                                          "pgrollout_control.events WHERE type = 'result' AND "
+                                          "payload->>'job_type' = 'apply'"),
                      TENANTS);
 
     /* memory: steady (no growth with the work done) */
@@ -160,29 +154,10 @@ static void test_rollout_200_tenants_4_agents(void **state)
     /* every audit record of every tenant (agent_stop included) reaches the central log, and
      * the chains verify */
     fleet_stop_all(&F);
-    for (int t = 0; t < F.n; t++) {
-        PGconn *c = itest_connect(F.db[t]);
-        outbox_total += itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox");
-        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
-                                         "published_at IS NULL"),
-                         0);
-        PQfinish(c);
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), COORD_BIN " audit collect --idle-exit 10 --config %s/coord.ini",
-             F.dir);
-    rc = run_cmd(cmd, out, sizeof(out));
-    if (rc != 0)
-        fail_msg("audit collect exited %d:\n%s", rc, out);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log"), outbox_total);
-    assert_int_equal(ctl_scalar("SELECT count(DISTINCT tenant_id) FROM "
-                                "pgrollout_control.audit_log"),
+    outbox_total = fleet_assert_audit_collected(&F, out, sizeof(out));
+    assert_int_equal(fleet_ctl_scalar(&F, "SELECT count(DISTINCT tenant_id) FROM "
+                                          "pgrollout_control.audit_log"),
                      TENANTS);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_alerts"), 0);
-    snprintf(cmd, sizeof(cmd), COORD_BIN " audit verify --config %s/coord.ini", F.dir);
-    rc = run_cmd(cmd, out, sizeof(out));
-    if (rc != 0)
-        fail_msg("audit verify exited %d:\n%s", rc, out);
     printf("audit: %ld records from %d tenants collected and verified\n", outbox_total, TENANTS);
 }
 

@@ -70,6 +70,18 @@ static inline char *fleet_read_line(const char *path)
     return line;
 }
 
+/* Extra lines of every agent's [kafka] section (set before the fleet's setup), or NULL. */
+static const char *fleet_agent_kafka_extra;
+/* A pool name (set before the fleet's setup), or NULL: with one, every agent is configured with
+ * every tenant and `pool`, and every agent key may speak for every tenant. */
+static const char *fleet_pool;
+
+/* Whether agent a is configured with tenant t. */
+static inline bool fleet_configured(const fleet *f, int a, int t)
+{
+    return fleet_pool != NULL || fleet_agent_of(f, t) == a;
+}
+
 /* Agent 1 serves tenants 0 and 1, agent 2 serves tenant 2. */
 static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
 {
@@ -77,11 +89,14 @@ static inline void fleet_agent_config(fleet *f, int a, int max_job_bytes)
     int n = snprintf(text, sizeof(text),
                      "[agent]\nid = agent-%d\nsecret_key = %s/agent%d.key\nkeyring = "
                      "%s/coordinators.ring\nstate_dir = %s\nmax_job_bytes = %d\nheartbeat_ms = "
-                     "1000\n[topics]\nprefix = %s\n[kafka]\nbootstrap.servers = %s\n[tenants]\n",
-                     a + 1, f->dir, a + 1, f->dir, f->dir, max_job_bytes, f->prefix,
-                     itest_kafka_bootstrap());
+                     "1000\n%s%s%s[topics]\nprefix = %s\n[kafka]\nbootstrap.servers = %s\n%s"
+                     "[tenants]\n",
+                     a + 1, f->dir, a + 1, f->dir, f->dir, max_job_bytes,
+                     fleet_pool != NULL ? "pool = " : "", fleet_pool != NULL ? fleet_pool : "",
+                     fleet_pool != NULL ? "\n" : "", f->prefix, itest_kafka_bootstrap(),
+                     fleet_agent_kafka_extra != NULL ? fleet_agent_kafka_extra : "");
     for (int t = 0; t < f->n; t++) {
-        if (fleet_agent_of(f, t) == a)
+        if (fleet_configured(f, a, t))
             n += snprintf(text + n, sizeof(text) - (size_t)n, "%s = dbname=%s\n", f->tenant[t],
                           f->db[t]);
     }
@@ -174,7 +189,7 @@ static inline void fleet_setup_full(fleet *f, int n, int agents, int max_job_byt
         snprintf(name, sizeof(name), "agent%d", a + 1);
         fleet_keygen(f, name);
         for (int t = 0; t < f->n; t++) {
-            if (fleet_agent_of(f, t) == a)
+            if (fleet_configured(f, a, t))
                 snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
                          list[0] != '\0' ? "," : "", f->names[t]);
         }
@@ -447,6 +462,60 @@ static inline void fleet_assert_migrated(PGconn *c)
     assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pg_constraint WHERE conname = "
                                      "'fk_medication_logs_medication_id' AND convalidated"),
                      1);
+}
+
+/* The four White Cross migrations applied once each: `jobs` apply jobs succeeded, four rows
+ * applied, four migration_applied records, and the catalog right. */
+static inline void fleet_assert_applied_once(PGconn *c, long jobs)
+{
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.jobs WHERE type = "
+                                     "'apply' AND state = 'succeeded'"),
+                     jobs);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.schema_migrations "
+                                     "WHERE status = 'applied'"),
+                     4);
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                     "record::jsonb->>'action' = 'migration_applied'"),
+                     4);
+    fleet_assert_migrated(c);
+}
+
+/* One number from the fleet's control database. */
+static inline long fleet_ctl_scalar(const fleet *f, const char *sql)
+{
+    PGconn *c = itest_connect(f->ctl_db);
+    long v = itest_scalar(c, sql);
+    PQfinish(c);
+    return v;
+}
+
+/* With the agents stopped: every audit record of every tenant published, `audit collect` stores
+ * each once in the central log, no alert, `audit verify` passes. Returns the records' count. */
+static inline long fleet_assert_audit_collected(const fleet *f, char *out, size_t outlen)
+{
+    long total = 0;
+    for (int t = 0; t < f->n; t++) {
+        PGconn *c = itest_connect(f->db[t]);
+        total += itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox");
+        assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
+                                         "published_at IS NULL"),
+                         0);
+        PQfinish(c);
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), COORD_BIN " audit collect --idle-exit 10 --config %s/coord.ini",
+             f->dir);
+    int rc = run_cmd(cmd, out, outlen);
+    if (rc != 0)
+        fail_msg("audit collect exited %d:\n%s", rc, out);
+    assert_int_equal(fleet_ctl_scalar(f, "SELECT count(*) FROM pgrollout_control.audit_log"),
+                     total);
+    assert_int_equal(fleet_ctl_scalar(f, "SELECT count(*) FROM pgrollout_control.audit_alerts"), 0);
+    snprintf(cmd, sizeof(cmd), COORD_BIN " audit verify --config %s/coord.ini", f->dir);
+    rc = run_cmd(cmd, out, outlen);
+    if (rc != 0)
+        fail_msg("audit verify exited %d:\n%s", rc, out);
+    return total;
 }
 
 #endif

@@ -42,14 +42,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static long ctl_scalar(const char *sql)
-{
-    PGconn *c = itest_connect(F.ctl_db);
-    long v = itest_scalar(c, sql);
-    PQfinish(c);
-    return v;
-}
-
 static void test_audit_every_record_once_and_verified(void **state)
 {
     char sql[256];
@@ -58,15 +50,17 @@ static void test_audit_every_record_once_and_verified(void **state)
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FROM pgrollout_control.audit_log WHERE tenant_id = '%s'",
                  F.tenant[t]);
-        assert_int_equal(ctl_scalar(sql), fleet_outbox(&F, t, false));
+        assert_int_equal(fleet_ctl_scalar(&F, sql), fleet_outbox(&F, t, false));
     }
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_alerts"), 0);
+    assert_int_equal(fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_alerts"),
+                     0);
     assert_int_equal(audit_cmd("verify"), 0);
     assert_non_null(strstr(out, "0 broken chain(s)"));
     /* a second collect (everything already stored) adds nothing */
-    long before = ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log");
+    long before = fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_log");
     assert_int_equal(audit_cmd("collect --idle-exit 3"), 0);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log"), before);
+    assert_int_equal(fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_log"),
+                     before);
     /* the export: each step of each migration, with operator and key id */
     assert_int_equal(audit_cmd("export --tenant district-002 --format csv"), 0);
     int steps = 0;
@@ -92,7 +86,7 @@ static void test_audit_collector_killed_mid_batch_restarts_cleanly(void **state)
              "echo 'session.timeout.ms = 6000' >> %s",
              F.prefix, F.dir, ini, ini);
     assert_int_equal(system(cmd), 0);
-    long before = ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log");
+    long before = fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_log");
     setenv("PGR_FAILPOINT", "collector_after_store", 1);
     snprintf(cmd, sizeof(cmd), COORD_BIN " audit collect --idle-exit 20 --config %s", ini);
     int rc = run_cmd(cmd, out, sizeof(out));
@@ -106,10 +100,12 @@ static void test_audit_collector_killed_mid_batch_restarts_cleanly(void **state)
     processed = strtol(p + strlen("audit collect: "), NULL, 10);
     print_message("restarted collector processed %ld message(s)\n", processed);
     assert_true(processed >= 1);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log"), before);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_alerts WHERE kind "
-                                "IN ('gap', 'fork', 'chain_break')"),
-                     0);
+    assert_int_equal(fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_log"),
+                     before);
+    assert_int_equal(
+        fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_alerts WHERE kind "
+                             "IN ('gap', 'fork', 'chain_break')"),
+        0);
     assert_int_equal(audit_cmd("verify"), 0);
 }
 
@@ -162,12 +158,14 @@ static void test_audit_agent_key_cannot_write_another_tenants_chain(void **state
     fleet_send_audit(&F, &a1, "district-003", 999, rec);
     assert_int_equal(audit_cmd("collect --idle-exit 3"), 0);
     assert_non_null(strstr(out, "AUDIT ALERT untrusted_key"));
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_log WHERE seq = "
-                                "999"),
-                     0);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_alerts WHERE kind "
-                                "= 'untrusted_key' AND tenant_id = 'district-003'"),
-                     1);
+    assert_int_equal(
+        fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_log WHERE seq = "
+                             "999"),
+        0);
+    assert_int_equal(
+        fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_alerts WHERE kind "
+                             "= 'untrusted_key' AND tenant_id = 'district-003'"),
+        1);
 }
 
 /* Tampers as a superuser who bypasses the trigger (session_replication_role = replica). */

@@ -59,21 +59,24 @@ static void test_executor_apply_twice_rollback_and_apply_again(void **state)
     assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.audit_outbox WHERE "
                                      "record::jsonb->>'action' = 'fk_added_not_valid'"),
                      0);
-    /* state version 3: job envelopes are stored uncompressed */
+    /* state version 3: job envelopes are stored uncompressed (4: the pool owner table) */
     const char *storage = "SELECT (SELECT max(version) FROM pgrollout.state_version) * 1000 + "
                           "ascii(attstorage) FROM pg_attribute WHERE attrelid = "
                           "'pgrollout.jobs'::regclass AND attname = 'envelope'";
-    assert_int_equal(itest_scalar(c, storage), 3000 + 'e');
-    /* a tenant set up by an older agent (version 2) is brought to 3 by the next run */
-    itest_exec(c, "DELETE FROM pgrollout.state_version WHERE version = 3; ALTER TABLE "
-                  "pgrollout.jobs ALTER COLUMN envelope SET STORAGE EXTENDED");
+    assert_int_equal(itest_scalar(c, storage), 4000 + 'e');
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.owner"), 0);
+    /* a tenant set up by an older agent (version 2) is brought to 4 by the next run */
+    itest_exec(c, "DELETE FROM pgrollout.state_version WHERE version >= 3; ALTER TABLE "
+                  "pgrollout.jobs ALTER COLUMN envelope SET STORAGE EXTENDED; DROP TABLE "
+                  "pgrollout.owner");
     assert_int_equal(itest_scalar(c, storage), 2000 + 'x');
     char *first = catalog_snapshot(c);
     /* a second apply runs no step */
     assert_int_equal(agent("apply", db, MIGS, "--json", out, sizeof(out)), 0);
     assert_null(strstr(out, "\"event\":\"step_start\""));
     assert_null(strstr(out, "\"event\":\"migration_start\""));
-    assert_int_equal(itest_scalar(c, storage), 3000 + 'e');
+    assert_int_equal(itest_scalar(c, storage), 4000 + 'e');
+    assert_int_equal(itest_scalar(c, "SELECT count(*) FROM pgrollout.owner"), 0);
     assert_int_equal(agent("verify", db, MIGS, "", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "verify: 0 problem(s)"));
     /* roll everything back */

@@ -50,12 +50,16 @@ typedef struct pgr_config {
     int verify_interval_ms;
     int max_job_bytes;
     int max_parallel;
+    char *pool;      /* NULL: no pool, the agent serves every tenant of [tenants] itself */
+    int takeover_ms; /* pool: how long a new owner waits for the old one's runner lock */
     /* [coordinator] */
     char *control_dsn;
     char *agent_keyring;
     char *coordinator_id;
     /* [topics] */
     char *topic_prefix;
+    int topic_partitions;  /* of the topics the coordinator creates */
+    int topic_replication; /* -1: the cluster's default.replication.factor */
     /* [log] */
     char *log_level;
     char *log_format;

@@ -29,6 +29,17 @@ pgr_code pgr_kafka_producer_new(const pgr_config *cfg, rd_kafka_t **out, int *de
 pgr_code pgr_kafka_consumer_new(const pgr_config *cfg, const char *group_id, rd_kafka_t **out,
                                 pgr_error *err) PGR_MUSTCHECK;
 
+/* A rebalance callback of librdkafka (rd_kafka_conf_set_rebalance_cb). */
+typedef void (*pgr_kafka_rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                                       rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+/* A consumer that shares the partitions of the topics it subscribes to with the other members
+ * of group_id (cooperative-sticky); rebalance runs, with opaque, on the thread that polls it
+ * and must assign or unassign incrementally. Manual offset commits. */
+pgr_code pgr_kafka_group_consumer_new(const pgr_config *cfg, const char *group_id,
+                                      pgr_kafka_rebalance_cb rebalance, void *opaque,
+                                      rd_kafka_t **out, pgr_error *err) PGR_MUSTCHECK;
+
 /* Produces a copy of value with key to topic (partitioned by the producer). */
 pgr_code pgr_kafka_send(rd_kafka_t *rk, const char *topic, const char *key, const char *value,
                         size_t len, pgr_error *err) PGR_MUSTCHECK;
@@ -52,6 +63,11 @@ pgr_kafka_tracker *pgr_kafka_tracker_new(void);
 void pgr_kafka_tracker_free(pgr_kafka_tracker *tr);
 
 /* Like pgr_kafka_send, and the message's delivery report is counted in tr. */
+/* One attempt of pgr_kafka_send_tracked (as pgr_kafka_send_nowait). */
+pgr_code pgr_kafka_send_tracked_nowait(rd_kafka_t *rk, const char *topic, const char *key,
+                                       const char *value, size_t len, pgr_kafka_tracker *tr,
+                                       pgr_error *err) PGR_MUSTCHECK;
+
 pgr_code pgr_kafka_send_tracked(rd_kafka_t *rk, const char *topic, const char *key,
                                 const char *value, size_t len, pgr_kafka_tracker *tr,
                                 pgr_error *err) PGR_MUSTCHECK;
