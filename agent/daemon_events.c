@@ -38,8 +38,10 @@ bool daemon_events_send_tracked(agent_daemon *d, const char *type, const char *t
     json_t *ev =
         json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:s}", "type", type, "agent_id", d->cfg->agent_id,
                   "tenant_id", tenant, "job_id", job_id, "seq", (json_int_t)seq, "at", at);
+    /* the body adds members, never replaces these: a body read back from a tenant database (a
+     * result sent again) cannot name another tenant, job, sender or seq */
     if (ev != NULL && body != NULL)
-        json_object_update(ev, body);
+        json_object_update_missing(ev, body);
     json_decref(body);
     char *payload = ev != NULL ? json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(ev);

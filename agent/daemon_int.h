@@ -60,6 +60,8 @@ typedef struct daemon_tenant {
     int partition;
     bool owned, taken;
     atomic_llong epoch;      /* read by workers (their job records) */
+    atomic_int fence_lost;   /* a worker or the intake met a newer owner epoch: take it again if
+                              * the group still gives this agent the partition */
     long long take_after_ms; /* monotonic: next try of a take-over that failed */
 } daemon_tenant;
 

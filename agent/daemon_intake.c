@@ -76,8 +76,10 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
     pgr_error err;
     const char *why = NULL;
     char refusal[AGENT_REFUSAL_LEN] = "";
+    int fenced = 0;
 
     daemon_tenant_opts(d, t, &o, job->job_id, job->operator_name);
+    o.fenced = &fenced;
     if (strcmp(job->tenant_id, t->conf->id) != 0) {
         reject(d, t, t->conf->id, job->job_id, "wrong_tenant", kid,
                "the job names another tenant than its message key", digest);
@@ -86,6 +88,8 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
     } else if (agent_jobrec_accept(&o, job, kid, envelope, &why, refusal, &err) != PGR_OK) {
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
         pgr_log_error(&ctx, "could not record the job (will retry): %s", err.msg);
+        if (fenced != 0)
+            t->fence_lost = 1; /* daemon_pool_take decides: lost, or take it back */
         pgr_job_free(job);
         return false;
     } else {
@@ -94,7 +98,7 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
              * and its invalid leftover dropped); it is not resumed later */
             if (t->busy)
                 t->cancel = 2;
-            daemon_tenant_job_end(d, t, job, PGR_OK, NULL, -1, 0);
+            daemon_tenant_job_end(d, t, job, PGR_OK, NULL, -1, 0, t->epoch, NULL);
             pgr_job_free(job);
             return true;
         }
@@ -254,33 +258,54 @@ static agent_jobrec_row *read_unfinished(agent_daemon *d, daemon_tenant *t, int 
     return rows;
 }
 
+/* The members of a result (PROTOCOL 9.5) in a body read back from the tenant database, which
+ * migration SQL can write: only those, each of its own type; NULL when no outcome is left. */
+static json_t *result_members(const char *stored)
+{
+    static const char *const strings[] = {"job_type", "outcome", "code", "message", "from_version"};
+    json_t *in = json_loads(stored, 0, NULL), *out = json_object();
+    for (size_t i = 0; in != NULL && out != NULL && i < sizeof(strings) / sizeof(strings[0]); i++) {
+        json_t *v = json_object_get(in, strings[i]);
+        if (json_is_string(v))
+            json_object_set(out, strings[i], v);
+    }
+    json_t *verified = json_object_get(in, "verified");
+    if (out != NULL && json_is_boolean(verified))
+        json_object_set(out, "verified", verified);
+    json_decref(in);
+    if (out != NULL && json_object_get(out, "outcome") == NULL) {
+        json_decref(out);
+        out = NULL;
+    }
+    return out;
+}
+
 /* Results of jobs that ended but were not acknowledged by Kafka (the agent that ran them died or
- * stopped first): sent again, each marked reported once acknowledged. The coordinator folds a
- * result into a run only while the run is not final, so a copy it already had changes nothing. */
+ * stopped first): sent again, all marked reported once all are acknowledged (one wait per
+ * tenant: this runs on the main thread). The coordinator stores a final result once. */
 static void resend_results(agent_daemon *d, daemon_tenant *t)
 {
     pgr_log_ctx ctx = {"resume", t->conf->id, NULL};
     agent_exec_opts o;
     pgr_error err;
-    int n = 0;
+    int n = 0, sent = 0;
     agent_jobrec_row *rows = NULL;
     daemon_tenant_opts(d, t, &o, NULL, "agent");
     if (agent_jobrec_unreported(&o, &rows, &n, &err) != PGR_OK)
         pgr_log_warn(&ctx, "could not read unreported results: %s", err.msg);
-    for (int i = 0; i < n; i++) {
-        json_t *body = json_loads(rows[i].result, 0, NULL);
-        pgr_kafka_tracker *tr = pgr_kafka_tracker_new();
-        if (body == NULL || tr == NULL) {
-            json_decref(body);
-            pgr_kafka_tracker_free(tr);
-            continue;
-        }
+    pgr_kafka_tracker *tr = n > 0 ? pgr_kafka_tracker_new() : NULL;
+    for (int i = 0; tr != NULL && i < n; i++) {
+        json_t *body = result_members(rows[i].result);
         pgr_log_info(&ctx, "sending the result of job %s again", rows[i].job_id);
-        if (daemon_events_send_tracked(d, "result", t->conf->id, rows[i].job_id, body, tr) &&
-            pgr_kafka_tracker_wait(d->producer, tr, 5000, &err) == PGR_OK)
-            PGR_IGNORE(agent_jobrec_result(&o, rows[i].job_id, NULL, &err));
-        pgr_kafka_tracker_free(tr);
+        if (body != NULL &&
+            daemon_events_send_tracked(d, "result", t->conf->id, rows[i].job_id, body, tr))
+            sent++;
     }
+    if (sent == n && tr != NULL && pgr_kafka_tracker_wait(d->producer, tr, 5000, &err) == PGR_OK) {
+        for (int i = 0; i < n; i++)
+            PGR_IGNORE(agent_jobrec_result(&o, rows[i].job_id, NULL, &err));
+    }
+    pgr_kafka_tracker_free(tr);
     agent_jobrec_rows_free(rows);
 }
 

@@ -208,7 +208,6 @@ static void loop(agent_daemon *d)
             reload_keyring(d);
         }
         long long ms = pgr_clock_mono_ms();
-        daemon_pool_take(d, ms);
         if (ms >= next_beat) {
             heartbeat(d);
             next_beat = ms + d->cfg->heartbeat_ms;
@@ -242,6 +241,9 @@ static void loop(agent_daemon *d)
         }
         if (m != NULL)
             rd_kafka_message_destroy(m);
+        /* after the poll, which runs the rebalance callback: a tenant is taken over only while
+         * the group still gives this agent its partition */
+        daemon_pool_take(d, pgr_clock_mono_ms());
         daemon_worker_dispatch(d, !stop_requested);
         rd_kafka_poll(d->producer, 0);
     }

@@ -40,6 +40,15 @@ static bool in_list(const rd_kafka_topic_partition_list_t *parts, const char *to
     return false;
 }
 
+static void drop_queue(daemon_tenant *t)
+{
+    while (t->queue != NULL) {
+        daemon_job *j = t->queue;
+        t->queue = j->next;
+        daemon_tenant_job_free(j);
+    }
+}
+
 /* A lost tenant: its running job stops before the next step (interrupted, not failed) and its
  * queued jobs are dropped; all stay recorded in the tenant database for the new owner. */
 static void let_go(daemon_tenant *t)
@@ -47,11 +56,7 @@ static void let_go(daemon_tenant *t)
     t->owned = t->taken = false;
     if (t->busy && t->cancel == 0)
         t->cancel = 1;
-    while (t->queue != NULL) {
-        daemon_job *j = t->queue;
-        t->queue = j->next;
-        daemon_tenant_job_free(j);
-    }
+    drop_queue(t);
 }
 
 static void change(agent_daemon *d, const rd_kafka_topic_partition_list_t *parts, bool gained)
@@ -116,6 +121,7 @@ static void take(agent_daemon *d, daemon_tenant *t, long long now_ms)
     t->epoch = epoch;
     t->taken = true;
     t->audit_dirty = 1;
+    drop_queue(t); /* queued from an earlier take: the tenant's records say what is left */
     pgr_log_info(&ctx, "serving the tenant (pool %s, owner epoch %lld)", d->cfg->pool, epoch);
     daemon_intake_resume_tenant(d, t);
 }
@@ -124,6 +130,15 @@ void daemon_pool_take(agent_daemon *d, long long now_ms)
 {
     for (size_t i = 0; i < d->tenant_count; i++) {
         daemon_tenant *t = &d->tenants[i];
+        /* another agent raised the epoch while the group still gives us the partition (it took
+         * the tenant while we were paused, before the group moved it back): take it again */
+        if (atomic_exchange(&t->fence_lost, 0) != 0 && d->cfg->pool != NULL && t->owned &&
+            t->taken) {
+            pgr_log_ctx ctx = {"pool", t->conf->id, NULL};
+            pgr_log_warn(&ctx, "another agent took the tenant over; taking it back (the group "
+                               "gives this agent its partition)");
+            t->taken = false;
+        }
         if (t->owned && !t->taken && now_ms >= t->take_after_ms)
             take(d, t, now_ms);
     }

@@ -87,11 +87,14 @@ void daemon_tenant_audit_all(agent_daemon *d, const char *action, json_t *extra)
 }
 
 void daemon_tenant_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job, pgr_code rc,
-                           const char *error, int problems, long long duration_ms)
+                           const char *error, int problems, long long duration_ms, long long epoch,
+                           int *fenced)
 {
     agent_exec_opts o;
     pgr_error err;
     daemon_tenant_opts(d, t, &o, job->job_id, job->operator_name);
+    o.fence_epoch = epoch;
+    o.fenced = fenced;
     if (agent_jobrec_end(&o, job, rc, error, problems, duration_ms, &err) != PGR_OK) {
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
         pgr_log_warn(&ctx, "could not record the job's end: %s", err.msg);

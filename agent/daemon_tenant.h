@@ -24,9 +24,12 @@ bool daemon_tenant_record_rejection(agent_daemon *d, daemon_tenant *t, const cha
 
 /* Records the end of a job that the executor does not track (verify, cancel): its final state
  * in pgrollout.jobs and its job_end audit record (outcome from rc, code, duration_ms; a verify
- * job's problems when problems >= 0), in one transaction. error: the message when rc failed. */
+ * job's problems when problems >= 0), in one transaction. error: the message when rc failed.
+ * epoch: the owner epoch the job ran under (pool; else 0): when another agent took the tenant
+ * over since, nothing is written and *fenced (may be NULL) becomes 1. */
 void daemon_tenant_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job, pgr_code rc,
-                           const char *error, int problems, long long duration_ms);
+                           const char *error, int problems, long long duration_ms, long long epoch,
+                           int *fenced);
 
 /* Writes an audit record (agent_start, agent_stop, keyring_reload) into every tenant's chain;
  * the fields of extra (may be NULL) are added to each record. */

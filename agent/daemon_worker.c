@@ -177,16 +177,19 @@ static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j, lon
     daemon_events_steps_flush(&c); /* the held `done`s come before the result */
     if (fenced == 0 && (strcmp(job->type, "verify") == 0 || strcmp(job->type, "cancel") == 0))
         daemon_tenant_job_end(d, t, job, rc, rc == PGR_OK ? NULL : err.msg, checked,
-                              pgr_clock_mono_ms() - t0);
+                              pgr_clock_mono_ms() - t0, epoch, &fenced);
     /* a job stopped by shutdown is not finished: it resumes at the next start */
-    const char *outcome = rc == PGR_OK                    ? "succeeded"
-                          : t->cancel == 2                ? "cancelled"
-                          : t->cancel == 1 || fenced != 0 ? "interrupted"
-                                                          : "failed";
+    const char *outcome = fenced != 0      ? "interrupted" /* the new owner's */
+                          : rc == PGR_OK   ? "succeeded"
+                          : t->cancel == 2 ? "cancelled"
+                          : t->cancel == 1 ? "interrupted"
+                                           : "failed";
     json_t *result =
         json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "job_type", job->type, "outcome", outcome, "code",
                   pgr_error_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg, "from_version",
                   from[0] != '\0' ? from : NULL);
+    if (fenced != 0 && epoch == t->epoch) /* not this agent's own newer take-over */
+        t->fence_lost = 1;
     /* only with a final outcome: a job stopped meanwhile checks again when it resumes */
     bool final = strcmp(outcome, "succeeded") == 0 || strcmp(outcome, "failed") == 0;
     if (result != NULL && verified >= 0 && final)

@@ -255,6 +255,8 @@ pgr_code agent_jobrec_end(const agent_exec_opts *o, const pgr_job *job, pgr_code
     pgr_code wrc = jobrec_open(&x, o, err);
     if (wrc == PGR_OK)
         wrc = agent_session_begin(&x, err);
+    if (wrc == PGR_OK && o->fence_epoch > 0) /* a verify job runs without the runner lock */
+        wrc = owner_still(&x, err);
     if (wrc == PGR_OK)
         wrc = agent_state_job(&x, job->type, rc == PGR_OK ? "succeeded" : "failed", error, err);
     if (wrc == PGR_OK)
@@ -267,27 +269,32 @@ pgr_code agent_jobrec_end(const agent_exec_opts *o, const pgr_job *job, pgr_code
     return wrc;
 }
 
-/* The owner row raised in place: the epoch only grows, whoever wrote it last. */
+/* The owner row raised in place: the epoch only grows, whoever wrote it last. The row is
+ * locked and read first: a locking read in the same statement as the upsert would not see the
+ * row that statement updates. */
 static pgr_code take_over(agent_exec *x, const char *pool, long long *epoch, pgr_error *err)
 {
-    PGresult *r = NULL;
+    PGresult *prev = NULL, *r = NULL;
     const char *params[] = {x->o->agent_id != NULL ? x->o->agent_id : "", pool};
-    pgr_code rc = pgr_pg_execp(
-        x->conn,
-        "WITH prev AS (SELECT agent_id, epoch FROM pgrollout.owner WHERE id = 1 FOR UPDATE), "
-        "up AS (INSERT INTO pgrollout.owner AS o (id, epoch, agent_id, pool) VALUES (1, 1, $1, "
-        "$2) ON CONFLICT (id) DO UPDATE SET epoch = o.epoch + 1, agent_id = $1, pool = $2, "
-        "since = now() RETURNING epoch) SELECT (SELECT epoch FROM up), (SELECT agent_id FROM "
-        "prev)",
-        2, params, &r, err);
-    if (rc != PGR_OK)
+    pgr_code rc = pgr_pg_exec(
+        x->conn, "SELECT agent_id FROM pgrollout.owner WHERE id = 1 FOR UPDATE", &prev, err);
+    if (rc == PGR_OK)
+        rc = pgr_pg_execp(x->conn,
+                          "INSERT INTO pgrollout.owner AS o (id, epoch, agent_id, pool) VALUES "
+                          "(1, 1, $1, $2) ON CONFLICT (id) DO UPDATE SET epoch = o.epoch + 1, "
+                          "agent_id = $1, pool = $2, since = now() RETURNING epoch",
+                          2, params, &r, err);
+    if (rc != PGR_OK) {
+        PQclear(prev);
         return rc;
+    }
     *epoch = strtoll(PQgetvalue(r, 0, 0), NULL, 10); /* a bigint the server wrote */
     json_t *rec = agent_audit_new(x, "tenant_taken_over");
     json_object_set_new(rec, "pool", json_string(pool));
     json_object_set_new(rec, "owner_epoch", json_integer(*epoch));
     json_object_set_new(rec, "previous_agent",
-                        PQgetisnull(r, 0, 1) ? json_null() : json_string(PQgetvalue(r, 0, 1)));
+                        PQntuples(prev) == 1 ? json_string(PQgetvalue(prev, 0, 0)) : json_null());
+    PQclear(prev);
     PQclear(r);
     return agent_audit_append(x, rec, err);
 }

@@ -248,14 +248,20 @@ static int end_stale_holders(agent_exec *x)
 {
     PGresult *r = NULL;
     int n = 0;
-    if (pgr_pg_exec(x->conn,
-                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(l.pid)) FROM pg_locks l "
-                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
-                    "l.database = (SELECT oid FROM pg_database WHERE datname = "
-                    "current_database()) AND l.classid = " AGENT_LOCK_CLASS
-                    " AND l.objid = " AGENT_LOCK_RUNNER_OBJID " AND l.granted AND l.pid <> "
-                    "pg_backend_pid() AND a.application_name = 'pgrollout-agent'",
-                    &r, NULL) == PGR_OK)
+    char epoch[32];
+    snprintf(epoch, sizeof(epoch), "%lld", x->o->fence_epoch);
+    /* one statement that holds the owner row while it ends sessions: an agent whose epoch was
+     * raised meanwhile (it paused between its check and this) ends nobody */
+    if (pgr_pg_execp(x->conn,
+                     "SELECT count(*) FILTER (WHERE pg_terminate_backend(l.pid)) FROM pg_locks l "
+                     "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
+                     "l.database = (SELECT oid FROM pg_database WHERE datname = "
+                     "current_database()) AND l.classid = " AGENT_LOCK_CLASS
+                     " AND l.objid = " AGENT_LOCK_RUNNER_OBJID " AND l.granted AND l.pid <> "
+                     "pg_backend_pid() AND a.application_name = 'pgrollout-agent' AND EXISTS "
+                     "(SELECT 1 FROM pgrollout.owner WHERE id = 1 AND epoch = $1::bigint FOR "
+                     "SHARE)",
+                     1, (const char *[]){epoch}, &r, NULL) == PGR_OK)
         n = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     return n;

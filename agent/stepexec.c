@@ -254,7 +254,8 @@ pgr_code agent_stepexec_run(agent_exec *x, const pgr_migration *m, const pgr_ste
     for (attempt = 0;; attempt++) {
         /* Migration SQL may have changed session settings or released the lock: restore the
          * settings and make sure this runner still owns the database before each attempt. */
-        if (attempt == 0 && x->part_fresh && x->session_checked) {
+        /* in a pool every step reads the owner epoch, the first of a migration too */
+        if (attempt == 0 && x->part_fresh && x->session_checked && x->o->fence_epoch <= 0) {
             phase[0] = '\0'; /* nothing recorded yet, and nothing to check */
             rc = PGR_OK;
         } else {

@@ -149,6 +149,10 @@ bool pgr_keyring_allows_tenant(const pgr_keyring_entry *e, const char *tenant)
         size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
         if (len == n && strncmp(p, tenant, n) == 0)
             return true;
+        /* "district-*": every id that starts with "district-" and goes on (a pool's or a
+         * discovered fleet's thousands of tenants in one word) */
+        if (len > 1 && p[len - 1] == '*' && n > len - 1 && strncmp(p, tenant, len - 1) == 0)
+            return true;
         p = comma != NULL ? comma + 1 : p + len;
     }
     return false;

@@ -8,50 +8,18 @@
  * tenant applied once, each tenant's result stored once by the coordinator, every audit record
  * of every tenant published, collected once into the central log, and the chains verify.
  */
-#include "rollout_env.h"
+#include "pool_env.h"
 
-#include <librdkafka/rdkafka.h>
-#include <signal.h>
-#include <time.h>
-
-#define MIGS     PGR_SOURCE_DIR "/migrations"
-#define SERVICES PGR_SOURCE_DIR "/deploy/local/services.sh"
-#define TENANTS  6
-#define BROKERS  3
+#define TENANTS 6
 
 static fleet F;
 static char out[1 << 20];
-static char state_dir[64];
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* services.sh ARGS on the cluster's state dir; its stdout into out. */
-static int cluster_cmd(const char *args)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd),
-             "PGR_STATE_DIR=%s PGR_SERVICES=kafka PGR_KAFKA_BROKERS=%d " SERVICES " %s", state_dir,
-             BROKERS, args);
-    return run_cmd(cmd, out, sizeof(out));
-}
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(state_dir, sizeof(state_dir), "/tmp/pgrcluster.%d", (int)getpid());
-    if (cluster_cmd("up") != 0) {
-        fprintf(stderr, "could not start the three-broker cluster:\n%s\n", out);
+    if (!pool_cluster_up(out, sizeof(out)))
         return -1;
-    }
-    const char *p = strstr(out, "export PGR_KAFKA_BOOTSTRAP=");
-    assert_non_null(p);
-    char boot[256];
-    assert_int_equal(sscanf(p + strlen("export PGR_KAFKA_BOOTSTRAP="), "%255s", boot), 1);
-    setenv("PGR_KAFKA_BOOTSTRAP", boot, 1); /* the fleet's agents and coordinator use it */
     fleet_setup_n(&F, TENANTS, 65536);
     fleet_start_all(&F);
     return 0;
@@ -64,40 +32,8 @@ static int teardown(void **state)
         if (F.agent_pid[a] > 0)
             fleet_stop_agent(&F, a, SIGKILL);
     }
-    cluster_cmd("down");
+    pool_cluster_cmd("down", out, sizeof(out));
     return 0;
-}
-
-/* The broker (1-3) that leads most partitions of topic, or -1. */
-static int busiest_leader(const char *topic)
-{
-    char errstr[256];
-    int lead[BROKERS + 1] = {0}, best = -1;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", getenv("PGR_KAFKA_BOOTSTRAP"), errstr,
-                      sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    assert_non_null(rk);
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(rk, 0, t, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->topic_cnt == 1) {
-        for (int p = 0; p < md->topics[0].partition_cnt; p++) {
-            int32_t l = md->topics[0].partitions[p].leader;
-            if (l >= 1 && l <= BROKERS)
-                lead[l]++;
-        }
-        printf("replicas of %s[0]: %d, leaders: broker 1 %d, 2 %d, 3 %d partitions\n", topic,
-               md->topics[0].partitions[0].replica_cnt, lead[1], lead[2], lead[3]);
-        assert_int_equal(md->topics[0].partitions[0].replica_cnt, BROKERS);
-    }
-    for (int b = 1; b <= BROKERS; b++)
-        best = best < 0 || lead[b] > lead[best] ? b : best;
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    rd_kafka_destroy(rk);
-    return lead[best] > 0 ? best : -1;
 }
 
 static bool some_job_running(void)
@@ -117,23 +53,15 @@ static void test_rollout_survives_leader_broker_killed(void **state)
 {
     (void)state;
     char plan[2048], topic[128], args[64];
-    int n = snprintf(plan, sizeof(plan),
-                     "{\"name\": \"cluster\", \"migrations\": \"" MIGS "\", \"target\": "
-                     "\"20251106000003\", \"waves\": [{\"name\": \"all\", \"percent\": 100, "
-                     "\"max_parallel\": 4}], \"tenants\": [");
-    for (int t = 0; t < F.n; t++)
-        n += snprintf(plan + n, sizeof(plan) - (size_t)n, "%s\"%s\"", t > 0 ? ", " : "",
-                      F.tenant[t]);
-    snprintf(plan + n, sizeof(plan) - (size_t)n, "]}");
+    pool_plan(&F, plan, sizeof(plan), "cluster", "20251106000003", 4);
     FILE *run = fleet_run_start(&F, plan, 300);
     double until = now_s() + 120;
     while (!some_job_running() && now_s() < until)
-        sleep_ms(50);
+        pool_sleep_ms(50);
     snprintf(topic, sizeof(topic), "%sjobs", F.prefix);
-    int victim = busiest_leader(topic);
-    assert_true(victim >= 1);
+    int victim = pool_busiest_leader(topic);
     snprintf(args, sizeof(args), "kafka-stop %d --kill", victim);
-    assert_int_equal(cluster_cmd(args), 0);
+    assert_int_equal(pool_cluster_cmd(args, out, sizeof(out)), 0);
     double killed = now_s();
     printf("broker %d (leader of most jobs partitions) killed while jobs ran\n", victim);
     int rc = fleet_run_finish(run, out, sizeof(out));
@@ -143,9 +71,9 @@ static void test_rollout_survives_leader_broker_killed(void **state)
     assert_non_null(strstr(out, "rollout cluster: succeeded (0 failed)"));
     printf("the rollout ended %.1f s after the kill, on two brokers\n", took);
     while (now_s() < killed + 60)
-        sleep_ms(200);
+        pool_sleep_ms(200);
     snprintf(args, sizeof(args), "kafka-start %d", victim);
-    assert_int_equal(cluster_cmd(args), 0);
+    assert_int_equal(pool_cluster_cmd(args, out, sizeof(out)), 0);
 
     /* nothing applied twice, every result stored once */
     for (int t = 0; t < F.n; t++) {

@@ -14,23 +14,13 @@
  *    result event is sent: the agent that takes the tenant over sends the result again, and the
  *    coordinator stores every tenant's result once.
  */
-#include "rollout_env.h"
+#include "pool_env.h"
 
-#include <signal.h>
-#include <time.h>
-
-#define MIGS    PGR_SOURCE_DIR "/migrations"
 #define TENANTS 9
 #define AGENTS  3
 
 static fleet F;
 static char out[1 << 20];
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static double wall_s(void)
 {
@@ -39,65 +29,19 @@ static double wall_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The agent (0-based) that owns tenant t in its database, or -1. */
-static int owner_of(int t)
-{
-    PGconn *c = itest_connect(F.db[t]);
-    long a = itest_scalar_or(c,
-                             "SELECT coalesce((SELECT substr(agent_id, 7)::int FROM "
-                             "pgrollout.owner WHERE id = 1), 0)",
-                             0);
-    PQfinish(c);
-    return (int)a - 1;
-}
-
 /* Waits (up to 60 s) until every tenant is taken over by an agent other than `not` (-1: any). */
 static void wait_owned(int not )
 {
-    for (double until = now_s() + 60; now_s() < until; sleep_ms(250)) {
+    for (double until = now_s() + 60; now_s() < until; pool_sleep_ms(250)) {
         int ok = 0;
         for (int t = 0; t < F.n; t++) {
-            int a = owner_of(t);
+            int a = pool_owner_of(&F, t);
             ok += a >= 0 && a != not ;
         }
         if (ok == F.n)
             return;
     }
     fail_msg("tenants not all served by the pool (without agent %d) within 60 s", not +1);
-}
-
-/* Walks tenant t's audit chain in order. Once an agent took the tenant over and started a job
- * there, a record of any other agent is a step run beside it. strict_agent (>= 0): that agent
- * may write nothing at all after another agent took the tenant over from it. */
-static void assert_fenced_chain(int t, int strict_agent)
-{
-    char strict[32];
-    snprintf(strict, sizeof(strict), "agent-%d", strict_agent + 1);
-    PGconn *c = itest_connect(F.db[t]);
-    PGresult *r = PQexec(c, "SELECT seq, record::jsonb->>'action', record::jsonb->>'agent_id' "
-                            "FROM pgrollout.audit_outbox ORDER BY seq");
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    char owner[64] = "";
-    bool started = false;
-    for (int i = 0; i < PQntuples(r); i++) {
-        const char *action = PQgetvalue(r, i, 1), *agent = PQgetvalue(r, i, 2);
-        if (strcmp(action, "tenant_taken_over") == 0) {
-            snprintf(owner, sizeof(owner), "%s", agent);
-            started = false;
-            continue;
-        }
-        if (owner[0] == '\0' || agent[0] == '\0')
-            continue;
-        if (strcmp(agent, owner) == 0) {
-            started = started || strcmp(action, "job_start") == 0;
-            continue;
-        }
-        if (started || (strict_agent >= 0 && strcmp(agent, strict) == 0))
-            fail_msg("tenant %s: record %s (%s) of %s after %s took the tenant over", F.tenant[t],
-                     PQgetvalue(r, i, 0), action, agent, owner);
-    }
-    PQclear(r);
-    PQfinish(c);
 }
 
 /* Every tenant migrated once: `jobs` apply jobs (succeeded), four migrations applied and
@@ -107,26 +51,9 @@ static void assert_migrated_once(long jobs)
     for (int t = 0; t < F.n; t++) {
         PGconn *c = itest_connect(F.db[t]);
         fleet_assert_applied_once(c, jobs);
-        assert_int_equal(itest_scalar(c, "SELECT coalesce(max(n), 1) FROM (SELECT count(*) AS n "
-                                         "FROM pgrollout.audit_outbox WHERE record::jsonb->>"
-                                         "'action' = 'step_done' GROUP BY record::jsonb->>"
-                                         "'version', record::jsonb->>'part', record::jsonb->>"
-                                         "'step') s"),
-                         1);
+        pool_assert_steps_done_once(c);
         PQfinish(c);
     }
-}
-
-static void plan(char *buf, size_t len, const char *name, const char *target)
-{
-    size_t n = (size_t)snprintf(buf, len,
-                                "{\"name\": \"%s\", \"migrations\": \"" MIGS "\", \"target\": "
-                                "\"%s\", \"tenants\": [",
-                                name, target);
-    for (int t = 0; t < F.n; t++)
-        n += (size_t)snprintf(buf + n, len - n, "%s\"%s\"", t > 0 ? ", " : "", F.tenant[t]);
-    snprintf(buf + n, len - n,
-             "], \"waves\": [{\"name\": \"all\", \"percent\": 100, \"max_parallel\": 8}]}");
 }
 
 static int setup_pool(const char *name)
@@ -149,33 +76,14 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A tenant whose apply job runs and has recorded steps: its owner is the agent to kill. */
-static int busy_owner(double until)
-{
-    for (; now_s() < until; sleep_ms(50)) {
-        for (int t = 0; t < F.n; t++) {
-            PGconn *c = itest_connect(F.db[t]);
-            long busy = itest_scalar_or(c,
-                                        "SELECT count(*) FROM pgrollout.jobs j WHERE state = "
-                                        "'running' AND EXISTS (SELECT 1 FROM pgrollout.steps s "
-                                        "WHERE s.job_id = j.job_id AND s.kind = 'index')",
-                                        0);
-            PQfinish(c);
-            if (busy > 0)
-                return owner_of(t);
-        }
-    }
-    return -1;
-}
-
 /* Waits (up to 60 s) until the group has spread the tenants over more than one agent. */
 static void wait_spread(void)
 {
-    for (double until = now_s() + 60; now_s() < until; sleep_ms(250)) {
+    for (double until = now_s() + 60; now_s() < until; pool_sleep_ms(250)) {
         bool seen[AGENTS] = {false};
         int owners = 0, owned = 0;
         for (int t = 0; t < F.n; t++) {
-            int a = owner_of(t);
+            int a = pool_owner_of(&F, t);
             owned += a >= 0;
             owners += a >= 0 && !seen[a];
             if (a >= 0)
@@ -192,18 +100,18 @@ static void test_agent_killed_mid_rollout(void **state)
     (void)state;
     char p[4096];
     /* the first run creates the topics; the agents then join the pool and share them */
-    plan(p, sizeof(p), "pool-first", "20251106000000");
+    pool_plan(&F, p, sizeof(p), "pool-first", "20251106000000", 8);
     int rc = fleet_run(&F, p, out, sizeof(out));
     if (rc != 0)
         fail_msg("first rollout exited %d:\n%s", rc, out);
     wait_spread();
-    plan(p, sizeof(p), "pool-kill", "20251106000003");
+    pool_plan(&F, p, sizeof(p), "pool-kill", "20251106000003", 8);
     FILE *run = fleet_run_start(&F, p, 300);
-    int victim = busy_owner(now_s() + 120);
+    int victim = pool_busy_owner(&F, now_s() + 120);
     assert_true(victim >= 0);
     bool lost[TENANTS];
     for (int t = 0; t < F.n; t++)
-        lost[t] = owner_of(t) == victim;
+        lost[t] = pool_owner_of(&F, t) == victim;
     double killed_at = wall_s();
     assert_int_equal(fleet_stop_agent(&F, victim, SIGKILL), -SIGKILL);
     rc = fleet_run_finish(run, out, sizeof(out));
@@ -214,12 +122,18 @@ static void test_agent_killed_mid_rollout(void **state)
     double slowest = 0;
     int moved = 0;
     for (int t = 0; t < F.n; t++) {
-        assert_fenced_chain(t, -1);
+        pool_assert_fenced_chain(&F, t, -1);
         if (!lost[t])
             continue;
         moved++;
-        assert_true(owner_of(t) != victim);
+        assert_true(pool_owner_of(&F, t) != victim);
         PGconn *c = itest_connect(F.db[t]);
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM pgrollout.audit_outbox WHERE record::jsonb->>'action' = "
+                 "'tenant_taken_over' AND record::jsonb->>'previous_agent' = 'agent-%d'",
+                 victim + 1);
+        assert_true(itest_scalar(c, sql) >= 1); /* the record names whom it took over from */
         PGresult *r = PQexec(c, "SELECT extract(epoch FROM since) FROM pgrollout.owner");
         double since = strtod(PQgetvalue(r, 0, 0), NULL);
         PQclear(r);
@@ -250,17 +164,17 @@ static int count_lines(const char *path, const char *needle)
 static void test_paused_agent_is_fenced(void **state)
 {
     (void)state;
-    const int paused = 0;
     char p[4096], log[256];
     bool lost[TENANTS];
     int n_lost = 0;
-    plan(p, sizeof(p), "pool-first", "20251106000001");
+    pool_plan(&F, p, sizeof(p), "pool-first", "20251106000001", 8);
     int rc = fleet_run(&F, p, out, sizeof(out));
     if (rc != 0)
         fail_msg("first rollout exited %d:\n%s", rc, out);
     wait_owned(-1);
+    const int paused = pool_owner_of(&F, 0); /* an agent that serves a tenant */
     for (int t = 0; t < F.n; t++) {
-        lost[t] = owner_of(t) == paused;
+        lost[t] = pool_owner_of(&F, t) == paused;
         n_lost += lost[t];
     }
     assert_true(n_lost > 0);
@@ -272,15 +186,15 @@ static void test_paused_agent_is_fenced(void **state)
     /* woken, it learns it lost its partitions, and rejoins */
     for (double until = now_s() + 60;
          now_s() < until && count_lines(log, "gained") == gained_before;)
-        sleep_ms(250);
+        pool_sleep_ms(250);
     assert_true(count_lines(log, "gained") > gained_before);
-    plan(p, sizeof(p), "pool-pause", "20251106000003");
+    pool_plan(&F, p, sizeof(p), "pool-pause", "20251106000003", 8);
     rc = fleet_run(&F, p, out, sizeof(out));
     if (rc != 0)
         fail_msg("rollout after the pause exited %d:\n%s", rc, out);
     assert_migrated_once(2);
     for (int t = 0; t < F.n; t++)
-        assert_fenced_chain(t, lost[t] ? paused : -1);
+        pool_assert_fenced_chain(&F, t, lost[t] ? paused : -1);
     fleet_stop_all(&F);
 }
 
@@ -288,7 +202,7 @@ static void test_result_of_a_dead_agent_is_sent_again(void **state)
 {
     (void)state;
     char p[4096], log[256];
-    plan(p, sizeof(p), "pool-results", "20251106000003");
+    pool_plan(&F, p, sizeof(p), "pool-results", "20251106000003", 8);
     int rc = fleet_run(&F, p, out, sizeof(out));
     if (rc != 0)
         fail_msg("rollout with an agent dying before its results exited %d:\n%s", rc, out);

@@ -259,6 +259,16 @@ static void test_envelope_keyring_options_and_errors(void **state)
     assert_false(pgr_keyring_allows_tenant(&kr->items[0], "district-00"));
     assert_false(pgr_keyring_allows_tenant(&kr->items[0], "district-003"));
     pgr_keyring_free(kr);
+    /* a prefix: every id that starts with it and goes on, nothing else */
+    snprintf(text, sizeof(text), "%s tenants=district-*,school-7\n", la);
+    assert_int_equal(pgr_keyring_parse(text, strlen(text), "p.ring", &kr, &err), PGR_OK);
+    assert_true(pgr_keyring_allows_tenant(&kr->items[0], "district-003"));
+    assert_true(pgr_keyring_allows_tenant(&kr->items[0], "school-7"));
+    assert_false(pgr_keyring_allows_tenant(&kr->items[0], "district-"));
+    assert_false(pgr_keyring_allows_tenant(&kr->items[0], "district"));
+    assert_false(pgr_keyring_allows_tenant(&kr->items[0], "school-77"));
+    assert_false(pgr_keyring_allows_tenant(&kr->items[0], "x-district-1"));
+    pgr_keyring_free(kr);
     snprintf(text, sizeof(text), "%s\n%s\n", la, la);
     assert_int_equal(pgr_keyring_parse(text, strlen(text), "kr", &kr, &err), PGR_ERR_CRYPTO);
     assert_non_null(strstr(err.msg, "kr:2: key"));
