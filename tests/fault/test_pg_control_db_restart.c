@@ -25,14 +25,6 @@ static fleet F;
 static pg_private P;
 static char out[1 << 20];
 
-static long ctl_scalar(const char *sql)
-{
-    PGconn *c = itest_connect(F.ctl_db);
-    long v = itest_scalar(c, sql);
-    PQfinish(c);
-    return v;
-}
-
 /* Polls a control-database count until it reaches want (the coordinator works meanwhile and
  * may not have installed its schema yet: an error counts as 0). */
 static void wait_ctl(const char *sql, long want, const char *what)
@@ -261,7 +253,8 @@ static void test_pg_control_db_restart_mid_rollout(void **state)
     start_coordinators(plan);
     wait_ctl("SELECT count(*) FROM pgrollout_control.tenant_runs WHERE state = 'succeeded'", 1,
              "the first tenant to succeed");
-    long before = ctl_scalar("SELECT count(*) FROM pgrollout_control.tenant_runs WHERE state = "
+    long before =
+        fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE state = "
                              "'succeeded'");
     print_message("stopping the control database for %d s with %ld of %d tenants done\n", OUTAGE_S,
                   before, TENANTS);
@@ -273,18 +266,21 @@ static void test_pg_control_db_restart_mid_rollout(void **state)
     assert_non_null(strstr(out, "control database connection lost"));
     assert_non_null(strstr(out, "control database reconnected"));
     assert_non_null(strstr(out, "rollout ctl-restart: succeeded (0 failed)"));
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.tenant_runs WHERE state "
-                                "= 'succeeded'"),
-                     TENANTS);
+    assert_int_equal(
+        fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.tenant_runs WHERE state "
+                             "= 'succeeded'"),
+        TENANTS);
     /* every job's result stored once: one per job (the apply jobs check their objects
      * themselves: no verify jobs) */
-    long jobs = ctl_scalar("SELECT count(*) FROM pgrollout_control.job_outbox");
+    long jobs = fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.job_outbox");
     assert_int_equal(jobs, TENANTS);
-    assert_int_equal(ctl_scalar("SELECT count(DISTINCT job_id) FROM pgrollout_control.events "
-                                "WHERE type = 'result'"),
+    assert_int_equal(fleet_ctl_scalar(&F,
+                                      "SELECT count(DISTINCT job_id) FROM pgrollout_control.events "
+                                      "WHERE type = 'result'"),
                      jobs);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.events WHERE type = "
-                                "'result'"),
+    assert_int_equal(fleet_ctl_scalar(&F,
+                                      "SELECT count(*) FROM pgrollout_control.events WHERE type = "
+                                      "'result'"),
                      jobs);
     /* each event the agents sent is stored exactly once, and nothing else is */
     topic_count n = check_events_topic();
@@ -292,8 +288,9 @@ static void test_pg_control_db_restart_mid_rollout(void **state)
                   n.stored_once, n.heartbeats);
     assert_true(n.job_events > 2 * TENANTS);
     assert_int_equal(n.stored_once, n.job_events);
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.events WHERE type <> "
-                                "'heartbeat'"),
+    assert_int_equal(fleet_ctl_scalar(&F,
+                                      "SELECT count(*) FROM pgrollout_control.events WHERE type <> "
+                                      "'heartbeat'"),
                      n.job_events);
     /* the audit records: what the collector inside the run did not get yet, a collector run
      * gets; then every tenant's chain is complete and verifies */
@@ -316,11 +313,12 @@ static void test_pg_control_db_restart_mid_rollout(void **state)
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FROM pgrollout_control.audit_log WHERE tenant_id = '%s'",
                  F.tenant[t]);
-        assert_int_equal(ctl_scalar(sql), fleet_outbox(&F, t, false));
+        assert_int_equal(fleet_ctl_scalar(&F, sql), fleet_outbox(&F, t, false));
     }
-    assert_int_equal(ctl_scalar("SELECT count(*) FROM pgrollout_control.audit_alerts WHERE kind "
-                                "IN ('gap', 'fork', 'chain_break', 'broken_hash')"),
-                     0);
+    assert_int_equal(
+        fleet_ctl_scalar(&F, "SELECT count(*) FROM pgrollout_control.audit_alerts WHERE kind "
+                             "IN ('gap', 'fork', 'chain_break', 'broken_hash')"),
+        0);
     assert_int_equal(audit_cmd("verify"), 0);
     assert_non_null(strstr(out, "0 broken chain(s)"));
     fleet_stop_agent(&F, 0, SIGTERM);
