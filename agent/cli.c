@@ -6,6 +6,7 @@
 #include "executor.h"
 
 #include "pgr/config.h"
+#include "pgr/str.h"
 #include "pgr/log.h"
 #include "pgr/term.h"
 #include "pgr/parse.h"
@@ -119,7 +120,7 @@ static int apply_option(const char *cmd, int c, cli_opts *o)
         o->exec.operator_name = optarg;
         return 0;
     case 'n':
-        if (!pgr_config_tenant_id_valid(optarg)) {
+        if (!pgr_str_is_tenant_id(optarg)) {
             fprintf(stderr,
                     "pgrollout-agent %s: --tenant: invalid tenant id: use 1 to 128 letters, "
                     "digits, '_', '-' or '.'\n",

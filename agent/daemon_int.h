@@ -40,7 +40,14 @@ typedef struct daemon_job {
 } daemon_job;
 
 typedef struct daemon_tenant {
-    const pgr_tenant_conf *conf;
+    const pgr_tenant_conf *conf; /* a [tenants] line's, or `found` */
+    /* A tenant found on a tenant source (daemon_discover.c), or NULL for a [tenants] line. Its
+     * slot is never freed while the daemon runs (workers and the rejections thread point into
+     * it); a tenant whose database went away is marked gone, and served again if it returns. */
+    const pgr_tenantsrc *source;
+    pgr_tenant_conf found;
+    atomic_int gone;
+    bool seen;         /* listed by its source's last refresh */
     daemon_job *queue; /* accepted, waiting to run (seq order) */
     bool busy;
     pthread_t thread;
@@ -74,8 +81,13 @@ typedef struct agent_daemon {
     char topic_jobs[256];
     char topic_events[256];
     char topic_audit[256];
-    daemon_tenant *tenants;
-    size_t tenant_count;
+    daemon_tenant *tenants;      /* tenant_cap slots: a slot never moves (workers point into it) */
+    _Atomic size_t tenant_count; /* grows on the main thread only, read by the rejections thread */
+    size_t tenant_cap;
+    bool *held;                 /* pool: the jobs partitions the group gives this agent now */
+    long long discover_next_ms; /* monotonic: the next listing of the tenant sources */
+    json_t *discover_warned;    /* what discovery warned about once (its text as key) */
+    PGconn **source_conns;      /* a kept session per tenant source (main thread only) */
     int active;
     pthread_mutex_t mu; /* event sequence numbers, and their order on the topic */
     daemon_eventseq event_seq;

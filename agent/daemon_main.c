@@ -6,6 +6,7 @@
 #include "daemon_main.h"
 #include "agent_cli.h"
 #include "daemon_audit.h"
+#include "daemon_discover.h"
 #include "daemon_events.h"
 #include "daemon_intake.h"
 #include "daemon_pool.h"
@@ -53,6 +54,10 @@ static void heartbeat(agent_daemon *d)
                              tags, "running", d->active);
     if (beat != NULL && d->cfg->pool != NULL)
         json_object_set_new(beat, "pool", json_string(d->cfg->pool));
+    json_t *gone = daemon_discover_gone(d);
+    if (beat != NULL && json_array_size(gone) > 0)
+        json_object_set(beat, "gone", gone);
+    json_decref(gone);
     daemon_events_send(d, "heartbeat", NULL, NULL, beat);
 }
 
@@ -92,20 +97,22 @@ static pgr_code join_pool(agent_daemon *d, pgr_error *err)
 }
 
 /* Without a pool: assigns exactly the partitions of the jobs topic that our tenants' ids hash
- * to, from the committed offsets of this agent's group (earliest when none). */
+ * to (all of them with tenant sources: a tenant found later may hash to any), from the committed
+ * offsets of this agent's group (earliest when none). */
 static pgr_code assign_partitions(agent_daemon *d, pgr_error *err)
 {
     int count = 0;
     pgr_code rc = wait_for_topic(d, &count, err);
     if (rc != PGR_OK)
         return rc;
-    daemon_pool_init(d, count);
+    if (!daemon_pool_init(d, count))
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     if (d->cfg->pool != NULL)
         return join_pool(d, err);
     pgr_log_ctx ctx = {"agent", NULL, NULL};
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(count);
     for (int p = 0; p < count; p++) {
-        bool ours = false;
+        bool ours = d->cfg->source_count > 0;
         for (size_t i = 0; i < d->tenant_count && !ours; i++)
             ours = pgr_kafka_partition_for(d->tenants[i].conf->id, count) == p;
         if (ours)
@@ -199,15 +206,32 @@ static void reload_keyring(agent_daemon *d)
     daemon_intake_recheck_queued(d);
 }
 
+/* With tenant sources, a job for a tenant id this agent does not know is not skipped (and its
+ * offset committed) before the source that could hold its database was asked (daemon_discover.c);
+ * false: the source could not be asked, read the message again in a moment. */
+static bool tenant_known_or_not_ours(agent_daemon *d, const rd_kafka_message_t *m)
+{
+    char tenant[129];
+    if (d->cfg->source_count == 0)
+        return true;
+    pgr_kafka_message_key(m, tenant, sizeof(tenant));
+    return daemon_tenant_find(d, tenant) != NULL ||
+           daemon_discover_lookup(d, tenant) != DAEMON_DISCOVER_UNSURE;
+}
+
 static void loop(agent_daemon *d)
 {
     long long next_beat = 0, next_audit = 0, next_sweep = 0;
     while (!stop_requested) {
-        if (reload_requested) {
+        bool reload = reload_requested != 0;
+        if (reload)
             reload_requested = 0;
-            reload_keyring(d);
-        }
         long long ms = pgr_clock_mono_ms();
+        /* the sources first: a keyring reload records itself in the tenants served after it */
+        if (d->cfg->source_count > 0 && (reload || ms >= d->discover_next_ms))
+            daemon_discover_refresh(d, false);
+        if (reload)
+            reload_keyring(d);
         if (ms >= next_beat) {
             heartbeat(d);
             next_beat = ms + d->cfg->heartbeat_ms;
@@ -222,7 +246,7 @@ static void loop(agent_daemon *d)
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(d->consumer, 200);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (daemon_intake_message(d, m)) {
+            if (tenant_known_or_not_ours(d, m) && daemon_intake_message(d, m)) {
                 daemon_worker_dispatch(
                     d, !stop_requested); /* the job starts before the commit's broker round trip */
                 commit_after(d, m);
@@ -282,8 +306,9 @@ static int check_required(const pgr_config *cfg)
     const char *missing = cfg->agent_id == NULL     ? "agent.id"
                           : cfg->secret_key == NULL ? "agent.secret_key"
                           : cfg->keyring == NULL    ? "agent.keyring"
-                          : cfg->tenant_count == 0  ? "[tenants] (at least one tenant)"
-                                                    : NULL;
+                          : cfg->tenant_count == 0 && cfg->source_count == 0
+                              ? "[tenants] or [tenant_sources] (at least one)"
+                              : NULL;
     if (missing == NULL && cfg->pool != NULL && !pgr_str_is_simple_ident(cfg->pool)) {
         fprintf(stderr,
                 "pgrollout-agent run: %s: agent.pool \"%s\" is not a simple name (letters, "
@@ -324,12 +349,9 @@ static int daemon_setup(agent_daemon *d, const char *path)
                                             &err)
              : pgr_kafka_consumer_new(d->cfg, group, &d->consumer, &err)) != PGR_OK)
         return setup_error("kafka", &err);
-    d->tenant_count = d->cfg->tenant_count;
-    d->tenants = calloc(d->tenant_count, sizeof(*d->tenants));
-    for (size_t i = 0; d->tenants != NULL && i < d->tenant_count; i++) {
-        d->tenants[i].conf = &d->cfg->tenants[i];
-        d->tenants[i].owned = d->tenants[i].taken = d->cfg->pool == NULL;
-        agent_connpool_init(&d->tenants[i].pool);
+    if (!daemon_discover_init(d)) {
+        pgr_error_set(&err, PGR_ERR_NOMEM, "out of memory");
+        return setup_error("tenants", &err);
     }
     pthread_mutex_init(&d->mu, NULL);
     if (daemon_eventseq_start(&d->event_seq, d->cfg->state_dir, &err) != PGR_OK)
@@ -339,7 +361,7 @@ static int daemon_setup(agent_daemon *d, const char *path)
         pgr_log_warn(&ctx, "agent.state_dir is not set: replay protection rests on "
                            "pgrollout.jobs alone, which migration SQL can change");
     }
-    return d->tenants != NULL ? 0 : PGR_EXIT_FAIL;
+    return 0;
 }
 
 static void daemon_teardown(agent_daemon *d)
@@ -358,6 +380,7 @@ static void daemon_teardown(agent_daemon *d)
         }
         agent_connpool_free(&d->tenants[i].pool);
     }
+    daemon_discover_free(d);
     free(d->tenants);
     pgr_keyring_free(d->coordinators);
     pgr_config_free(d->cfg);
@@ -388,11 +411,13 @@ int daemon_main_run(int argc, char **argv)
             path = optarg;
         } else if (c == 'h') {
             printf("usage: pgrollout-agent run --config FILE\n\n"
-                   "Serves the tenants of FILE ([tenants]): consumes signed jobs from Kafka,\n"
-                   "verifies and records them, applies them, streams signed events.\n"
+                   "Serves the tenants of FILE ([tenants], and the databases of each\n"
+                   "[tenant_sources] server that match its pattern): consumes signed jobs from\n"
+                   "Kafka, verifies and records them, applies them, streams signed events.\n"
                    "SIGTERM/SIGINT stop it cleanly; unfinished jobs resume at the next start.\n"
                    "SIGHUP reloads agent.keyring (add or revoke coordinator keys without a\n"
-                   "restart); a keyring that does not parse is refused and the old one kept.\n\n");
+                   "restart; a keyring that does not parse is refused and the old one kept) and\n"
+                   "lists the tenant sources' databases again.\n\n");
             pgr_exitcode_print_table(stdout);
             return PGR_EXIT_OK;
         } else {
@@ -409,6 +434,8 @@ int daemon_main_run(int argc, char **argv)
     if (rc == 0) {
         pgr_error err;
         configure_logging(d.cfg);
+        if (d.cfg->source_count > 0) /* before the resumption and agent_start of every tenant */
+            daemon_discover_refresh(&d, true);
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_signal;

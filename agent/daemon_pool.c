@@ -17,13 +17,26 @@
 
 #define TAKE_RETRY_MS 5000
 
-void daemon_pool_init(agent_daemon *d, int partitions)
+bool daemon_pool_init(agent_daemon *d, int partitions)
 {
     d->partitions = partitions;
     for (size_t i = 0; i < d->tenant_count; i++) {
         daemon_tenant *t = &d->tenants[i];
         t->partition = pgr_kafka_partition_for(t->conf->id, partitions);
     }
+    if (d->cfg->pool != NULL)
+        d->held = calloc((size_t)partitions, sizeof(*d->held));
+    return d->cfg->pool == NULL || d->held != NULL;
+}
+
+void daemon_pool_place(agent_daemon *d, daemon_tenant *t)
+{
+    if (d->partitions > 0)
+        t->partition = pgr_kafka_partition_for(t->conf->id, d->partitions);
+    bool alone = d->cfg->pool == NULL;
+    t->owned = alone || (d->held != NULL && d->partitions > 0 && d->held[t->partition]);
+    t->taken = alone;
+    t->take_after_ms = 0;
 }
 
 bool daemon_pool_serves(const daemon_tenant *t)
@@ -51,7 +64,7 @@ static void drop_queue(daemon_tenant *t)
 
 /* A lost tenant: its running job stops before the next step (interrupted, not failed) and its
  * queued jobs are dropped; all stay recorded in the tenant database for the new owner. */
-static void let_go(daemon_tenant *t)
+void daemon_pool_let_go(daemon_tenant *t)
 {
     t->owned = t->taken = false;
     if (t->busy && t->cancel == 0)
@@ -63,17 +76,22 @@ static void change(agent_daemon *d, const rd_kafka_topic_partition_list_t *parts
 {
     pgr_log_ctx ctx = {"pool", NULL, NULL};
     size_t n = 0;
+    for (int i = 0; i < parts->cnt && d->held != NULL; i++) {
+        int p = parts->elems[i].partition;
+        if (p >= 0 && p < d->partitions && strcmp(parts->elems[i].topic, d->topic_jobs) == 0)
+            d->held[p] = gained;
+    }
     for (size_t i = 0; i < d->tenant_count; i++) {
         daemon_tenant *t = &d->tenants[i];
         if (!in_list(parts, d->topic_jobs, t->partition))
             continue;
         n++;
-        if (gained && !t->owned) {
+        if (gained && !t->owned && t->gone == 0) {
             t->owned = true;
             t->taken = false;
             t->take_after_ms = 0;
         } else if (!gained) {
-            let_go(t);
+            daemon_pool_let_go(t);
         }
     }
     if (parts->cnt > 0) /* a cooperative rebalance also hands out empty changes */

@@ -9,8 +9,17 @@
 
 /* The jobs partition of every tenant (partitions: of the jobs topic). Without a pool every
  * tenant is owned and taken from the start (daemon_main.c); with one, none is until the group
- * assigns its partition. */
-void daemon_pool_init(agent_daemon *d, int partitions);
+ * assigns its partition. False when out of memory. */
+bool daemon_pool_init(agent_daemon *d, int partitions);
+
+/* A tenant that starts being served while the daemon runs (found on a tenant source, or back
+ * after it was gone): alone, it is owned and taken at once; in a pool, owned when the group
+ * gives this agent its partition now, and taken over by daemon_pool_take. */
+void daemon_pool_place(agent_daemon *d, daemon_tenant *t);
+
+/* A tenant this agent no longer serves: its running job stops before the next step
+ * (interrupted, not failed), its queued jobs are dropped; all stay recorded in its database. */
+void daemon_pool_let_go(daemon_tenant *t);
 
 /* The rebalance callback of the pool's consumer (opaque: the daemon). Gained partitions make
  * their tenants owned (taken over by daemon_pool_take); lost ones stop their tenants' jobs

@@ -66,23 +66,26 @@ bool daemon_tenant_record_rejection(agent_daemon *d, daemon_tenant *t, const cha
     return ok;
 }
 
+void daemon_tenant_audit(agent_daemon *d, daemon_tenant *t, const char *action, json_t *extra)
+{
+    agent_exec_opts o;
+    pgr_error err;
+    t->audit_dirty = 1;
+    json_t *fields = json_pack("{s:s}", "kid", d->key.kid);
+    if (fields != NULL && extra != NULL)
+        json_object_update(fields, extra);
+    daemon_tenant_opts(d, t, &o, NULL, "agent");
+    if (agent_jobrec_audit(&o, action, fields, &err) != PGR_OK) {
+        pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
+        pgr_log_warn(&ctx, "could not record %s: %s", action, err.msg);
+    }
+}
+
 void daemon_tenant_audit_all(agent_daemon *d, const char *action, json_t *extra)
 {
     for (size_t i = 0; i < d->tenant_count; i++) {
-        agent_exec_opts o;
-        pgr_error err;
-        daemon_tenant *t = &d->tenants[i];
-        if (!t->taken) /* a pool's tenant that another agent serves */
-            continue;
-        t->audit_dirty = 1;
-        json_t *fields = json_pack("{s:s}", "kid", d->key.kid);
-        if (fields != NULL && extra != NULL)
-            json_object_update(fields, extra);
-        daemon_tenant_opts(d, t, &o, NULL, "agent");
-        if (agent_jobrec_audit(&o, action, fields, &err) != PGR_OK) {
-            pgr_log_ctx ctx = {"audit", t->conf->id, NULL};
-            pgr_log_warn(&ctx, "could not record %s: %s", action, err.msg);
-        }
+        if (d->tenants[i].taken) /* not a pool's tenant that another agent serves, nor gone */
+            daemon_tenant_audit(d, &d->tenants[i], action, extra);
     }
 }
 

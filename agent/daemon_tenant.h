@@ -31,8 +31,12 @@ void daemon_tenant_job_end(agent_daemon *d, daemon_tenant *t, const pgr_job *job
                            const char *error, int problems, long long duration_ms, long long epoch,
                            int *fenced);
 
-/* Writes an audit record (agent_start, agent_stop, keyring_reload) into every tenant's chain;
- * the fields of extra (may be NULL) are added to each record. */
+/* Writes an audit record into one tenant's chain (a warning is logged when it cannot); the
+ * fields of extra (may be NULL, not consumed) are added to it with the agent's kid. */
+void daemon_tenant_audit(agent_daemon *d, daemon_tenant *t, const char *action, json_t *extra);
+
+/* Writes an audit record (agent_start, agent_stop, keyring_reload) into the chain of every tenant
+ * this agent serves; the fields of extra (may be NULL) are added to each record. */
 void daemon_tenant_audit_all(agent_daemon *d, const char *action, json_t *extra);
 
 #endif

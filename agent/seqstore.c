@@ -6,7 +6,6 @@
  */
 #include "seqstore.h"
 
-#include "pgr/config.h"
 #include "pgr/log.h"
 #include "pgr/parse.h"
 #include "pgr/pg.h"
@@ -30,7 +29,7 @@
 static pgr_code seq_path(const char *state_dir, const char *tenant, const char *ext, char *out,
                          size_t len, pgr_error *err)
 {
-    if (tenant != NULL && !pgr_config_tenant_id_valid(tenant))
+    if (tenant != NULL && !pgr_str_is_tenant_id(tenant))
         return pgr_error_set(err, PGR_ERR_INVALID, "invalid tenant id for the job seq file");
     int n = tenant != NULL ? snprintf(out, len, "%s/" SEQ_DIR "/%s%s", state_dir, tenant, ext)
                            : snprintf(out, len, "%s/" SEQ_DIR, state_dir);

@@ -45,8 +45,12 @@ static int load_plan(coord *c, const coord_cmd_common_args *a, bool *resume, coo
             pgr_term_printf(stderr, "pgrollout run: plan \"%s\": %s", a->plan, err.msg);
             return PGR_EXIT_USAGE;
         }
-        if ((doc = coord_engine_stored_plan(c, plan->name)) == NULL)
-            return PGR_EXIT_OK;
+        if ((doc = coord_engine_stored_plan(c, plan->name)) == NULL) {
+            if (coord_planfile_check_gone(plan, c->db, &err) == PGR_OK)
+                return PGR_EXIT_OK;
+            pgr_term_printf(stderr, "pgrollout run: plan \"%s\": %s", a->plan, err.msg);
+            return PGR_EXIT_USAGE;
+        }
         pgr_term_printf(stderr, "rollout %s exists: carrying on with its stored plan", plan->name);
         coord_planfile_free(plan);
         *resume = true;

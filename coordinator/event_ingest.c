@@ -17,36 +17,62 @@ static const char *str(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* Which agent and kid serve each tenant of a heartbeat the key may speak for: one statement
- * per heartbeat (a statement per tenant made 10,000 tenants' heartbeats the busiest load). */
-static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
+/* The ids of list (a heartbeat's array) that key e may speak for, as JSON text (NULL when none). */
+static char *allowed_ids(json_t *list, const pgr_keyring_entry *e)
 {
-    json_t *ts = json_object_get(ev, "tenants"), *tags = json_object_get(ev, "tags");
-    json_t *ids = json_array(), *tag = json_object();
+    json_t *ids = json_array();
     size_t i;
     json_t *t;
-    json_array_foreach(ts, i, t)
+    json_array_foreach(list, i, t)
     {
         const char *id = json_string_value(t);
-        if (id == NULL || !pgr_keyring_allows_tenant(e, id))
-            continue;
-        json_array_append(ids, t);
-        if (str(tags, id) != NULL)
-            json_object_set(tag, id, json_object_get(tags, id));
+        if (id != NULL && pgr_keyring_allows_tenant(e, id))
+            json_array_append(ids, t);
     }
-    char *idtext = json_dumps(ids, JSON_COMPACT), *tagtext = json_dumps(tag, JSON_COMPACT);
+    char *text = json_array_size(ids) > 0 ? json_dumps(ids, JSON_COMPACT) : NULL;
+    json_decref(ids);
+    return text;
+}
+
+/* Which agent and kid serve each tenant of a heartbeat the key may speak for: one statement
+ * per heartbeat (a statement per tenant made 10,000 tenants' heartbeats the busiest load). A
+ * tenant served is not gone; one the agent that served it last no longer finds on its tenant
+ * source is, from the first heartbeat that says so. */
+static void heartbeat_tenants(coord *c, json_t *ev, const pgr_keyring_entry *e)
+{
+    json_t *tags = json_object_get(ev, "tags"), *tag = json_object();
+    char *idtext = allowed_ids(json_object_get(ev, "tenants"), e);
+    char *gonetext = allowed_ids(json_object_get(ev, "gone"), e);
+    const char *key;
+    json_t *v;
+    json_object_foreach(tags, key, v)
+    {
+        if (json_is_string(v) && pgr_keyring_allows_tenant(e, key))
+            json_object_set(tag, key, v);
+    }
+    char *tagtext = json_dumps(tag, JSON_COMPACT);
     const char *params[] = {idtext, str(ev, "agent_id"), e->key.kid, tagtext};
-    if (idtext != NULL && tagtext != NULL && json_array_size(ids) > 0)
+    if (idtext != NULL && tagtext != NULL)
         PGR_IGNORE(pgr_pg_execp(c->db,
                                 "INSERT INTO pgrollout_control.tenants (tenant_id, agent_id, "
                                 "agent_kid, last_seen, tags) SELECT DISTINCT ON (t.id) t.id, $2, "
                                 "$3, now(), $4::jsonb ->> t.id FROM jsonb_array_elements_text($1"
                                 "::jsonb) AS t(id) ON CONFLICT (tenant_id) DO UPDATE SET agent_id "
-                                "= $2, agent_kid = $3, last_seen = now(), tags = EXCLUDED.tags",
+                                "= $2, agent_kid = $3, last_seen = now(), tags = EXCLUDED.tags, "
+                                "gone_at = NULL",
                                 4, params, NULL, NULL));
+    /* only the agent that served the tenant last: another that still lists it gone (it has not
+     * listed its source since the database came back, or cannot reach it) changes nothing */
+    const char *gparams[] = {gonetext, str(ev, "agent_id")};
+    if (gonetext != NULL)
+        PGR_IGNORE(pgr_pg_execp(c->db,
+                                "UPDATE pgrollout_control.tenants SET gone_at = now() WHERE "
+                                "tenant_id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND "
+                                "agent_id = $2 AND gone_at IS NULL",
+                                2, gparams, NULL, NULL));
     free(idtext);
+    free(gonetext);
     free(tagtext);
-    json_decref(ids);
     json_decref(tag);
 }
 

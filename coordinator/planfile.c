@@ -3,7 +3,7 @@
 #define _XOPEN_SOURCE 700
 #include "planfile.h"
 
-#include "pgr/config.h"
+#include "pgr/str.h"
 #include "pgr/crypto.h"
 #include "pgr/pg.h"
 
@@ -80,7 +80,7 @@ static pgr_code load_fleet(json_t *doc, PGconn *db, fleet *f, pgr_error *err)
         json_array_foreach(list, i, t)
         {
             const char *id = json_string_value(t);
-            if (id == NULL || !pgr_config_tenant_id_valid(id))
+            if (id == NULL || !pgr_str_is_tenant_id(id))
                 return pgr_error_set(
                     err, PGR_ERR_INVALID,
                     "tenants[%zu]: expected a tenant id (1 to 128 letters, digits, '_', "
@@ -99,7 +99,8 @@ static pgr_code load_fleet(json_t *doc, PGconn *db, fleet *f, pgr_error *err)
     PGresult *r = NULL;
     if (db == NULL || pgr_pg_exec(db,
                                   "SELECT tenant_id, tags FROM pgrollout_control.tenants WHERE "
-                                  "last_seen IS NOT NULL ORDER BY tenant_id",
+                                  "last_seen IS NOT NULL AND gone_at IS NULL ORDER BY "
+                                  "tenant_id",
                                   &r, NULL) != PGR_OK)
         return pgr_error_set(err, PGR_ERR_INVALID,
                              "tenants: no list in the plan and no known tenants");
@@ -455,4 +456,28 @@ void coord_planfile_free(coord_planfile *p)
     free(p->waves);
     json_decref(p->doc);
     memset(p, 0, sizeof(*p));
+}
+
+pgr_code coord_planfile_check_gone(const coord_planfile *p, PGconn *db, pgr_error *err)
+{
+    json_t *list = json_object_get(p->doc, "tenants");
+    char *ids = list != NULL ? json_dumps(list, JSON_COMPACT) : NULL;
+    const char *params[] = {ids};
+    PGresult *r = NULL;
+    pgr_code rc = ids == NULL || db == NULL
+                      ? PGR_OK
+                      : pgr_pg_execp(db,
+                                     "SELECT tenant_id FROM pgrollout_control.tenants WHERE "
+                                     "gone_at IS NOT NULL AND tenant_id IN (SELECT "
+                                     "jsonb_array_elements_text($1::jsonb)) ORDER BY tenant_id "
+                                     "LIMIT 1",
+                                     1, params, &r, err);
+    if (rc == PGR_OK && r != NULL && PQntuples(r) == 1)
+        rc = pgr_error_set(err, PGR_ERR_INVALID,
+                           "tenants: \"%s\" is gone (its agent no longer finds its database: "
+                           "pgrollout tenants list); take it out of the plan",
+                           PQgetvalue(r, 0, 0));
+    PQclear(r);
+    free(ids);
+    return rc;
 }

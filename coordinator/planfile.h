@@ -48,6 +48,11 @@ pgr_code coord_planfile_resolve(json_t *doc, PGconn *db, coord_planfile *p, pgr_
 
 void coord_planfile_free(coord_planfile *p);
 
+/* A new rollout's plan names no tenant that its agent reported gone (a stored plan is not checked
+ * again: a rollout whose tenant went away can still be resumed or aborted). */
+pgr_code coord_planfile_check_gone(const coord_planfile *p, PGconn *db,
+                                   pgr_error *err) PGR_MUSTCHECK;
+
 /* Failures a wave tolerates. */
 int coord_planfile_wave_budget(const coord_planfile_wave *w);
 

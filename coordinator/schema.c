@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* The newest version control_ddl installs (its last INSERT must list it). */
-#define CONTROL_SCHEMA_VERSION "6"
+#define CONTROL_SCHEMA_VERSION "7"
 
 static const char *const control_ddl =
     "CREATE SCHEMA IF NOT EXISTS pgrollout_control;"
@@ -100,7 +100,9 @@ static const char *const control_ddl =
      * that serves a tenant after another sends the results Kafka did not acknowledge again) */
     "CREATE INDEX IF NOT EXISTS events_result_job ON pgrollout_control.events (job_id) WHERE"
     " type = 'result';"
-    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3), (4), (5), (6) ON "
+    /* version 7: a tenant whose database its agent no longer finds on its tenant source */
+    "ALTER TABLE pgrollout_control.tenants ADD COLUMN IF NOT EXISTS gone_at timestamptz;"
+    "INSERT INTO pgrollout_control.schema_version VALUES (1), (2), (3), (4), (5), (6), (7) ON "
     "CONFLICT DO NOTHING;";
 
 pgr_code coord_schema_install(PGconn *db, pgr_error *err)

@@ -30,7 +30,7 @@ declare -A LAYER=(
   [daemon_events]=9 [daemon_tenant]=9
   [daemon_audit]=10 [daemon_rejections]=10
   [daemon_intake]=11
-  [daemon_worker]=12 [daemon_pool]=12
+  [daemon_worker]=12 [daemon_pool]=12 [daemon_discover]=12
   [daemon_main]=13 [cli]=13 [agent_cli]=13
   [main]=14
 )

@@ -2,6 +2,7 @@
 #include "pgr/config.h"
 #include "pgr/log.h"
 #include "pgr/parse.h"
+#include "pgr/str.h"
 #include "pgr/file.h"
 #include "pgr/dsn.h"
 
@@ -44,6 +45,12 @@ static const pgr_config_key config_keys[] = {
      "pool name: agents with the same pool and [tenants] share them (consumer group)"},
     {"agent.takeover_ms", PGR_CF_INT, OFF(takeover_ms), "30000", 1000, 3600000, NULL,
      "pool: wait for a tenant's previous agent to let go before ending its session"},
+    {"agent.discover_interval_ms", PGR_CF_INT, OFF(discover_interval_ms), "60000", 1000, 86400000,
+     NULL, "[tenant_sources]: how often their databases are listed again (also on SIGHUP)"},
+    {"agent.max_tenants", PGR_CF_INT, OFF(max_tenants), "10000", 1, 1000000, NULL,
+     "tenants one agent holds at most, typed and found"},
+    {"agent.key_tenants", PGR_CF_STRING, OFF(key_tenants), NULL, 0, 0, NULL,
+     "the tenants= of this agent's key (ids, prefix*): found tenants outside are not served"},
     {"coordinator.id", PGR_CF_STRING, OFF(coordinator_id), "coordinator", 0, 0, NULL,
      "coordinator identity"},
     {"coordinator.control_dsn", PGR_CF_STRING, OFF(control_dsn), NULL, 0, 0, NULL,
@@ -155,24 +162,10 @@ const pgr_tenant_conf *pgr_config_tenant(const pgr_config *cfg, const char *id)
     return tenant_find((pgr_config *)(uintptr_t)cfg, id);
 }
 
-bool pgr_config_tenant_id_valid(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 128)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.'))
-            return false;
-    }
-    return true;
-}
-
 static pgr_code config_tenant(pgr_config *cfg, const char *id, const char *value, bool tags,
                               pgr_error *err)
 {
-    if (!pgr_config_tenant_id_valid(id))
+    if (!pgr_str_is_tenant_id(id))
         return pgr_error_set(err, PGR_ERR_CONFIG,
                              "invalid tenant id: use letters, digits, '_', '-' or '.'");
     if (!tags && !pgr_dsn_valid(value))
@@ -202,6 +195,25 @@ static pgr_code config_tenant(pgr_config *cfg, const char *id, const char *value
     return PGR_OK;
 }
 
+static pgr_code config_source(pgr_config *cfg, const char *name, const char *value, pgr_error *err)
+{
+    for (size_t i = 0; i < cfg->source_count; i++) {
+        if (strcmp(cfg->sources[i].name, name) == 0)
+            return pgr_error_set(err, PGR_ERR_CONFIG, "tenant source \"%s\" is listed twice", name);
+    }
+    pgr_tenantsrc s;
+    if (pgr_tenantsrc_parse(name, value, &s, err) != PGR_OK)
+        return PGR_ERR_CONFIG;
+    pgr_tenantsrc *n = realloc(cfg->sources, (cfg->source_count + 1) * sizeof(*n));
+    if (n == NULL) {
+        pgr_tenantsrc_clear(&s);
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    }
+    cfg->sources = n;
+    n[cfg->source_count++] = s;
+    return PGR_OK;
+}
+
 static pgr_code config_entry(pgr_config *cfg, const char *section, const char *key,
                              const char *value, pgr_error *err)
 {
@@ -214,6 +226,8 @@ static pgr_code config_entry(pgr_config *cfg, const char *section, const char *k
     }
     if (strcmp(section, "tenants") == 0 || strcmp(section, "tenant_tags") == 0)
         return config_tenant(cfg, key, value, strcmp(section, "tenant_tags") == 0, err);
+    if (strcmp(section, "tenant_sources") == 0)
+        return config_source(cfg, key, value, err);
     snprintf(full, sizeof(full), "%s.%s", section, key);
     for (const pgr_config_key *k = config_keys; k->name != NULL; k++) {
         if (strcmp(k->name, full) == 0)
@@ -345,6 +359,9 @@ void pgr_config_free(pgr_config *cfg)
         free(cfg->tenants[i].dsn);
         free(cfg->tenants[i].tags);
     }
+    for (size_t i = 0; i < cfg->source_count; i++)
+        pgr_tenantsrc_clear(&cfg->sources[i]);
+    free(cfg->sources);
     free(cfg->kafka);
     free(cfg->tenants);
     free(cfg->path);

@@ -106,6 +106,18 @@ district-002 = host=127.0.0.1 dbname=district_002 password='it''s secret'
 district-001 = region:eu,tier:canary
 district-002 = region:us,tier:gold
 INI
+# tenant sources: libpq quoting, a pattern with a suffix, both placeholders, the agent's keys
+cat >"$OUT/fuzz_config/tenant-sources.ini" <<'INI'
+[agent]
+id = agent-1
+pool = eu
+discover_interval_ms = 1000
+max_tenants = 500
+key_tenants = district-*,special
+[tenant_sources]
+eu1 = host=127.0.0.1 user=agent password='it\'s' dbname_pattern=district_% id=district-{suffix} tags=region:eu
+all = dbname=admin dbname_pattern=%_prod id={name}
+INI
 
 # keyrings (the same target parses them): the PROTOCOL.md test key with every option
 pub=$(cat tests/fixtures/protocol/example.pub)

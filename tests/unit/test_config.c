@@ -91,6 +91,88 @@ static void test_config_load_missing_file(void **state)
     assert_non_null(strstr(e.msg, "/nonexistent/agent.ini"));
 }
 
+/* [tenant_sources]: our options are taken out, the rest stays libpq's (re-quoted), and the id
+ * of each database name follows the template. */
+static void test_config_tenant_sources(void **state)
+{
+    pgr_config *cfg = NULL;
+    pgr_error e;
+    char id[129];
+    (void)state;
+    const char *text = "[tenant_sources]\neu1 = host=db-eu1 user=agent password='it''s' "
+                       "dbname_pattern=district_% id=district-{suffix} tags=region:eu\n"
+                       "all = dbname=admin dbname_pattern=%_prod id={name}\n";
+    assert_int_equal(parse(text, &cfg, &e), PGR_ERR_CONFIG); /* '' is not libpq's quoting */
+    text = "[tenant_sources]\neu1 = host=db-eu1 user=agent password='it\\'s' "
+           "dbname_pattern=district_% id=district-{suffix} tags=region:eu\n"
+           "all = dbname=admin dbname_pattern=%_prod id={name}\n";
+    assert_int_equal(parse(text, &cfg, &e), PGR_OK);
+    assert_int_equal(cfg->source_count, 2);
+    const pgr_tenantsrc *s = &cfg->sources[0];
+    assert_string_equal(s->name, "eu1");
+    assert_string_equal(s->conninfo, "host='db-eu1' user='agent' password='it\\'s'");
+    assert_string_equal(s->list_db, "postgres");
+    assert_string_equal(s->prefix, "district_");
+    assert_string_equal(s->suffix, "");
+    assert_string_equal(s->tags, "region:eu");
+    assert_int_equal(pgr_tenantsrc_id(s, "district_0042", id, sizeof(id)), PGR_TENANTSRC_MATCH);
+    assert_string_equal(id, "district-0042");
+    /* '_' is literal: no LIKE wildcard */
+    assert_int_equal(pgr_tenantsrc_id(s, "districtX0042", id, sizeof(id)), PGR_TENANTSRC_NO_MATCH);
+    assert_int_equal(pgr_tenantsrc_id(s, "district_a b", id, sizeof(id)), PGR_TENANTSRC_BAD_ID);
+    assert_int_equal(pgr_tenantsrc_id(s, "district_", id, sizeof(id)), PGR_TENANTSRC_MATCH);
+    assert_string_equal(id, "district-"); /* '%' matches no character too */
+    /* and back: the database an id would come from */
+    char db[64];
+    assert_true(pgr_tenantsrc_dbname(s, "district-0042", db, sizeof(db)));
+    assert_string_equal(db, "district_0042");
+    assert_false(pgr_tenantsrc_dbname(s, "school-0042", db, sizeof(db)));
+    char *dsn = pgr_tenantsrc_dsn(s, "district_it's");
+    assert_string_equal(dsn, "host='db-eu1' user='agent' password='it\\'s' "
+                             "dbname='district_it\\'s'");
+    assert_true(pgr_dsn_valid(dsn));
+    free(dsn);
+    s = &cfg->sources[1];
+    assert_string_equal(s->list_db, "admin");
+    assert_string_equal(s->conninfo, "");
+    assert_int_equal(pgr_tenantsrc_id(s, "school_prod", id, sizeof(id)), PGR_TENANTSRC_MATCH);
+    assert_string_equal(id, "school_prod");
+    assert_int_equal(pgr_tenantsrc_id(s, "_prod", id, sizeof(id)), PGR_TENANTSRC_MATCH);
+    assert_int_equal(pgr_tenantsrc_id(s, "school_test", id, sizeof(id)), PGR_TENANTSRC_NO_MATCH);
+    assert_true(pgr_tenantsrc_dbname(s, "school_prod", db, sizeof(db)));
+    assert_string_equal(db, "school_prod");
+    assert_false(pgr_tenantsrc_dbname(s, "school_test", db, sizeof(db))); /* not a match */
+    pgr_config_free(cfg);
+
+    expect_error("[tenant_sources]\ns = host=a id=t-{suffix}\n",
+                 "agent.ini:2: tenant_sources.s: tenant source \"s\": dbname_pattern=PATTERN is "
+                 "required");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_% \n", "id=TEMPLATE is required");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_%_% id={suffix}\n", "exactly one '%'");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_ id={suffix}\n", "exactly one '%'");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_% id=tenant\n",
+                 "needs {suffix} or {name}");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_% id={suffix}-{name}\n",
+                 "id: {suffix} or {name} once, not more");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_% id=t/{suffix}\n", "id: only letters");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_% id=t-{sufix}\n", "id: only letters");
+    expect_error("[tenant_sources]\ns-1 = dbname_pattern=a_% id={name}\n", "source name");
+    expect_error("[tenant_sources]\ns = postgresql://u:secret@h/db dbname_pattern=a_% id={name}\n",
+                 "URI form");
+    expect_error("[tenant_sources]\ns = dbname_pattern=a_% id={name}\ns = dbname_pattern=b_% "
+                 "id={name}\n",
+                 "agent.ini:3: tenant_sources.s: tenant source \"s\" is listed twice");
+    /* libpq refuses the options: said without quoting them (a password may be among them) */
+    pgr_config *bad = NULL;
+    const char *secret = "[tenant_sources]\ns = host=a passwrd=hunter2 dbname_pattern=a_% "
+                         "id={name}\n";
+    assert_int_equal(parse(secret, &bad, &e), PGR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "invalid connection options (not shown"));
+    assert_null(strstr(e.msg, "hunter2"));
+    expect_error("[tenant_sources]\ns = host='a dbname_pattern=a_% id={name}\n",
+                 "expected key=value options");
+}
+
 static void test_config_every_key_documented(void **state)
 {
     char *ops = NULL;
@@ -114,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_config_errors_name_file_line_and_key),
         cmocka_unit_test(test_config_rejects_nul_and_long_lines),
         cmocka_unit_test(test_config_load_missing_file),
+        cmocka_unit_test(test_config_tenant_sources),
         cmocka_unit_test(test_config_every_key_documented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  *
  * Every known key is one row of a table (name, type, default, bounds); `[kafka]` keys pass
  * unchanged to librdkafka; `[tenants]` maps tenant ids to libpq connection strings and
- * `[tenant_tags]` gives each tenant comma-separated `key:value` tags. Errors name the file,
+ * `[tenant_tags]` gives each tenant comma-separated `key:value` tags; `[tenant_sources]` names
+ * servers whose databases are tenants (tenantsrc.h). Errors name the file,
  * the line and the key. Reload parses into a new struct and the caller swaps on success.
  */
 #ifndef PGR_CONFIG_H
@@ -11,6 +12,7 @@
 
 #include "pgr/error.h"
 #include "pgr/dsn.h"
+#include "pgr/tenantsrc.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,8 +52,11 @@ typedef struct pgr_config {
     int verify_interval_ms;
     int max_job_bytes;
     int max_parallel;
-    char *pool;      /* NULL: no pool, the agent serves every tenant of [tenants] itself */
-    int takeover_ms; /* pool: how long a new owner waits for the old one's runner lock */
+    char *pool;               /* NULL: no pool, the agent serves every tenant of [tenants] itself */
+    int takeover_ms;          /* pool: how long a new owner waits for the old one's runner lock */
+    int discover_interval_ms; /* [tenant_sources]: how often their databases are listed */
+    int max_tenants;          /* tenants one agent can hold, typed and found */
+    char *key_tenants; /* the tenants= of this agent's key: found tenants outside are not served */
     /* [coordinator] */
     char *control_dsn;
     char *agent_keyring;
@@ -68,6 +73,8 @@ typedef struct pgr_config {
     size_t kafka_count;
     pgr_tenant_conf *tenants;
     size_t tenant_count;
+    pgr_tenantsrc *sources; /* [tenant_sources] */
+    size_t source_count;
 } pgr_config;
 
 typedef enum pgr_cf_type { PGR_CF_STRING, PGR_CF_INT, PGR_CF_ENUM } pgr_cf_type;
@@ -98,10 +105,6 @@ pgr_code pgr_config_load(const char *path, pgr_config **out, pgr_error *err) PGR
 /* Parses a buffer; `name` is used in messages. Fuzz-friendly entry point. */
 pgr_code pgr_config_parse(const char *buf, size_t len, const char *name, pgr_config **out,
                           pgr_error *err) PGR_MUSTCHECK;
-
-/* True for a valid tenant id: 1 to 128 of a-z, A-Z, 0-9, '_', '-', '.'. Tenant ids become Kafka
- * keys, file names and values in records: every place that takes one checks it with this. */
-bool pgr_config_tenant_id_valid(const char *id);
 
 /* Looks a tenant up by id; NULL if not configured. */
 const pgr_tenant_conf *pgr_config_tenant(const pgr_config *cfg, const char *id);

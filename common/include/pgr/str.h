@@ -21,4 +21,8 @@ char *pgr_str_trim(char *s);
 /* True when s consists of [A-Za-z0-9_] and starts with a letter or underscore, len 1..63. */
 bool pgr_str_is_simple_ident(const char *s);
 
+/* True for a valid tenant id: 1 to 128 of a-z, A-Z, 0-9, '_', '-', '.'. Tenant ids become Kafka
+ * keys, file names and values in records: every place that takes one checks it with this. */
+bool pgr_str_is_tenant_id(const char *id);
+
 #endif
