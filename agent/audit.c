@@ -34,6 +34,14 @@ json_t *agent_audit_new(agent_exec *x, const char *action)
     json_object_set_new(rec, "operator", json_string(x->operator_name));
     if (x->o->agent_id != NULL)
         json_object_set_new(rec, "agent_id", json_string(x->o->agent_id));
+    /* who approved the change: every record of the job's acceptance and of each migration */
+    bool change = strcmp(action, "job_accepted") == 0 || strncmp(action, "migration_", 10) == 0 ||
+                  strncmp(action, "rollback_", 9) == 0;
+    if (change && x->o->release_digests != NULL) {
+        json_object_set_new(rec, "release_digests", json_string(x->o->release_digests));
+        json_object_set_new(rec, "release_kids",
+                            json_string(x->o->release_kids != NULL ? x->o->release_kids : ""));
+    }
     return rec;
 }
 

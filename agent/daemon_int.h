@@ -35,7 +35,9 @@ typedef struct daemon_rejection_window {
 
 typedef struct daemon_job {
     pgr_job *job;
-    char *envelope; /* as received, kept in pgrollout.jobs for resumption */
+    char *envelope;                    /* as received, kept in pgrollout.jobs for resumption */
+    char release_digests[16 * 65 + 1]; /* the manifests that allowed it ("" without) */
+    char release_kids[16 * 17 + 1];    /* their signers */
     struct daemon_job *next;
 } daemon_job;
 
@@ -76,6 +78,7 @@ typedef struct agent_daemon {
     pgr_config *cfg;
     pgr_keypair key;
     pgr_keyring *coordinators;
+    pgr_keyring *releases; /* [release] keyring, or NULL: no manifests required */
     rd_kafka_t *producer;
     rd_kafka_t *consumer;
     char topic_jobs[256];

@@ -7,6 +7,7 @@
 #include "daemon_intake.h"
 #include "daemon_events.h"
 #include "daemon_rejections.h"
+#include "daemon_release.h"
 #include "daemon_tenant.h"
 #include "seqstore.h"
 
@@ -29,8 +30,13 @@ static void reject(agent_daemon *d, daemon_tenant *t, const char *tenant, const 
     pgr_log_ctx ctx = {"intake", tenant, job_id};
     pgr_log_warn(&ctx, "job rejected (%s): %s", reason, detail);
     /* the audit record first, then the event: whoever sees the event finds the record */
+    /* a release refusal names the missing piece in the record (text of ours: versions, release
+     * ids, key counts); other details may quote the sender's bytes and stay in the event */
+    json_t *extra = strcmp(reason, "release") == 0 ? json_pack("{s:s}", "detail", detail) : NULL;
     if (t != NULL)
-        PGR_IGNORE(daemon_tenant_record_rejection(d, t, tenant, job_id, reason, kid, NULL));
+        PGR_IGNORE(daemon_tenant_record_rejection(d, t, tenant, job_id, reason, kid, extra));
+    else
+        json_decref(extra);
     json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "reason", reason, "kid",
                              kid != NULL ? kid : "", "detail", detail, "envelope_sha256", digest);
     daemon_events_send(d, "security", tenant, job_id, body);
@@ -52,9 +58,15 @@ static bool seen_lately(daemon_tenant *t, const char *digest, bool remember)
     return false;
 }
 
-static void enqueue(daemon_tenant *t, pgr_job *job, const char *envelope)
+/* Queues a checked job with the releases that allowed it (for its records: the worker does not
+ * read the keyring, which SIGHUP replaces on this thread). */
+static void enqueue(agent_daemon *d, daemon_tenant *t, pgr_job *job, const char *envelope)
 {
+    char why[512];
     daemon_job *j = calloc(1, sizeof(*j));
+    if (j != NULL)
+        (void)daemon_release_allows(d, t, job, why, sizeof(why), j->release_digests,
+                                    j->release_kids);
     if (j == NULL) {
         pgr_job_free(job);
         return;
@@ -78,13 +90,20 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
     char refusal[AGENT_REFUSAL_LEN] = "";
     int fenced = 0;
 
+    char release_why[512] = "", digests[DAEMON_RELEASE_DIGESTS_LEN], kids[DAEMON_RELEASE_KIDS_LEN];
     daemon_tenant_opts(d, t, &o, job->job_id, job->operator_name);
     o.fenced = &fenced;
+    bool released =
+        daemon_release_allows(d, t, job, release_why, sizeof(release_why), digests, kids);
+    o.release_digests = digests[0] != '\0' ? digests : NULL;
+    o.release_kids = kids[0] != '\0' ? kids : NULL;
     if (strcmp(job->tenant_id, t->conf->id) != 0) {
         reject(d, t, t->conf->id, job->job_id, "wrong_tenant", kid,
                "the job names another tenant than its message key", digest);
     } else if (time(NULL) > job->expires_at) {
         reject(d, t, t->conf->id, job->job_id, "expired", kid, "the job has expired", digest);
+    } else if (!released) {
+        reject(d, t, t->conf->id, job->job_id, "release", kid, release_why, digest);
     } else if (agent_jobrec_accept(&o, job, kid, envelope, &why, refusal, &err) != PGR_OK) {
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
         pgr_log_error(&ctx, "could not record the job (will retry): %s", err.msg);
@@ -103,7 +122,7 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
             return true;
         }
         if (why == NULL) {
-            enqueue(t, job, envelope);
+            enqueue(d, t, job, envelope);
             return true;
         }
         if (strcmp(why, "duplicate") == 0) {
@@ -210,6 +229,7 @@ static pgr_job *stored_job_open(agent_daemon *d, daemon_tenant *t, const char *r
     pgr_job_reject jwhy;
     pgr_job *job = NULL;
     pgr_error err;
+    char rwhy[512];
     *reason = NULL;
     if (pgr_envelope_open(env, strlen(env), (size_t)d->cfg->max_job_bytes, PGR_DOMAIN_JOB,
                           d->coordinators, &payload, &plen, NULL, kid, &why, &err) != PGR_OK) {
@@ -221,6 +241,9 @@ static pgr_job *stored_job_open(agent_daemon *d, daemon_tenant *t, const char *r
         pgr_error_set(&err, PGR_ERR_INVALID, "the stored job names another tenant or job id");
     } else if (ended_before(d, t, job, &err)) {
         *reason = "replay";
+    } else if (!daemon_release_allows(d, t, job, rwhy, sizeof(rwhy), NULL, NULL)) {
+        *reason = "release"; /* a release key revoked, or a manifest expired, meanwhile */
+        pgr_error_set(&err, PGR_ERR_INVALID, "%s", rwhy);
     }
     free(payload);
     if (*reason != NULL) {
@@ -323,7 +346,7 @@ void daemon_intake_resume_tenant(agent_daemon *d, daemon_tenant *t)
                                        sizeof(detail));
         if (job != NULL) {
             pgr_log_info(&ctx, "resuming job %s (seq %lld)", job->job_id, job->seq);
-            enqueue(t, job, rows[i].envelope);
+            enqueue(d, t, job, rows[i].envelope);
         } else {
             refuse_stored(d, t, rows[i].job_id, rows[i].envelope, kid, reason, detail);
         }

@@ -10,6 +10,7 @@
 #include "daemon_events.h"
 #include "daemon_intake.h"
 #include "daemon_pool.h"
+#include "daemon_release.h"
 #include "daemon_rejections.h"
 #include "daemon_tenant.h"
 #include "daemon_worker.h"
@@ -183,13 +184,36 @@ static json_t *keyring_summary(const pgr_keyring *kr, size_t *revoked)
 /* SIGHUP: read the keyring file again (key rotation and revocation without a restart). Only
  * this thread verifies envelopes, so the swap needs no lock. A file that does not parse changes
  * nothing: the previous keyring stays in force and the failure is logged and audited. */
+/* Loads the release keyring (NULL when release.keyring is unset): refused when it shares a key
+ * with the coordinators' keyring kr. */
+static pgr_code load_releases(const pgr_config *cfg, const pgr_keyring *kr, pgr_keyring **out,
+                              pgr_error *err)
+{
+    *out = NULL;
+    if (cfg->release_keyring == NULL)
+        return PGR_OK;
+    pgr_code rc = pgr_keyring_load(cfg->release_keyring, out, err);
+    const char *shared = rc == PGR_OK ? daemon_release_shared_key(kr, *out) : NULL;
+    if (shared != NULL) {
+        rc = pgr_error_set(err, PGR_ERR_CONFIG,
+                           "release.keyring %s holds key %s of agent.keyring: release keys must "
+                           "not be coordinator keys",
+                           cfg->release_keyring, shared);
+        pgr_keyring_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 static void reload_keyring(agent_daemon *d)
 {
     pgr_log_ctx ctx = {"keyring", NULL, NULL};
-    pgr_keyring *kr = NULL;
+    pgr_keyring *kr = NULL, *rel = NULL;
     pgr_error err;
     pgr_error_clear(&err);
-    if (pgr_keyring_load(d->cfg->keyring, &kr, &err) != PGR_OK) {
+    if (pgr_keyring_load(d->cfg->keyring, &kr, &err) != PGR_OK ||
+        load_releases(d->cfg, kr, &rel, &err) != PGR_OK) {
+        pgr_keyring_free(kr);
         pgr_log_error(&ctx, "reload refused, the previous keyring stays in force: %s", err.msg);
         json_t *why = json_pack("{s:s}", "error", err.msg);
         daemon_tenant_audit_all(d, "keyring_reload_failed", why);
@@ -200,6 +224,8 @@ static void reload_keyring(agent_daemon *d)
     json_t *summary = keyring_summary(kr, &revoked);
     pgr_keyring_free(d->coordinators);
     d->coordinators = kr;
+    pgr_keyring_free(d->releases); /* the workers read none: their jobs' releases are copied */
+    d->releases = rel;
     pgr_log_info(&ctx, "reloaded %s: %zu key(s), %zu revoked", d->cfg->keyring, kr->count, revoked);
     daemon_tenant_audit_all(d, "keyring_reload", summary);
     daemon_events_send(d, "keyring_reloaded", NULL, NULL, summary); /* consumes summary */
@@ -335,6 +361,8 @@ static int daemon_setup(agent_daemon *d, const char *path)
         return setup_error("agent key", &err);
     if (pgr_keyring_load(d->cfg->keyring, &d->coordinators, &err) != PGR_OK)
         return setup_error("keyring", &err);
+    if (load_releases(d->cfg, d->coordinators, &d->releases, &err) != PGR_OK)
+        return setup_error("release keyring", &err);
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_JOBS, d->topic_jobs, sizeof(d->topic_jobs));
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_EVENTS, d->topic_events, sizeof(d->topic_events));
     pgr_kafka_topic_name(d->cfg, PGR_TOPIC_AUDIT, d->topic_audit, sizeof(d->topic_audit));
@@ -383,6 +411,7 @@ static void daemon_teardown(agent_daemon *d)
     daemon_discover_free(d);
     free(d->tenants);
     pgr_keyring_free(d->coordinators);
+    pgr_keyring_free(d->releases);
     pgr_config_free(d->cfg);
 }
 

@@ -146,6 +146,8 @@ static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j, lon
     o.audit_barrier = daemon_audit_barrier; /* each step's records off the host before it runs */
     o.audit_barrier_user = &c;
     o.owner_role = d->cfg->owner_role;
+    o.release_digests = j->release_digests[0] != '\0' ? j->release_digests : NULL;
+    o.release_kids = j->release_kids;
     o.cancel = &t->cancel;
     int fenced = 0; /* pool: another agent took the tenant over while this job ran */
     o.fence_epoch = epoch;

@@ -104,6 +104,9 @@ typedef struct agent_exec_opts {
      * member, or the job fails. It keeps ordinary statements off the agent's state; SQL that
      * runs RESET ROLE itself gets past it (the audit barrier is the guarantee). */
     const char *owner_role;
+    /* the release manifests (digests) and release keys (kids) that allowed the job, added to its
+     * job_accepted and migration records (comma-separated; NULL without releases) */
+    const char *release_digests, *release_kids;
     /* Intake only: the directory where the last accepted job seq of each tenant is kept beside
      * pgrollout.jobs (seqstore.h); NULL keeps it only in the tenant database. */
     const char *state_dir;

@@ -109,7 +109,8 @@ static int export_records(coord *c, const char *tenant, const char *since, const
     static const char *const cols[] = {"seq",     "at",   "action", "operator", "job_id",
                                        "version", "step", "object", "outcome",  "phi"};
     if (csv) {
-        printf("seq,at,action,operator,job_id,version,step,object,outcome,phi,kid,hash\n");
+        printf("seq,at,action,operator,job_id,version,step,object,outcome,phi,kid,hash,"
+               "release_digests,release_kids\n");
     }
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *o = json_loads(PQgetvalue(r, i, 0), 0, NULL);
@@ -137,6 +138,11 @@ static int export_records(coord *c, const char *tenant, const char *since, const
             csv_field(PQgetvalue(r, i, 1));
             putchar(',');
             csv_field(PQgetvalue(r, i, 2));
+            /* who approved the change: the releases of the job (release records only) */
+            putchar(',');
+            csv_field(json_string_value(json_object_get(o, "release_digests")));
+            putchar(',');
+            csv_field(json_string_value(json_object_get(o, "release_kids")));
             putchar('\n');
         }
         json_decref(o);

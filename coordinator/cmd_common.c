@@ -44,15 +44,12 @@ void coord_cmd_common_usage(FILE *out, const char *usage, bool exit_table)
 int coord_cmd_common_parse(int argc, char **argv, const char *cmd, const char *usage,
                            bool exit_table, bool want_rollout, coord_cmd_common_args *a)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"plan", required_argument, NULL, 'p'},
-                                         {"operator", required_argument, NULL, 'o'},
-                                         {"timeout", required_argument, NULL, 't'},
-                                         {"wave", required_argument, NULL, 'w'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"collect-audit", no_argument, NULL, 'A'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"plan", required_argument, NULL, 'p'},
+        {"operator", required_argument, NULL, 'o'}, {"timeout", required_argument, NULL, 't'},
+        {"wave", required_argument, NULL, 'w'},     {"json", no_argument, NULL, 'j'},
+        {"collect-audit", no_argument, NULL, 'A'},  {"release", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int c;
     int64_t t = 0;
     memset(a, 0, sizeof(*a));
@@ -73,6 +70,8 @@ int coord_cmd_common_parse(int argc, char **argv, const char *cmd, const char *u
             a->json = true;
         else if (c == 'A')
             a->collect_audit = true;
+        else if (c == 'R' && a->release_count < 16)
+            a->releases[a->release_count++] = optarg;
         else if (c == 't' && pgr_parse_int64(optarg, 1, 7 * 86400, &t, NULL) == PGR_OK)
             a->timeout_s = (int)t;
         else if (c == 'h') {
@@ -84,6 +83,10 @@ int coord_cmd_common_parse(int argc, char **argv, const char *cmd, const char *u
             coord_cmd_common_usage(stderr, usage, exit_table);
             return PGR_EXIT_USAGE;
         }
+    }
+    if (a->release_count > 0 && strcmp(cmd, "run") != 0) {
+        fprintf(stderr, "pgrollout %s: --release is for run (a new rollout's manifests)\n", cmd);
+        return PGR_EXIT_USAGE;
     }
     if (want_rollout && optind == argc - 1)
         a->rollout = argv[optind++];

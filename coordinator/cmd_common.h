@@ -26,6 +26,8 @@ void coord_cmd_common_usage(FILE *out, const char *usage, bool exit_table);
 /* The options of run, resume, rollback, pause, approve and abort. */
 typedef struct coord_cmd_common_args {
     const char *config, *plan, *op, *wave, *rollout;
+    const char *releases[16]; /* --release FILE, repeatable */
+    size_t release_count;
     bool collect_audit;
     bool json;
     int timeout_s;

@@ -27,11 +27,27 @@ static void on_signal(int sig)
 
 static const char *const run_usage =
     "usage: pgrollout run --config FILE --plan FILE [--operator NAME] [--timeout SEC] [--json]\n"
-    "                     [--collect-audit]\n"
+    "                     [--collect-audit] [--release MANIFEST ...]\n"
     "       pgrollout resume ROLLOUT --config FILE [--operator NAME] [--timeout SEC] [--json]\n\n"
     "run: start the rollout of a plan (docs/ROLLOUTS.md), or carry on with it if it exists;\n"
     "resume: carry on with a paused or interrupted rollout (failed tenants of the current wave\n"
-    "get a new job). Both follow the agents' events and move the waves forward.\n";
+    "get a new job). Both follow the agents' events and move the waves forward.\n"
+    "--release: a release manifest (pgrollout release) the jobs carry, besides the plan's\n"
+    "\"releases\"; with [release] keyring, run refuses a plan the agents would refuse.\n";
+
+/* With release.keyring: what the agents would refuse, refused before the rollout starts. */
+static pgr_code check_releases(coord *c, const coord_planfile *plan, pgr_error *err)
+{
+    pgr_keyring *kr = NULL;
+    if (c->cfg->release_keyring == NULL)
+        return PGR_OK;
+    pgr_code rc = pgr_keyring_load(c->cfg->release_keyring, &kr, err);
+    if (rc == PGR_OK)
+        rc = coord_planfile_check_releases(plan, kr, c->cfg->release_threshold, c->key.pk, c->db,
+                                           err);
+    pgr_keyring_free(kr);
+    return rc;
+}
 
 /* The plan of the rollout: from the plan file for run (or, when a rollout of that name exists,
  * as stored with it: *resume becomes true), as stored for resume. Returns an exit code. */
@@ -41,14 +57,24 @@ static int load_plan(coord *c, const coord_cmd_common_args *a, bool *resume, coo
     json_t *doc = NULL;
     const char *rollout = a->rollout;
     if (!*resume) {
-        if (coord_planfile_load(a->plan, c->db, plan, &err) != PGR_OK) {
+        if (coord_planfile_load_releases(a->plan, a->releases, a->release_count, c->db, plan,
+                                         &err) != PGR_OK) {
             pgr_term_printf(stderr, "pgrollout run: plan \"%s\": %s", a->plan, err.msg);
             return PGR_EXIT_USAGE;
         }
         if ((doc = coord_engine_stored_plan(c, plan->name)) == NULL) {
-            if (coord_planfile_check_gone(plan, c->db, &err) == PGR_OK)
+            if (coord_planfile_check_gone(plan, c->db, &err) == PGR_OK &&
+                check_releases(c, plan, &err) == PGR_OK)
                 return PGR_EXIT_OK;
             pgr_term_printf(stderr, "pgrollout run: plan \"%s\": %s", a->plan, err.msg);
+            return PGR_EXIT_USAGE;
+        }
+        if (a->release_count > 0) {
+            pgr_term_printf(stderr,
+                            "pgrollout run: rollout %s exists: it keeps the manifests stored with "
+                            "it; --release is for a new rollout",
+                            plan->name);
+            json_decref(doc);
             return PGR_EXIT_USAGE;
         }
         pgr_term_printf(stderr, "rollout %s exists: carrying on with its stored plan", plan->name);

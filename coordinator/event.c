@@ -27,17 +27,9 @@ static const char *const OUTCOMES[] = {"succeeded", "failed", "interrupted", "ca
 static const char *const CODES[] = {"ok",     "invalid", "io",     "nomem",     "config",
                                     "crypto", "perm",    "exists", "not_found", "db",
                                     "kafka",  "drift",   "locked", "internal",  NULL};
-static const char *const REASONS[] = {"malformed",
-                                      "oversized",
-                                      "unknown_key",
-                                      "revoked_key",
-                                      "bad_signature",
-                                      "checksum_mismatch",
-                                      "wrong_tenant",
-                                      "expired",
-                                      "replay",
-                                      "stale_seq",
-                                      NULL};
+static const char *const REASONS[] = {
+    "malformed",    "oversized", "unknown_key", "revoked_key", "bad_signature", "checksum_mismatch",
+    "wrong_tenant", "expired",   "replay",      "stale_seq",   "release",       NULL};
 
 static const char *str(json_t *o, const char *k)
 {

@@ -10,6 +10,7 @@
 #include "cmd_report.h"
 #include "cmd_run.h"
 #include "cmd_status.h"
+#include "cmd_release.h"
 #include "cmd_tenants.h"
 #include "cmd_verbs.h"
 
@@ -41,6 +42,8 @@ static const coord_command commands[] = {
     {"status", coord_cmd_status_main, "show a rollout's tenants and their state"},
     {"tenants", coord_cmd_tenants_main, "list tenants known from agent heartbeats"},
     {"report", coord_cmd_report_main, "write a self-contained HTML report of a rollout"},
+    {"release", coord_cmd_release_main,
+     "sign, cosign, verify and show release manifests (offline)"},
     {"audit", coord_cmd_audit_main, "collect, verify, export and anchor the central audit record"},
     {"dev-kafka", coord_cmd_devkafka_main, "in-memory mock Kafka for demos (not durable)"},
     {NULL, NULL, NULL},

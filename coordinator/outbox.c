@@ -41,6 +41,12 @@ pgr_code coord_outbox_create_job(const coord_outbox *o, const char *tenant, cons
         job.operator_name = (char *)(uintptr_t)o->op;
         job.target = (char *)(uintptr_t)target;
         job.options = o->plan->options;
+        /* the manifests go with apply and rollback jobs: the agent checks what they release */
+        bool runs_sql = strcmp(type, "apply") == 0 || strcmp(type, "rollback") == 0;
+        job.releases = runs_sql ? o->plan->releases : NULL;
+        job.release_count = runs_sql ? o->plan->release_count : 0;
+        if (strcmp(type, "rollback") == 0 && strcmp(o->plan->type, "apply") == 0)
+            job.carry_max = o->plan->target; /* NULL: every migration, as before */
         job.options.verify_in_job = o->plan->options.verify_in_job && strcmp(type, "apply") == 0;
         payload = pgr_job_build(&job, o->set);
         versions = pgr_job_versions_json(&job, o->set);

@@ -4,6 +4,8 @@
 #include "planfile.h"
 
 #include "pgr/str.h"
+#include "pgr/release.h"
+#include "pgr/migration.h"
 #include "pgr/crypto.h"
 #include "pgr/pg.h"
 
@@ -344,9 +346,9 @@ static pgr_code parse_options(json_t *o, pgr_job_options *opt, pgr_error *err)
 
 static pgr_code parse_top(json_t *doc, coord_planfile *p, pgr_error *err)
 {
-    static const char *const known[] = {"name",  "migrations", "target",
-                                        "type",  "options",    "tenants",
-                                        "waves", "on_failure", "job_ttl_seconds"};
+    static const char *const known[] = {
+        "name",  "migrations", "target",          "type",    "options", "tenants",
+        "waves", "on_failure", "job_ttl_seconds", "releases"};
     const char *k;
     json_t *v;
     if (!json_is_object(doc))
@@ -390,6 +392,31 @@ static pgr_code parse_top(json_t *doc, coord_planfile *p, pgr_error *err)
     return parse_options(json_object_get(doc, "options"), &p->options, err);
 }
 
+/* "releases": manifests (objects; a plan file's paths were read in by the loader). */
+static pgr_code parse_releases(json_t *rels, coord_planfile *p, pgr_error *err)
+{
+    size_t n = json_array_size(rels);
+    if (rels == NULL)
+        return PGR_OK;
+    if (!json_is_array(rels) || n > 16)
+        return pgr_error_set(err, PGR_ERR_INVALID, "releases: expected up to 16 manifest files");
+    p->releases = calloc(n > 0 ? n : 1, sizeof(*p->releases));
+    if (p->releases == NULL)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(rels, i);
+        char *text = json_is_object(r) ? json_dumps(r, JSON_COMPACT) : NULL;
+        pgr_error e;
+        pgr_code rc = text != NULL ? pgr_release_parse(text, strlen(text), &p->releases[i], &e)
+                                   : pgr_error_set(&e, PGR_ERR_INVALID, "expected a manifest");
+        free(text);
+        if (rc != PGR_OK)
+            return pgr_error_set(err, PGR_ERR_INVALID, "releases[%zu]: %s", i, e.msg);
+        p->release_count++;
+    }
+    return PGR_OK;
+}
+
 pgr_code coord_planfile_resolve(json_t *doc, PGconn *db, coord_planfile *p, pgr_error *err)
 {
     fleet f;
@@ -397,6 +424,8 @@ pgr_code coord_planfile_resolve(json_t *doc, PGconn *db, coord_planfile *p, pgr_
     memset(p, 0, sizeof(*p));
     p->doc = doc;
     pgr_code rc = parse_top(doc, p, err);
+    if (rc == PGR_OK)
+        rc = parse_releases(json_object_get(doc, "releases"), p, err);
     if (rc == PGR_OK)
         rc = load_fleet(doc, db, &f, err);
     json_t *waves = json_object_get(doc, "waves");
@@ -437,13 +466,7 @@ pgr_code coord_planfile_resolve(json_t *doc, PGconn *db, coord_planfile *p, pgr_
 
 pgr_code coord_planfile_load(const char *path, PGconn *db, coord_planfile *p, pgr_error *err)
 {
-    json_error_t je;
-    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (doc == NULL) {
-        memset(p, 0, sizeof(*p));
-        return pgr_error_set(err, PGR_ERR_INVALID, "line %d: %s", je.line, je.text);
-    }
-    return coord_planfile_resolve(doc, db, p, err);
+    return coord_planfile_load_releases(path, NULL, 0, db, p, err);
 }
 
 void coord_planfile_free(coord_planfile *p)
@@ -454,6 +477,9 @@ void coord_planfile_free(coord_planfile *p)
         free(p->waves[i].tenants);
     }
     free(p->waves);
+    for (size_t i = 0; i < p->release_count; i++)
+        pgr_release_free(p->releases[i]);
+    free(p->releases);
     json_decref(p->doc);
     memset(p, 0, sizeof(*p));
 }
@@ -479,5 +505,136 @@ pgr_code coord_planfile_check_gone(const coord_planfile *p, PGconn *db, pgr_erro
                            PQgetvalue(r, 0, 0));
     PQclear(r);
     free(ids);
+    return rc;
+}
+
+/* A manifest file read into the plan: path as given, or relative to the plan file's directory. */
+static pgr_code inline_release(json_t *list, size_t i, const char *path, const char *plan_path,
+                               pgr_error *err)
+{
+    char full[4096];
+    const char *slash = strrchr(plan_path, '/');
+    if (path[0] != '/' && slash != NULL)
+        snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - plan_path), plan_path, path);
+    else
+        snprintf(full, sizeof(full), "%s", path);
+    pgr_release *r = NULL;
+    pgr_error e;
+    if (pgr_release_load(full, &r, &e) != PGR_OK)
+        return pgr_error_set(err, PGR_ERR_INVALID, "releases[%zu]: %s", i, e.msg);
+    char *text = pgr_release_text(r);
+    json_t *obj = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    pgr_release_free(r);
+    if (obj == NULL || json_array_set_new(list, i, obj) != 0)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    return PGR_OK;
+}
+
+pgr_code coord_planfile_load_releases(const char *path, const char *const *extra, size_t n,
+                                      PGconn *db, coord_planfile *p, pgr_error *err)
+{
+    json_error_t je;
+    memset(p, 0, sizeof(*p));
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (doc == NULL)
+        return pgr_error_set(err, PGR_ERR_INVALID, "line %d: %s", je.line, je.text);
+    json_t *list = json_object_get(doc, "releases");
+    if (list == NULL && n > 0)
+        json_object_set_new(doc, "releases", list = json_array());
+    pgr_code rc = list != NULL && !json_is_array(list)
+                      ? pgr_error_set(err, PGR_ERR_INVALID, "releases: expected an array of files")
+                      : PGR_OK;
+    for (size_t i = 0; rc == PGR_OK && i < n; i++) {
+        /* --release FILE is the operator's path (from the working directory), not the plan's */
+        char *abs = realpath(extra[i], NULL);
+        rc = abs == NULL ? pgr_error_set(err, PGR_ERR_INVALID, "--release %s: not found", extra[i])
+             : json_array_append_new(list, json_string(abs)) == 0
+                 ? PGR_OK
+                 : pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+        free(abs);
+    }
+    for (size_t i = 0; rc == PGR_OK && i < json_array_size(list); i++) {
+        const char *file = json_string_value(json_array_get(list, i));
+        if (file != NULL)
+            rc = inline_release(list, i, file, path, err);
+    }
+    if (rc != PGR_OK) {
+        json_decref(doc);
+        return rc;
+    }
+    return coord_planfile_resolve(doc, db, p, err);
+}
+
+/* Why no valid manifest of p releases migration m (bytes sha) for tenant (tags), or NULL. */
+static const char *unreleased(const coord_planfile *p, const bool *valid, const pgr_migration *m,
+                              const char *sha, const char *tenant, const char *tags)
+{
+    const char *why = "is in no valid release manifest (a target beyond the releases?)";
+    for (size_t k = 0; k < p->release_count; k++) {
+        const pgr_release_entry *e = pgr_release_find(p->releases[k], m->version);
+        if (e == NULL || !valid[k])
+            continue;
+        if (strcmp(e->sha256, sha) != 0)
+            why = "differs from the bytes its release manifest names";
+        else if (tenant != NULL && !pgr_release_covers_tenant(p->releases[k], tenant, tags))
+            why = "is released, but not for this tenant (scope)";
+        else
+            return NULL;
+    }
+    return why;
+}
+
+pgr_code coord_planfile_check_releases(const coord_planfile *p, const pgr_keyring *kr,
+                                       int threshold, const uint8_t coord_pk[32], PGconn *db,
+                                       pgr_error *err)
+{
+    for (size_t i = 0; i < kr->count; i++) {
+        if (memcmp(kr->items[i].key.pk, coord_pk, 32) == 0)
+            return pgr_error_set(err, PGR_ERR_CONFIG,
+                                 "release.keyring holds the coordinator's own key %s: release "
+                                 "keys must be others",
+                                 kr->items[i].key.kid);
+    }
+    bool valid[16] = {false};
+    pgr_error last;
+    pgr_error_set(&last, PGR_ERR_INVALID,
+                  "the plan carries no release manifest (\"releases\" "
+                  "or --release)");
+    for (size_t k = 0; k < p->release_count; k++)
+        valid[k] =
+            pgr_release_check(p->releases[k], kr, threshold, time(NULL), NULL, 0, &last) == PGR_OK;
+    pgr_migration_set *set = NULL;
+    pgr_code rc = pgr_migration_dir_load(p->dir, &set, err);
+    bool rollback = strcmp(p->type, "rollback") == 0;
+    for (size_t i = 0; rc == PGR_OK && i < set->count; i++) {
+        const pgr_migration *m = set->items[i];
+        /* a rollback plan without target rolls back to "0": every migration */
+        bool above = p->target != NULL ? strcmp(m->version, p->target) > 0 : rollback;
+        if (rollback != above)
+            continue; /* not run by this rollout's jobs */
+        char sha[65];
+        pgr_release_file_sha256(m->text, m->text_len, sha);
+        const char *why = unreleased(p, valid, m, sha, NULL, NULL);
+        if (why != NULL) {
+            bool any = false;
+            for (size_t k = 0; k < p->release_count; k++)
+                any = any || valid[k];
+            rc = any ? pgr_error_set(err, PGR_ERR_INVALID, "releases: migration %s %s", m->version,
+                                     why)
+                     : pgr_error_set(err, PGR_ERR_INVALID, "releases: %s", last.msg);
+        }
+        for (size_t w = 0; rc == PGR_OK && w < p->wave_count; w++) {
+            for (size_t t = 0; rc == PGR_OK && t < p->waves[w].count; t++) {
+                const char *id = p->waves[w].tenants[t];
+                why = unreleased(p, valid, m, sha, id, db_tags(db, id));
+                if (why != NULL)
+                    rc = pgr_error_set(err, PGR_ERR_INVALID,
+                                       "releases: tenant %s (wave %s): migration %s %s", id,
+                                       p->waves[w].name, m->version, why);
+            }
+        }
+    }
+    pgr_migration_set_free(set);
     return rc;
 }

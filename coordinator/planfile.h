@@ -9,6 +9,7 @@
 
 #include "pgr/error.h"
 #include "pgr/job.h"
+#include "pgr/keyring.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -36,12 +37,28 @@ typedef struct coord_planfile {
     int ttl_seconds;
     coord_planfile_wave *waves;
     size_t wave_count;
+    struct pgr_release **releases; /* the manifests every job of the rollout carries */
+    size_t release_count;
 } coord_planfile;
 
 /* Loads and resolves a plan. The fleet is the plan's "tenants" list, or else the tenants the
  * control database knows (db may be NULL when the plan lists them). Tags come from db. On
  * error, err says "field path: reason"; p is to be freed either way. */
 pgr_code coord_planfile_load(const char *path, PGconn *db, coord_planfile *p, pgr_error *err);
+
+/* Like coord_planfile_load, with release manifest files (--release) added to the plan's own
+ * "releases"; each file is read once and kept in the plan itself (so the stored plan of the
+ * rollout carries the manifests, not paths). */
+pgr_code coord_planfile_load_releases(const char *path, const char *const *extra, size_t n,
+                                      PGconn *db, coord_planfile *p, pgr_error *err);
+
+/* What agents with release.threshold = threshold and the release keyring kr would refuse,
+ * refused now: a release key that is the coordinator's own (coord_pk), a manifest with too few
+ * valid signatures or expired, a migration the rollout would run in no valid manifest or with
+ * other bytes, a tenant outside the scope of the manifests that release it. */
+pgr_code coord_planfile_check_releases(const coord_planfile *p, const pgr_keyring *kr,
+                                       int threshold, const uint8_t coord_pk[32], PGconn *db,
+                                       pgr_error *err) PGR_MUSTCHECK;
 
 /* Resolves a plan document already parsed (resume reads it from the control DB); p takes doc. */
 pgr_code coord_planfile_resolve(json_t *doc, PGconn *db, coord_planfile *p, pgr_error *err);

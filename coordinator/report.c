@@ -112,6 +112,20 @@ pgr_code coord_report_write(coord *c, const char *rollout, FILE *f, pgr_error *e
                      "t.state, t.version, t.agent_id ORDER BY min(e.received_at) NULLS LAST, "
                      "w.idx, t.tenant_id",
                      rollout, err);
+    /* the manifests its jobs carried: who released the SQL (the signers each agent accepted are
+     * in the audit records' release_kids) */
+    rc = rc != PGR_OK
+             ? rc
+             : table(
+                   f, c, "Releases (manifests the jobs carried)",
+                   "SELECT x.p->>'release_id' AS release, x.p->>'to' AS up_to, x.p->'scope' AS "
+                   "scope, x.p->>'expires_at' AS expires, (SELECT string_agg(s->>'kid', ', ') FROM "
+                   "jsonb_array_elements(m->'signatures') AS s) AS signed_by, "
+                   "encode(sha256(decode(m->>'payload', 'base64')), 'hex') AS digest FROM "
+                   "pgrollout_control.rollouts r, jsonb_array_elements(coalesce(r.plan->"
+                   "'releases', '[]')) AS m CROSS JOIN LATERAL (SELECT convert_from(decode(m->>"
+                   "'payload', 'base64'), 'UTF8')::jsonb AS p) AS x WHERE r.rollout_id = $1",
+                   rollout, err);
     rc = rc != PGR_OK ? rc
                       : table(f, c, "Failures",
                               "SELECT tenant_id, state AS result, version, step, error FROM "

@@ -27,7 +27,7 @@ declare -A LAYER=(
   [status]=6 [verify]=6 [jobrec]=6
   [executor]=7
   [daemon_int]=8 [daemon_eventseq]=8
-  [daemon_events]=9 [daemon_tenant]=9
+  [daemon_events]=9 [daemon_tenant]=9 [daemon_release]=9
   [daemon_audit]=10 [daemon_rejections]=10
   [daemon_intake]=11
   [daemon_worker]=12 [daemon_pool]=12 [daemon_discover]=12

@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char *const prefixes[] = {"pgrollout/job/v1", "pgrollout/event/v1",
-                                       "pgrollout/audit/v1"};
+                                       "pgrollout/audit/v1", "pgrollout/release/v1"};
 
 const char *pgr_envelope_domain_prefix(pgr_domain d)
 {
@@ -34,6 +34,27 @@ static unsigned char *signed_bytes(pgr_domain d, const char *payload, size_t len
     memcpy(m + pl + 1, payload, len);
     *out_len = pl + 1 + len;
     return m;
+}
+
+bool pgr_envelope_sign_detached(pgr_domain d, const pgr_keypair *kp, const char *payload,
+                                size_t len, uint8_t sig[64])
+{
+    size_t mlen = 0;
+    unsigned char *m = signed_bytes(d, payload, len, &mlen);
+    if (m != NULL)
+        crypto_sign_detached(sig, NULL, m, mlen, kp->sk);
+    free(m);
+    return m != NULL;
+}
+
+bool pgr_envelope_verify_detached(pgr_domain d, const uint8_t pk[PGR_PK_LEN], const char *payload,
+                                  size_t len, const uint8_t sig[64])
+{
+    size_t mlen = 0;
+    unsigned char *m = signed_bytes(d, payload, len, &mlen);
+    bool ok = m != NULL && crypto_sign_verify_detached(sig, m, mlen, pk) == 0;
+    free(m);
+    return ok;
 }
 
 char *pgr_envelope_seal(pgr_domain d, const pgr_keypair *kp, const char *payload, size_t len)

@@ -1,5 +1,6 @@
 /* job.c - job payloads: strict parsing with checksum checks, and building. */
 #include "pgr/job.h"
+#include "pgr/release.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -92,6 +93,29 @@ static pgr_code parse_migration(json_t *m, pgr_migration_set *set, pgr_job_rejec
     return rc;
 }
 
+/* "releases": optional, an array of up to 16 manifest files' objects (each parsed on its own). */
+static pgr_code parse_releases(json_t *rels, pgr_job *job, pgr_error *err)
+{
+    size_t n = json_array_size(rels);
+    if (rels == NULL)
+        return PGR_OK;
+    if (!json_is_array(rels) || n == 0 || n > 16)
+        return pgr_error_set(err, PGR_ERR_INVALID, "job: releases must be an array of 1 to 16");
+    job->releases = calloc(n, sizeof(*job->releases));
+    if (job->releases == NULL)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char *text = json_dumps(json_array_get(rels, i), JSON_COMPACT);
+        pgr_code rc = text != NULL ? pgr_release_parse(text, strlen(text), &job->releases[i], err)
+                                   : pgr_error_set(err, PGR_ERR_INVALID, "job: releases[%zu]", i);
+        free(text);
+        if (rc != PGR_OK)
+            return rc;
+        job->release_count++;
+    }
+    return PGR_OK;
+}
+
 static pgr_code parse_fields(json_t *doc, pgr_job *job, pgr_error *err)
 {
     bool ok = json_is_object(doc);
@@ -143,6 +167,8 @@ pgr_code pgr_job_parse(const char *buf, size_t len, pgr_job **out, pgr_job_rejec
         rc = pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
     for (size_t i = 0; rc == PGR_OK && i < json_array_size(migs); i++)
         rc = parse_migration(json_array_get(migs, i), job->migrations, reason, err);
+    if (rc == PGR_OK)
+        rc = parse_releases(json_object_get(doc, "releases"), job, err);
     json_decref(doc);
     if (rc != PGR_OK) {
         pgr_job_free(job);
@@ -163,12 +189,17 @@ void pgr_job_free(pgr_job *job)
     free(job->operator_name);
     free(job->target);
     pgr_migration_set_free(job->migrations);
+    for (size_t i = 0; i < job->release_count; i++)
+        pgr_release_free(job->releases[i]);
+    free(job->releases);
     free(job);
 }
 
 /* Whether the job carries migration m: an apply job stops at its target. */
 static bool job_carries(const pgr_job *job, const pgr_migration *m)
 {
+    if (job->carry_max != NULL && strcmp(m->version, job->carry_max) > 0)
+        return false;
     return !(strcmp(job->type, "apply") == 0 && job->target != NULL &&
              strcmp(m->version, job->target) > 0);
 }
@@ -212,6 +243,22 @@ char *pgr_job_build(const pgr_job *job, const pgr_migration_set *set)
         "job_id", job->job_id, "rollout_id", job->rollout_id, "wave", job->wave, "tenant_id",
         job->tenant_id, "seq", (json_int_t)job->seq, "issued_at", issued, "expires_at", expires,
         "operator", job->operator_name, "target", job->target, "options", opts, "migrations", migs);
+    /* written only when there are some (PROTOCOL 14.3): a job without is as before */
+    json_t *rels = job->release_count > 0 ? json_array() : NULL;
+    for (size_t i = 0; rels != NULL && i < job->release_count; i++) {
+        char *text = pgr_release_text(job->releases[i]);
+        json_t *one = text != NULL ? json_loads(text, 0, NULL) : NULL;
+        free(text);
+        if (one == NULL || json_array_append_new(rels, one) != 0) {
+            json_decref(rels);
+            json_decref(doc);
+            return NULL;
+        }
+    }
+    if (doc != NULL && rels != NULL && json_object_set_new(doc, "releases", rels) != 0) {
+        json_decref(doc);
+        return NULL;
+    }
     char *s = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     return s;

@@ -56,8 +56,11 @@ cp "$WORK/coordinator.pub" "$WORK/coordinators.ring"
   printf '%s tenants=%s\n' "$(cat "$WORK/agent1.pub")" "$(IFS=,; echo "${TENANTS[*]:0:6}")"
   printf '%s tenants=%s\n' "$(cat "$WORK/agent2.pub")" "$(IFS=,; echo "${TENANTS[*]:6:6}")"
 } >"$WORK/agents.ring"
+say "release keys: two people (alice, bob) release migrations apart from the coordinator"
+for k in release-alice release-bob; do "$PGR" keygen --out "$WORK" --name "$k"; done
+cat "$WORK/release-alice.pub" "$WORK/release-bob.pub" >"$WORK/release.ring"
 # keyrings are trust anchors: pgrollout refuses them when group or others may write them
-chmod 0644 "$WORK/coordinators.ring" "$WORK/agents.ring"
+chmod 0644 "$WORK/coordinators.ring" "$WORK/agents.ring" "$WORK/release.ring"
 
 say "twelve tenant databases (scale $SCALE); district-002 has 5 orphan medication_logs rows"
 for t in "${TENANTS[@]}"; do
@@ -79,12 +82,14 @@ agent_conf() { # id, tenants...
   local t
   for t in "$@"; do printf '%s = dbname=demo_%s\n' "$t" "${t/-/_}"; done
 }
-agent_conf agent-1 "${TENANTS[@]:0:6}" >"$WORK/agent1.ini"
-agent_conf agent-2 "${TENANTS[@]:6:6}" >"$WORK/agent2.ini"
+release_conf() { printf '[release]\nkeyring = %s/release.ring\nthreshold = 2\n' "$WORK"; }
+{ agent_conf agent-1 "${TENANTS[@]:0:6}"; release_conf; } >"$WORK/agent1.ini"
+{ agent_conf agent-2 "${TENANTS[@]:6:6}"; release_conf; } >"$WORK/agent2.ini"
 printf '[coordinator]\ncontrol_dsn = dbname=demo_control\nsecret_key = %s/coordinator.key\n' \
   "$WORK" >"$WORK/coordinator.ini"
 printf 'agent_keyring = %s/agents.ring\n[kafka]\nbootstrap.servers = %s\n' "$WORK" "$BOOTSTRAP" \
   >>"$WORK/coordinator.ini"
+release_conf >>"$WORK/coordinator.ini"
 
 say "starting two agents (pgrollout-agent run --config ...)"
 "$AGENT" run --config "$WORK/agent1.ini" 2>"$WORK/agent1.log" &
@@ -97,10 +102,17 @@ say "pgrollout lint migrations/"
 say "pgrollout plan --migrations migrations"
 "$PGR" plan --migrations migrations
 
+say "alice releases the four migrations (pgrollout release sign), bob cosigns: two of two"
+"$PGR" release sign --key "$WORK/release-alice.key" --migrations migrations \
+  --to 20251106000003 --expires 7d --out "$WORK/release.json"
+"$PGR" release cosign --key "$WORK/release-bob.key" "$WORK/release.json"
+"$PGR" release show "$WORK/release.json"
+"$PGR" release verify "$WORK/release.json" --keyring "$WORK/release.ring" --migrations migrations
+
 TENANT_JSON=$(printf '"%s",' "${TENANTS[@]}")
 cat >"$WORK/plan.json" <<EOF2
 { "name": "white-cross-demo", "migrations": "migrations", "target": "20251106000003",
-  "tenants": [${TENANT_JSON%,}],
+  "tenants": [${TENANT_JSON%,}], "releases": ["release.json"],
   "options": { "orphans": "abort", "lock_timeout_ms": 5000, "retries": 3 },
   "waves": [
     { "name": "canary", "tenants": ["district-002"], "max_failures": 0 },

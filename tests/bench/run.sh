@@ -4,13 +4,15 @@
 #
 #   tests/bench/run.sh [--quick] [CASE...]
 #
-# CASE is any of: sign apply fleet dispatch audit scale growth (default: all but growth with
+# CASE is any of: sign release apply fleet dispatch audit scale growth (default: all but growth with
 # --quick, all without it). Sizes (quick / full) are in docs/BENCHMARKS.md. The run builds a Release tree (build-bench/), starts its OWN
 # PostgreSQL and Kafka in deploy/local/.state-bench (never the dev services) and stops them at
 # the end. Raw figures go to $PGR_BENCH_OUT (default build-bench/bench-results/).
 #
 # Cases:
 #   sign      envelope seal/open vs libsodium crypto_sign_detached/verify (20 KB payload)
+#   release   the agent's release check per job (a manifest of 2 signatures, the 4 migrations'
+#             SHA-256) vs the job's own verification (envelope and parse)
 #   apply     the four migrations through `pgrollout-agent apply` vs `psql -f` of the same
 #             statements (concurrent builds, same order), fresh tenants at a given scale
 #   fleet     a one-wave rollout (max_parallel 4) over N tenants at scale 1, 2 agents, real
@@ -28,8 +30,8 @@ if [[ ${1:-} == --quick ]]; then
   QUICK=1
   shift
 fi
-CASES=${*:-$([[ $QUICK == 1 ]] && echo "sign apply fleet dispatch audit scale" ||
-  echo "sign apply fleet dispatch audit scale growth")}
+CASES=${*:-$([[ $QUICK == 1 ]] && echo "sign release apply fleet dispatch audit scale" ||
+  echo "sign release apply fleet dispatch audit scale growth")}
 q() { [[ $QUICK == 1 ]] && echo "$1" || echo "$2"; } # q QUICK_VALUE FULL_VALUE
 SCALE=${PGR_BENCH_SCALE:-$(q 5 50)}
 ROUNDS=${PGR_BENCH_ROUNDS:-3}
@@ -155,6 +157,14 @@ case_sign() {
   "$BIN"/bench_sign "$(q 300 2000)" | tee "$OUT/sign.tsv" | while IFS=$'\t' read -r c o b r; do
     row "$c" "$o us" "$b us (libsodium raw)" "$r" "<= 1.2"
   done
+}
+
+# --- the two-person rule's cost per job -------------------------------------------------------
+case_release() {
+  "$BIN"/bench_release "$(q 100 300)" migrations | tee "$OUT/release.tsv" |
+    while IFS=$'\t' read -r c o b r; do
+      row "$c" "$o us" "$b us (envelope + parse of the job)" "$r" "-"
+    done
 }
 
 # --- apply overhead ---------------------------------------------------------------------------

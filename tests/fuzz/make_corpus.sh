@@ -70,6 +70,17 @@ sealed fuzz_event audit-1-revoked.env audit 2 <"$OUT/fuzz_event/audit-1.json"
 # ---- fuzz_migration: migrations/*.sql and tests/lint/ are seeds where they are (run.sh)
 reset fuzz_migration
 
+# ---- fuzz_release: the worked example is a seed where it is (run.sh); an unsigned manifest
+# scoped by tags, and one by tenants with a prefix
+reset fuzz_release
+release_seed() { # NAME SCOPE
+  local p
+  p='{"created_at":"2025-11-06T12:00:00Z","expires_at":"2025-11-07T12:00:00Z","from":"20251106000000","migrations":[{"name":"a","sha256":"0c93209c4d2498e1b1482ddaa00eb09e041544e3fbcedb872b86d63fb627111f","version":"20251106000001"}],"release_id":"7c9e6679-7425-40de-944b-e07fc1f90ae7","scope":'"$2"',"to":"20251106000001","type":"pgrollout-release/v1"}'
+  printf '{"v":1,"payload":"%s","signatures":[]}\n' "$(printf '%s' "$p" | base64 -w0)" >"$OUT/fuzz_release/$1"
+}
+release_seed tags-unsigned.json '{"tags":{"region":"eu"}}'
+release_seed tenants-unsigned.json '{"tenants":["district-001","eu-*"]}'
+
 # ---- fuzz_config: deploy/config/*.ini.example are seeds where they are (run.sh)
 reset fuzz_config
 # every section kind at once, with comments, quoting and a continuation line

@@ -18,7 +18,7 @@ BUILD_DIR=$(realpath -m -- "${PGR_FUZZ_BUILD_DIR:-$REPO/build-fuzz}")
 readonly BUILD_DIR
 readonly SECS=${1:-30}
 shift || true
-ALL=(fuzz_envelope fuzz_event fuzz_migration fuzz_config fuzz_plan fuzz_sqltext)
+ALL=(fuzz_envelope fuzz_event fuzz_migration fuzz_config fuzz_plan fuzz_sqltext fuzz_release)
 if (($# > 0)); then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 readonly TARGETS
 
@@ -64,6 +64,7 @@ extra_seeds() {
   fuzz_migration | fuzz_sqltext) echo migrations/*.sql tests/lint/*/*/*.sql ;;
   fuzz_config) echo deploy/config/*.ini.example tests/fixtures/protocol/example.pub ;;
   fuzz_plan) echo deploy/config/plan.json.example ;;
+  fuzz_release) echo tests/fixtures/protocol/release_manifest.json ;;
   esac
 }
 

@@ -65,6 +65,9 @@ typedef struct pgr_config {
     char *topic_prefix;
     int topic_partitions;  /* of the topics the coordinator creates */
     int topic_replication; /* -1: the cluster's default.replication.factor */
+    /* [release] (agent and coordinator): manifests signed apart from dispatch */
+    char *release_keyring; /* NULL: no manifests required */
+    int release_threshold; /* distinct release keys a migration needs */
     /* [log] */
     char *log_level;
     char *log_format;

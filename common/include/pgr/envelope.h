@@ -12,11 +12,24 @@
 #include "pgr/keyring.h"
 #include "pgr/keys.h"
 
-typedef enum pgr_domain { PGR_DOMAIN_JOB = 0, PGR_DOMAIN_EVENT, PGR_DOMAIN_AUDIT } pgr_domain;
+typedef enum pgr_domain {
+    PGR_DOMAIN_JOB = 0,
+    PGR_DOMAIN_EVENT,
+    PGR_DOMAIN_AUDIT,
+    PGR_DOMAIN_RELEASE /* release manifests (release.h): never an envelope */
+} pgr_domain;
 
 #define PGR_ENVELOPE_MAX_DEFAULT (4 * 1024 * 1024)
 
 const char *pgr_envelope_domain_prefix(pgr_domain d);
+
+/* The Ed25519 signature of "<domain>" || 0x00 || payload: the one place a secret key signs (a
+ * hardware token would take its place here). False when out of memory. */
+bool pgr_envelope_sign_detached(pgr_domain d, const pgr_keypair *kp, const char *payload,
+                                size_t len, uint8_t sig[64]);
+/* Whether sig is pk's signature of "<domain>" || 0x00 || payload. */
+bool pgr_envelope_verify_detached(pgr_domain d, const uint8_t pk[PGR_PK_LEN], const char *payload,
+                                  size_t len, const uint8_t sig[64]);
 
 /* Signs payload and returns the envelope text (malloc'd, NUL-terminated), NULL on OOM. */
 char *pgr_envelope_seal(pgr_domain d, const pgr_keypair *kp, const char *payload, size_t len);

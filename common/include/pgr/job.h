@@ -37,6 +37,13 @@ typedef struct pgr_job {
     char *target; /* apply: highest version; rollback: roll back above it */
     pgr_job_options options;
     pgr_migration_set *migrations;
+    /* release manifests the job carries (PROTOCOL 14), parsed, not yet checked: the agent checks
+     * them against its release keyring before it records the job */
+    struct pgr_release **releases;
+    size_t release_count;
+    /* builder only (not in the payload): carry no migration above it. The rollback of an apply
+     * rollout carries only what that rollout could have applied, so that its releases cover it */
+    const char *carry_max;
 } pgr_job;
 
 /* Why a payload was refused. */
