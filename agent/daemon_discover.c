@@ -185,6 +185,8 @@ static bool refresh_source(agent_daemon *d, size_t si, bool starting)
     const char *params[] = {src->prefix, src->suffix};
     pgr_code rc = source_query(d, si, PGR_TENANTSRC_LIST_SQL, 2, params, &r, &err);
     if (rc != PGR_OK) {
+        pgr_metrics_add(d->metrics, "pgrollout_agent_source_list_failures_total",
+                        "tenant source listings that failed", NULL, 1);
         pgr_log_warn(&ctx,
                      "tenant source %s: could not list its databases (its tenants stay as "
                      "they are): %s",

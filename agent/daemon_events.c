@@ -188,6 +188,13 @@ void daemon_events_steps_cb(const agent_event *ev, void *user)
     case AGENT_EV_STEP_SKIPPED:
     case AGENT_EV_STEP_FAILED:
     case AGENT_EV_STEP_RETRY:
+        if (ev->kind == AGENT_EV_STEP_DONE && ev->step_kind != NULL) {
+            char labels[64];
+            snprintf(labels, sizeof(labels), "kind=\"%s\"", ev->step_kind);
+            pgr_metrics_observe(s->d->metrics, "pgrollout_agent_step_duration_seconds",
+                                "how long steps took, by kind", labels,
+                                (double)ev->duration_ms / 1000.0);
+        }
         s->start_pending = false; /* this state says the step began */
         if (ev->kind == AGENT_EV_STEP_DONE && is_index(ev))
             hold_done(s, ev);

@@ -12,6 +12,7 @@
 #include "pgr/envelope.h"
 #include "pgr/job.h"
 #include "pgr/kafka.h"
+#include "pgr/metrics.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -79,6 +80,7 @@ typedef struct agent_daemon {
     pgr_keypair key;
     pgr_keyring *coordinators;
     pgr_keyring *releases; /* [release] keyring, or NULL: no manifests required */
+    pgr_metrics *metrics;  /* [metrics] listen, or NULL: off (pgr_metrics_* then do nothing) */
     rd_kafka_t *producer;
     rd_kafka_t *consumer;
     char topic_jobs[256];

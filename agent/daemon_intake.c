@@ -29,6 +29,10 @@ static void reject(agent_daemon *d, daemon_tenant *t, const char *tenant, const 
 {
     pgr_log_ctx ctx = {"intake", tenant, job_id};
     pgr_log_warn(&ctx, "job rejected (%s): %s", reason, detail);
+    char labels[64];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    pgr_metrics_add(d->metrics, "pgrollout_agent_rejections_total",
+                    "job messages refused, by reason (docs/PROTOCOL.md 8.1)", labels, 1);
     /* the audit record first, then the event: whoever sees the event finds the record */
     /* a release refusal names the missing piece in the record (text of ours: versions, release
      * ids, key counts); other details may quote the sender's bytes and stay in the event */
@@ -107,6 +111,8 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
     } else if (agent_jobrec_accept(&o, job, kid, envelope, &why, refusal, &err) != PGR_OK) {
         pgr_log_ctx ctx = {"intake", t->conf->id, job->job_id};
         pgr_log_error(&ctx, "could not record the job (will retry): %s", err.msg);
+        pgr_metrics_add(d->metrics, "pgrollout_agent_tenant_db_errors_total",
+                        "tenant database operations that failed, by where", "where=\"intake\"", 1);
         if (fenced != 0)
             t->fence_lost = 1; /* daemon_pool_take decides: lost, or take it back */
         pgr_job_free(job);

@@ -43,9 +43,12 @@ static void on_signal(int sig)
 static void heartbeat(agent_daemon *d)
 {
     json_t *tenants = json_array(), *tags = json_object();
+    long long served = 0, gone_count = 0;
     for (size_t i = 0; i < d->tenant_count; i++) {
+        gone_count += d->tenants[i].gone != 0;
         if (!daemon_pool_serves(&d->tenants[i])) /* the pool member that holds it reports it */
             continue;
+        served++;
         json_array_append_new(tenants, json_string(d->tenants[i].conf->id));
         if (d->tenants[i].conf->tags != NULL)
             json_object_set_new(tags, d->tenants[i].conf->id,
@@ -60,6 +63,14 @@ static void heartbeat(agent_daemon *d)
         json_object_set(beat, "gone", gone);
     json_decref(gone);
     daemon_events_send(d, "heartbeat", NULL, NULL, beat);
+    pgr_metrics_set(d->metrics, "pgrollout_agent_tenants", "tenants of this agent, by state",
+                    "state=\"served\"", served);
+    pgr_metrics_set(d->metrics, "pgrollout_agent_tenants", "tenants of this agent, by state",
+                    "state=\"gone\"", gone_count);
+    pgr_metrics_set(d->metrics, "pgrollout_agent_jobs_running", "jobs executing now", NULL,
+                    d->active);
+    pgr_metrics_set(d->metrics, "pgrollout_agent_last_heartbeat_timestamp_seconds",
+                    "when the last heartbeat was sent (Unix time)", NULL, (long long)time(NULL));
 }
 
 /* The partition count of the jobs topic. An agent may be installed before the coordinator's
@@ -215,6 +226,8 @@ static void reload_keyring(agent_daemon *d)
         load_releases(d->cfg, kr, &rel, &err) != PGR_OK) {
         pgr_keyring_free(kr);
         pgr_log_error(&ctx, "reload refused, the previous keyring stays in force: %s", err.msg);
+        pgr_metrics_add(d->metrics, "pgrollout_agent_key_reloads_total",
+                        "SIGHUP keyring reloads, by result", "result=\"refused\"", 1);
         json_t *why = json_pack("{s:s}", "error", err.msg);
         daemon_tenant_audit_all(d, "keyring_reload_failed", why);
         json_decref(why);
@@ -227,6 +240,8 @@ static void reload_keyring(agent_daemon *d)
     pgr_keyring_free(d->releases); /* the workers read none: their jobs' releases are copied */
     d->releases = rel;
     pgr_log_info(&ctx, "reloaded %s: %zu key(s), %zu revoked", d->cfg->keyring, kr->count, revoked);
+    pgr_metrics_add(d->metrics, "pgrollout_agent_key_reloads_total",
+                    "SIGHUP keyring reloads, by result", "result=\"ok\"", 1);
     daemon_tenant_audit_all(d, "keyring_reload", summary);
     daemon_events_send(d, "keyring_reloaded", NULL, NULL, summary); /* consumes summary */
     daemon_intake_recheck_queued(d);
@@ -412,6 +427,7 @@ static void daemon_teardown(agent_daemon *d)
     free(d->tenants);
     pgr_keyring_free(d->coordinators);
     pgr_keyring_free(d->releases);
+    pgr_metrics_free(d->metrics); /* stops the scrape thread, which reads only its table */
     pgr_config_free(d->cfg);
 }
 
@@ -463,6 +479,14 @@ int daemon_main_run(int argc, char **argv)
     if (rc == 0) {
         pgr_error err;
         configure_logging(d.cfg);
+        if (d.cfg->metrics_listen != NULL &&
+            ((d.metrics = pgr_metrics_new()) == NULL ||
+             pgr_metrics_serve(d.metrics, d.cfg->metrics_listen, &err) != PGR_OK)) {
+            fprintf(stderr, "pgrollout-agent run: %s\n",
+                    d.metrics == NULL ? "out of memory" : err.msg);
+            daemon_teardown(&d);
+            return PGR_EXIT_USAGE;
+        }
         if (d.cfg->source_count > 0) /* before the resumption and agent_start of every tenant */
             daemon_discover_refresh(&d, true);
         struct sigaction sa;

@@ -133,6 +133,9 @@ static void take(agent_daemon *d, daemon_tenant *t, long long now_ms)
     if (agent_jobrec_take_over(&o, d->cfg->pool, &epoch, &err) != PGR_OK) {
         pgr_log_warn(&ctx, "could not take the tenant over (retrying in %d s): %s",
                      TAKE_RETRY_MS / 1000, err.msg);
+        pgr_metrics_add(d->metrics, "pgrollout_agent_tenant_db_errors_total",
+                        "tenant database operations that failed, by where", "where=\"takeover\"",
+                        1);
         t->take_after_ms = now_ms + TAKE_RETRY_MS;
         return;
     }

@@ -32,6 +32,10 @@ void daemon_rejections_note(agent_daemon *d, daemon_tenant *t, const char *reaso
                             const char *detail, const char *digest)
 {
     int slot = reason_slot(reason);
+    char labels[64];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", REASONS[slot]);
+    pgr_metrics_add(d->metrics, "pgrollout_agent_rejections_total",
+                    "job messages refused, by reason (docs/PROTOCOL.md 8.1)", labels, 1);
     pthread_mutex_lock(&d->rejections_mu);
     daemon_rejection_window *w = &t->rejected[slot];
     if (w->count++ == 0) {

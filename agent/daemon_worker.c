@@ -190,6 +190,10 @@ static void worker_execute(agent_daemon *d, daemon_tenant *t, daemon_job *j, lon
         json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "job_type", job->type, "outcome", outcome, "code",
                   pgr_error_code_name(rc), "message", rc == PGR_OK ? NULL : err.msg, "from_version",
                   from[0] != '\0' ? from : NULL);
+    char labels[96];
+    snprintf(labels, sizeof(labels), "type=\"%s\",outcome=\"%s\"", job->type, outcome);
+    pgr_metrics_add(d->metrics, "pgrollout_agent_jobs_total",
+                    "jobs this agent ran to an end, by type and outcome", labels, 1);
     if (fenced != 0 && epoch == t->epoch) /* not this agent's own newer take-over */
         t->fence_lost = 1;
     /* only with a final outcome: a job stopped meanwhile checks again when it resumes */

@@ -466,6 +466,17 @@ bool coord_audit_ingest_batch_store(coord *c, coord_audit_ingest_batch *b)
         b->items[i].link_kind = b->items[i].link_detail = NULL;
     if (prepare(c->db, b) && pipeline_batch(c, b) && finish_batch(c, b)) {
         print_alerts(b);
+        pgr_metrics_add(c->metrics, "pgrollout_coordinator_audit_records_total",
+                        "audit records the collector checked and stored (or alerted on)", NULL,
+                        b->n);
+        for (int i = 0; i < b->n; i++) {
+            const char *kind = b->items[i].kind != NULL ? b->items[i].kind : b->items[i].link_kind;
+            char labels[64];
+            snprintf(labels, sizeof(labels), "kind=\"%s\"", kind != NULL ? kind : "");
+            if (kind != NULL)
+                pgr_metrics_add(c->metrics, "pgrollout_coordinator_audit_chain_alerts_total",
+                                "chain alerts of the audit collector, by kind", labels, 1);
+        }
         return true;
     }
     b->prepared_pid = 0; /* prepared again: a new session may have reused the old pid */

@@ -40,6 +40,10 @@ static int collect(coord *c, int idle_exit_s)
     coord_reload_on_sighup();
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    if (coord_metrics_start(c, &err) != PGR_OK) {
+        fprintf(stderr, "pgrollout audit collect: %s\n", err.msg);
+        return PGR_EXIT_USAGE;
+    }
     if (coord_audit_ingest_collect(c, idle_exit_s, &audit_stop, &stored, &err) != PGR_OK) {
         fprintf(stderr, "pgrollout: audit collector: %s\n", err.msg);
         return PGR_EXIT_FAIL;

@@ -105,6 +105,10 @@ static int prepare(coord *c, coord_engine *e, const coord_cmd_common_args *a, bo
         fprintf(stderr, "pgrollout: %s\n", err.msg);
         return PGR_EXIT_BLOCKED;
     }
+    if (coord_metrics_start(c, &err) != PGR_OK) {
+        fprintf(stderr, "pgrollout: %s\n", err.msg);
+        return PGR_EXIT_USAGE;
+    }
     if (coord_engine_load_migrations(e, &err) != PGR_OK) {
         pgr_term_printf(stderr, "pgrollout: %s", err.msg);
         return PGR_EXIT_USAGE;

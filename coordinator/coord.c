@@ -55,8 +55,19 @@ pgr_code coord_open(coord *c, const char *config_path, bool signing, pgr_error *
     return PGR_OK;
 }
 
+pgr_code coord_metrics_start(coord *c, pgr_error *err)
+{
+    if (c->cfg == NULL || c->cfg->metrics_listen == NULL || c->metrics != NULL)
+        return PGR_OK;
+    if ((c->metrics = pgr_metrics_new()) == NULL)
+        return pgr_error_set(err, PGR_ERR_NOMEM, "out of memory");
+    return pgr_metrics_serve(c->metrics, c->cfg->metrics_listen, err);
+}
+
 void coord_close(coord *c)
 {
+    pgr_metrics_free(c->metrics);
+    c->metrics = NULL;
     if (c->consumer != NULL) {
         rd_kafka_consumer_close(c->consumer);
         rd_kafka_destroy(c->consumer);

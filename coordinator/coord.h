@@ -6,6 +6,7 @@
 #define COORD_H
 
 #include "pgr/config.h"
+#include "pgr/metrics.h"
 #include "pgr/envelope.h"
 #include "pgr/kafka.h"
 
@@ -23,6 +24,7 @@ typedef struct coord {
     int delivery_errors;
     char topic_jobs[256];
     char topic_events[256];
+    pgr_metrics *metrics; /* metrics.listen, or NULL: off (coord_metrics_start) */
 } coord;
 
 /* Loads config (and, when `signing`, the secret key and agent keyring), connects to the control
@@ -32,6 +34,9 @@ typedef struct coord {
  * PGR_ERR_CRYPTO or PGR_ERR_DB. coord_close is due either way. */
 pgr_code coord_open(coord *c, const char *config_path, bool signing, pgr_error *err) PGR_MUSTCHECK;
 void coord_close(coord *c);
+
+/* With metrics.listen: serves this process's metrics (run, resume, rollback, audit collect). */
+pgr_code coord_metrics_start(coord *c, pgr_error *err) PGR_MUSTCHECK;
 
 /* Creates the Kafka clients and the topics when missing, and subscribes to the events topic.
  * err's message starts with "kafka: ". */

@@ -147,6 +147,10 @@ static void security_alert(coord *c, json_t *ev, const char *kid, const char *re
     pgr_log_ctx ctx = {"events", NULL, NULL};
     pgr_log_warn(&ctx, "SECURITY: event signed by key \"%s\" refused (%s), digest %s", kid, reason,
                  digest);
+    pgr_metrics_add(c->metrics, "pgrollout_coordinator_security_alerts_total",
+                    "signed agent events refused as misuse of a trusted key", NULL, 1);
+    pgr_metrics_add(c->metrics, "pgrollout_coordinator_events_refused_total",
+                    "agent events refused, by reason", "reason=\"rule\"", 1);
     const char *params[] = {
         kid, str(ev, "agent_id"), str(ev, "tenant_id"), str(ev, "job_id"), reason, digest};
     PGR_IGNORE(pgr_pg_execp(c->db,
@@ -268,6 +272,10 @@ json_t *coord_event_ingest(coord *c, const rd_kafka_message_t *m)
     if (pgr_envelope_open(m->payload, m->len, 1 << 20, PGR_DOMAIN_EVENT, c->agents, &payload, &plen,
                           &e, kid, &why, &err) != PGR_OK) {
         pgr_log_warn(&ctx, "event refused: %s (key \"%s\")", err.msg, kid);
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", pgr_envelope_reject_name(why));
+        pgr_metrics_add(c->metrics, "pgrollout_coordinator_events_refused_total",
+                        "agent events refused, by reason", labels, 1);
         return NULL;
     }
     pgr_crypto_sha256_hex(m->payload, m->len, digest);
@@ -281,6 +289,10 @@ json_t *coord_event_ingest(coord *c, const rd_kafka_message_t *m)
         return NULL;
     }
     const char *type = str(ev, "type");
+    char labels[64];
+    snprintf(labels, sizeof(labels), "type=\"%s\"", type); /* one of PROTOCOL 9.1's six */
+    pgr_metrics_add(c->metrics, "pgrollout_coordinator_events_verified_total",
+                    "agent events verified, by type", labels, 1);
     if (strcmp(type, "security") == 0)
         attribute_refusal(c, ev); /* the job_id column and the run: ours, or none */
     /* Kafka delivers at least once (a consumer that could not commit during a broker outage

@@ -123,8 +123,11 @@ static pgr_code publish_chunk(const coord_outbox *o, bool *more, pgr_error *err)
             "'sent' WHERE job_id = ANY($1::text[]) AND state = 'queued'",
             1, (const char *[]){ids.data}, NULL, err);
     pgr_buf_free(&ids);
-    if (rc == PGR_OK && n > 0)
+    if (rc == PGR_OK && n > 0) {
         pgr_term_printf(stderr, "rollout %s: %d job(s) published", o->plan->name, n);
+        pgr_metrics_add(c->metrics, "pgrollout_coordinator_jobs_published_total",
+                        "signed jobs acknowledged by Kafka", NULL, n);
+    }
     PQclear(r);
     return rc;
 }

@@ -103,6 +103,19 @@ if ((run_main)); then
   ctest --test-dir "$BUILD_DIR" --output-on-failure "$@"
   ctest_rc=$?
 fi
+# librdkafka 2.0.2 can abort in a client's broker thread that refreshes metadata after a broker
+# failure ("rd_kafka_broker_destroy_final: Assertion `thrd_is_current(...)' failed", upstream
+# confluentinc/librdkafka#3608, open). test_kafka_faults fails brokers on purpose and meets it
+# now and then in its own process. Exactly that test, dead of exactly that assertion, runs once
+# more and says so; any other failure stands.
+tmp=$BUILD_DIR/Testing/Temporary
+if ((run_main && ctest_rc != 0)) && [[ -f $tmp/LastTestsFailed.log ]] &&
+  [[ $(sed 's/^[0-9]*://' "$tmp/LastTestsFailed.log") == test_kafka_faults ]] &&
+  grep -q 'rd_kafka_broker_destroy_final: Assertion' "$tmp/LastTest.log"; then
+  log "test_kafka_faults died of librdkafka's assertion (upstream #3608): running it once more"
+  ctest --test-dir "$BUILD_DIR" --output-on-failure -R '^test_kafka_faults$'
+  ctest_rc=$?
+fi
 if ((run_tsan)); then
   log "ThreadSanitizer tests"
   ctest --test-dir "$TSAN_DIR" --output-on-failure -L tsan

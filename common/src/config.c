@@ -69,6 +69,8 @@ static const pgr_config_key config_keys[] = {
      "release keys' public keys: set, every migration must be in a manifest they signed"},
     {"release.threshold", PGR_CF_INT, OFF(release_threshold), "2", 1, 16, NULL,
      "distinct release keys that must have signed a manifest (with release.keyring)"},
+    {"metrics.listen", PGR_CF_STRING, OFF(metrics_listen), NULL, 0, 0, NULL,
+     "HOST:PORT (IPv4) serving Prometheus metrics on GET /metrics; unset: off"},
     {"log.level", PGR_CF_ENUM, OFF(log_level), "info", 0, 0, "error|warn|info|debug", "log level"},
     {"log.format", PGR_CF_ENUM, OFF(log_format), "text", 0, 0, "text|json", "log line format"},
     {NULL, PGR_CF_STRING, 0, NULL, 0, 0, NULL, NULL},

@@ -106,8 +106,8 @@ readonly JAVA
 
 # Needed by the build and by the services. A fresh CI machine has none of them.
 readonly PACKAGES=(
-  libpq-dev librdkafka-dev libsodium-dev libjansson-dev libcmocka-dev libinih-dev
-  kcat clang-format pkg-config postgresql-15 postgresql-contrib openssl
+  libpq-dev librdkafka-dev libsodium-dev libjansson-dev libcmocka-dev libinih-dev libmicrohttpd-dev
+  kcat clang-format pkg-config postgresql-15 postgresql-contrib openssl prometheus
 )
 
 # Filled from run.conf by load_conf. KAFKA_PORT, CONTROLLER_PORT, KAFKA_TLS_PORT: node 1's;

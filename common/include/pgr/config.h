@@ -68,6 +68,8 @@ typedef struct pgr_config {
     /* [release] (agent and coordinator): manifests signed apart from dispatch */
     char *release_keyring; /* NULL: no manifests required */
     int release_threshold; /* distinct release keys a migration needs */
+    /* [metrics] */
+    char *metrics_listen; /* HOST:PORT of GET /metrics, or NULL: off */
     /* [log] */
     char *log_level;
     char *log_format;
