@@ -62,15 +62,16 @@ static bool seen_lately(daemon_tenant *t, const char *digest, bool remember)
     return false;
 }
 
-/* Queues a checked job with the releases that allowed it (for its records: the worker does not
- * read the keyring, which SIGHUP replaces on this thread). */
-static void enqueue(agent_daemon *d, daemon_tenant *t, pgr_job *job, const char *envelope)
+/* Queues a checked job with the releases that allowed it (digests and kids, as the check gave
+ * them: the worker does not read the keyring, which SIGHUP replaces on this thread). */
+static void enqueue(daemon_tenant *t, pgr_job *job, const char *envelope, const char *digests,
+                    const char *kids)
 {
-    char why[512];
     daemon_job *j = calloc(1, sizeof(*j));
-    if (j != NULL)
-        (void)daemon_release_allows(d, t, job, why, sizeof(why), j->release_digests,
-                                    j->release_kids);
+    if (j != NULL) {
+        snprintf(j->release_digests, sizeof(j->release_digests), "%s", digests);
+        snprintf(j->release_kids, sizeof(j->release_kids), "%s", kids);
+    }
     if (j == NULL) {
         pgr_job_free(job);
         return;
@@ -128,7 +129,7 @@ static bool accept_job(agent_daemon *d, daemon_tenant *t, pgr_job *job, const ch
             return true;
         }
         if (why == NULL) {
-            enqueue(d, t, job, envelope);
+            enqueue(t, job, envelope, digests, kids);
             return true;
         }
         if (strcmp(why, "duplicate") == 0) {
@@ -227,7 +228,9 @@ static bool ended_before(agent_daemon *d, daemon_tenant *t, const pgr_job *job, 
  * Returns the parsed job, or NULL with the refusal's reason and detail. */
 static pgr_job *stored_job_open(agent_daemon *d, daemon_tenant *t, const char *row_job_id,
                                 const char *env, char kid[PGR_KID_LEN], const char **reason,
-                                char *detail, size_t detail_len)
+                                char *detail, size_t detail_len,
+                                char digests[DAEMON_RELEASE_DIGESTS_LEN],
+                                char kids[DAEMON_RELEASE_KIDS_LEN])
 {
     char *payload = NULL;
     size_t plen = 0;
@@ -247,7 +250,7 @@ static pgr_job *stored_job_open(agent_daemon *d, daemon_tenant *t, const char *r
         pgr_error_set(&err, PGR_ERR_INVALID, "the stored job names another tenant or job id");
     } else if (ended_before(d, t, job, &err)) {
         *reason = "replay";
-    } else if (!daemon_release_allows(d, t, job, rwhy, sizeof(rwhy), NULL, NULL)) {
+    } else if (!daemon_release_allows(d, t, job, rwhy, sizeof(rwhy), digests, kids)) {
         *reason = "release"; /* a release key revoked, or a manifest expired, meanwhile */
         pgr_error_set(&err, PGR_ERR_INVALID, "%s", rwhy);
     }
@@ -346,13 +349,14 @@ void daemon_intake_resume_tenant(agent_daemon *d, daemon_tenant *t)
     int n = 0;
     agent_jobrec_row *rows = read_unfinished(d, t, &n);
     for (int i = 0; rows != NULL && i < n; i++) {
-        char kid[PGR_KID_LEN] = "", detail[512];
+        char kid[PGR_KID_LEN] = "", detail[512], digests[DAEMON_RELEASE_DIGESTS_LEN] = "",
+             kids[DAEMON_RELEASE_KIDS_LEN] = "";
         const char *reason = NULL;
         pgr_job *job = stored_job_open(d, t, rows[i].job_id, rows[i].envelope, kid, &reason, detail,
-                                       sizeof(detail));
+                                       sizeof(detail), digests, kids);
         if (job != NULL) {
             pgr_log_info(&ctx, "resuming job %s (seq %lld)", job->job_id, job->seq);
-            enqueue(d, t, job, rows[i].envelope);
+            enqueue(t, job, rows[i].envelope, digests, kids);
         } else {
             refuse_stored(d, t, rows[i].job_id, rows[i].envelope, kid, reason, detail);
         }
@@ -377,7 +381,7 @@ void daemon_intake_recheck_queued(agent_daemon *d)
             char kid[PGR_KID_LEN] = "", detail[512];
             const char *reason = NULL;
             pgr_job *again = stored_job_open(d, t, j->job->job_id, j->envelope, kid, &reason,
-                                             detail, sizeof(detail));
+                                             detail, sizeof(detail), NULL, NULL);
             if (again != NULL) {
                 pgr_job_free(again);
                 p = &j->next;

@@ -149,8 +149,12 @@ static void security_alert(coord *c, json_t *ev, const char *kid, const char *re
                  digest);
     pgr_metrics_add(c->metrics, "pgrollout_coordinator_security_alerts_total",
                     "signed agent events refused as misuse of a trusted key", NULL, 1);
+    /* bounded: the reason text itself names members of the event */
+    const char *label = strncmp(reason, "rule:", 5) == 0   ? "reason=\"rule\""
+                        : strcmp(reason, "stale seq") == 0 ? "reason=\"stale_seq\""
+                                                           : "reason=\"binding\"";
     pgr_metrics_add(c->metrics, "pgrollout_coordinator_events_refused_total",
-                    "agent events refused, by reason", "reason=\"rule\"", 1);
+                    "agent events refused, by reason", label, 1);
     const char *params[] = {
         kid, str(ev, "agent_id"), str(ev, "tenant_id"), str(ev, "job_id"), reason, digest};
     PGR_IGNORE(pgr_pg_execp(c->db,

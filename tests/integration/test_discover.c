@@ -58,23 +58,26 @@ static void wait_ctl(const fleet *f, const char *sql, long want, const char *wha
     fail_msg("%s: %ld, not %ld, after 90 s (%s)", what, v, want, sql);
 }
 
-static long known(const fleet *f, const char *id, const char *cond)
+/* The count of tenant id in the coordinator's tenants, known from a heartbeat and cond. */
+static void known_sql(char *sql, size_t len, const char *id, const char *cond)
 {
-    char sql[512];
-    snprintf(sql, sizeof(sql),
+    snprintf(sql, len,
              "SELECT count(*) FROM pgrollout_control.tenants WHERE tenant_id = '%s' AND "
              "last_seen IS NOT NULL AND %s",
              id, cond);
+}
+
+static long known(const fleet *f, const char *id, const char *cond)
+{
+    char sql[512];
+    known_sql(sql, sizeof(sql), id, cond);
     return fleet_ctl_scalar(f, sql);
 }
 
 static void wait_known(const fleet *f, const char *id, const char *cond, const char *what)
 {
     char sql[512];
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM pgrollout_control.tenants WHERE tenant_id = '%s' AND "
-             "last_seen IS NOT NULL AND %s",
-             id, cond);
+    known_sql(sql, sizeof(sql), id, cond);
     wait_ctl(f, sql, 1, what);
 }
 
